@@ -1,0 +1,55 @@
+# The two commands of a fresh machine: `make run` and `make test` (both idempotent).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the tests use: promtool (prometheus) and headless Chromium for PDF reports.
+SYSTEM_PACKAGES := prometheus chromium
+
+.PHONY: run test install system-deps start stop restart status bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p > /dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing > /dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/qerberos init
+	$(BIN)/qerberos serve
+
+start: $(STAMP)
+	$(BIN)/qerberos init
+	$(BIN)/qerberos start
+
+stop: $(STAMP)
+	$(BIN)/qerberos stop
+
+restart: $(STAMP)
+	$(BIN)/qerberos restart
+
+status: $(STAMP)
+	$(BIN)/qerberos status
+
+test: $(STAMP) system-deps
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy models qerberos
+
+clean:
+	rm -rf $(VENV) data logs .pytest_cache

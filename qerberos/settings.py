@@ -1,0 +1,99 @@
+"""Every setting of qerberos, read once from ``QERBEROS_*`` environment variables.
+
+The README lists each variable with its default; ``qerberos config`` prints the effective values
+with secrets masked. Nothing else in the code base reads the environment for configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+_SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    database_url: str
+    log_origin: str
+    checkpoint_interval: float
+    key_passphrase: str | None
+    host: str
+    port: int
+    workers: int
+    log_level: str
+    auth_mode: str
+    squid_url: str
+    qonsent_url: str
+    redis_url: str | None
+    rate_limit_per_minute: int
+    max_body_bytes: int
+    metrics_token: str | None
+    mlflow_tracking_uri: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings with secrets masked, for ``qerberos config`` and ``/health/detailed``."""
+        view: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _SECRET_FIELDS and value:
+                value = _mask(str(value))
+            view[field.name] = str(value) if isinstance(value, Path) else value
+        return view
+
+
+def _mask(value: str) -> str:
+    """Hide passwords inside URLs and whole secrets elsewhere."""
+    if "://" in value:
+        scheme, _, rest = value.partition("://")
+        credentials, at, location = rest.rpartition("@")
+        if not at:
+            return value
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+    return "***"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"QERBEROS_{name}", default)
+
+
+def _optional(name: str) -> str | None:
+    return os.environ.get(f"QERBEROS_{name}") or None
+
+
+def load_settings() -> Settings:
+    """Read the environment now (tests call this; the app uses the cached ``get_settings``)."""
+    home = Path(_env("HOME", "./data")).resolve()
+    return Settings(
+        home=home,
+        database_url=_env("DATABASE_URL", f"sqlite:///{home / 'qerberos.db'}"),
+        log_origin=_env("LOG_ORIGIN", "qerberos.q.anarq.org/audit"),
+        checkpoint_interval=float(_env("CHECKPOINT_INTERVAL", "5")),
+        key_passphrase=_optional("KEY_PASSPHRASE"),
+        host=_env("HOST", "127.0.0.1"),
+        port=int(_env("PORT", "3000")),
+        workers=int(_env("WORKERS", "1")),
+        log_level=_env("LOG_LEVEL", "INFO").upper(),
+        auth_mode=_env("AUTH_MODE", "local"),
+        squid_url=_env("SQUID_URL", "http://localhost:3010"),
+        qonsent_url=_env("QONSENT_URL", "http://localhost:3020"),
+        redis_url=_optional("REDIS_URL"),
+        rate_limit_per_minute=int(_env("RATE_LIMIT_PER_MINUTE", "6000")),
+        max_body_bytes=int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024))),
+        metrics_token=_optional("METRICS_TOKEN"),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"file://{Path('mlruns').resolve()}"),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
