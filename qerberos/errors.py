@@ -49,3 +49,27 @@ class DependencyUnavailableError(QerberosError):
 
 class ConfigurationError(QerberosError):
     """Settings or files on disk are missing or inconsistent."""
+
+
+class AuthenticationError(QerberosError):
+    """The caller could not be authenticated. ``code`` is the contract's code, e.g. ``SIGNATURE_INVALID``."""
+
+    def __init__(self, code: str, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+
+
+class PermissionDeniedError(QerberosError):
+    """Qonsent (or the local policy) did not grant the permission asked for."""
+
+
+class RateLimitedError(QerberosError):
+    """The caller exceeded its request budget; ``retry_after`` is in whole seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLargeError(QerberosError):
+    """A request body or a details object exceeds its bound."""
