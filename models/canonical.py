@@ -1,0 +1,116 @@
+"""RFC 8785 canonical bytes of a ledger record and of the details it commits to.
+
+A record's canonical form is built field by field from a fixed template: its keys are ASCII and known,
+its only number is ``seq`` (an integer), so RFC 8785 reduces to sorted keys plus JSON string escaping,
+which msgspec performs exactly as RFC 8785 asks (short escapes, lower-case ``\\u00xx`` for other control
+characters, everything else as UTF-8). ``tests/unit/test_canonical.py`` checks both encoders against the
+reference ``rfc8785`` package. Details are free-form JSON, so they take the fast path only when they hold
+nothing on which the two could differ (floats, integers beyond 2^53, non-BMP keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import rfc8785
+
+from qerberos.errors import ValidationError
+
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_encode_string = msgspec.json.Encoder().encode
+_MAX_SAFE_INTEGER = 2**53 - 1
+DETAILS_COMMITMENT_PREFIX = "sha256:"
+
+
+def iso_millis(epoch_ms: int) -> str:
+    """``2024-02-08T15:30:00.000Z`` for an epoch in milliseconds (UTC, millisecond precision)."""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(epoch_seconds: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def to_epoch_ms(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValidationError("timestamp needs a time zone", details={"timestamp": "no time zone"})
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return delta // dt.timedelta(milliseconds=1)
+
+
+def from_epoch_ms(epoch_ms: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=epoch_ms)
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value).decode()
+
+
+def canonical_record(
+    *,
+    seq: int,
+    event_id: str,
+    type: str,
+    ref: str,
+    squid_id: str,
+    sub_id: str | None,
+    dao_id: str | None,
+    layer: str,
+    verdict: str,
+    details_commitment: str,
+    cid: str | None,
+    occurred_at_ms: int,
+    received_at_ms: int,
+    source: str,
+) -> bytes:
+    """The RFC 8785 encoding of a record as stored (keys in sorted order, no white space)."""
+    text = (
+        f'{{"actor":{{"daoId":{_string(dao_id)},"squidId":{_string(squid_id)},"subId":{_string(sub_id)}}},'
+        f'"cid":{_string(cid)},"detailsCommitment":{_string(details_commitment)},"id":{_string(event_id)},'
+        f'"layer":{_string(layer)},"occurredAt":"{iso_millis(occurred_at_ms)}",'
+        f'"receivedAt":"{iso_millis(received_at_ms)}","ref":{_string(ref)},"seq":{seq},'
+        f'"source":{_string(source)},"type":{_string(type)},"verdict":{_string(verdict)}}}'
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 bytes of any JSON value."""
+    if _is_plain(value):
+        return _encode_sorted(value)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeError, ValueError) as exc:
+        raise ValidationError("details cannot be canonicalised", details={"details": str(exc)}) from exc
+
+
+def details_commitment(details: Mapping[str, Any] | None, salt: bytes) -> str:
+    """``sha256:<hex>`` of the salt followed by the canonical details: hides them, binds them."""
+    digest = hashlib.sha256(salt + canonical_json(details)).hexdigest()
+    return DETAILS_COMMITMENT_PREFIX + digest
+
+
+def _is_plain(value: Any) -> bool:
+    """True when msgspec's sorted encoding is already RFC 8785 for this value."""
+    if value is None or isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if isinstance(value, Mapping):
+        return all(
+            isinstance(key, str) and (not key or max(key) < "\ud800") and _is_plain(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return all(_is_plain(item) for item in value)
+    return False

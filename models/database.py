@@ -1,0 +1,125 @@
+"""Engines, schema and the append-only guarantees, for SQLite (embedded) and PostgreSQL alike.
+
+History is protected by the database itself: triggers refuse UPDATE and DELETE on the append-only
+tables (and TRUNCATE on PostgreSQL), and ``event_details`` refuses UPDATE (it may only lose rows, by
+erasure). Appends are serialised by one sequencer that the database enforces: ``BEGIN IMMEDIATE`` on
+SQLite, a transaction-scoped advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+from models.tables import APPEND_ONLY_TABLES, LEDGER_TABLES
+from qerberos.errors import LedgerError
+
+logger = logging.getLogger(__name__)
+
+# Arbitrary but fixed: the advisory lock key that every qerberos process takes to append.
+_SEQUENCER_LOCK_KEY = 0x71_65_72_62  # "qerb"
+_IMMEDIATE = "qerberos_immediate"
+
+
+def create_ledger_engine(database_url: str) -> Engine:
+    """An engine with the durability settings the ledger needs."""
+    url = _driver_url(database_url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _driver_url(database_url: str) -> str:
+    if database_url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    return database_url
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged append survives power loss
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def sequenced(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that holds the ledger's one sequencer until it commits or rolls back."""
+    try:
+        if is_sqlite(engine):
+            with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection:
+                with connection.begin():
+                    yield connection
+        else:
+            with engine.begin() as connection:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})
+                yield connection
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"ledger write failed: {exc.__class__.__name__}") from exc
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the ledger tables and their guards; safe to run again."""
+    SQLModel.metadata.create_all(engine, tables=[model.__table__ for model in LEDGER_TABLES])  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        if is_sqlite(engine):
+            _sqlite_guards(connection)
+        else:
+            _postgres_guards(connection)
+
+
+def _sqlite_guards(connection: Connection) -> None:
+    for table in APPEND_ONLY_TABLES:
+        for operation in ("UPDATE", "DELETE"):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END"
+            )
+    connection.exec_driver_sql(
+        "CREATE TRIGGER IF NOT EXISTS event_details_no_update BEFORE UPDATE ON event_details "
+        "BEGIN SELECT RAISE(ABORT, 'event_details can only be erased, never changed'); END"
+    )
+
+
+_PG_GUARD_FUNCTION = """
+CREATE OR REPLACE FUNCTION qerberos_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+"""
+
+
+def _postgres_guards(connection: Connection) -> None:
+    connection.exec_driver_sql(_PG_GUARD_FUNCTION)
+    guards = [(table, "UPDATE OR DELETE") for table in APPEND_ONLY_TABLES] + [("event_details", "UPDATE")]
+    for table, operations in guards:
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {operations} ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION qerberos_refuse_change()"
+        )
+    for table in (*APPEND_ONLY_TABLES, "event_details"):
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION qerberos_refuse_change()"
+        )

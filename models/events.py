@@ -1,0 +1,131 @@
+"""The upstream request shape of an audit event, decoded and validated in one place.
+
+``AuditEventRequest`` is the contract's ``AuditEventRequest`` (plus the optional ``id`` and
+``timestamp``). The API and ``qerberos ingest`` both decode with :func:`decode_event`: msgspec's fast
+path for valid input, and on failure a JSON-Schema pass (the schema msgspec derives from the same Struct)
+that names every failing field, not only the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import msgspec
+
+from models.records import Actor, NewEvent
+from qerberos.errors import PayloadTooLargeError, ValidationError
+
+MAX_DETAILS_DEPTH = 8
+MAX_DETAILS_BYTES = 64 * 1024
+
+_CID_PATTERN = r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{58,})$"
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class IdentityRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    squid_id: _Name
+    sub_id: _Name | None = None
+    dao_id: _Name | None = None
+
+
+class AuditEventRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    type: _Name
+    ref: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    actor: IdentityRef
+    layer: _Name
+    verdict: Literal["ALLOW", "DENY", "WARN"]
+    details: dict[str, Any] | None = None
+    cid: Annotated[str, msgspec.Meta(pattern=_CID_PATTERN)] | None = None
+    id: uuid.UUID | None = None
+    timestamp: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+
+    def to_new_event(self, source: str) -> NewEvent:
+        return NewEvent(
+            type=self.type,
+            ref=self.ref,
+            actor=Actor(self.actor.squid_id, self.actor.sub_id, self.actor.dao_id),
+            layer=self.layer,
+            verdict=self.verdict,
+            source=source,
+            details=self.details,
+            cid=self.cid,
+            id=self.id,
+            occurred_at=self.timestamp,
+        )
+
+
+_decoder = msgspec.json.Decoder(AuditEventRequest)
+_converter_schema = msgspec.json.schema(AuditEventRequest)
+_validator = jsonschema.Draft202012Validator(_converter_schema)
+
+
+def decode_event(raw: bytes | str) -> AuditEventRequest:
+    """Decode one JSON event; raise ``ValidationError`` naming every failing field."""
+    try:
+        event = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _explain(raw, exc) from exc
+    check_details(event.details)
+    return event
+
+
+def convert_event(obj: Any) -> AuditEventRequest:
+    """Validate an already-parsed JSON value (an item of a batch)."""
+    try:
+        event = msgspec.convert(obj, AuditEventRequest, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _field_errors(obj, str(exc)) from exc
+    check_details(event.details)
+    return event
+
+
+def check_details(details: Mapping[str, Any] | None) -> None:
+    """Bound a details object in nesting depth and encoded size."""
+    if details is None:
+        return
+    if _depth(details) > MAX_DETAILS_DEPTH:
+        raise ValidationError(
+            "details nest too deeply", details={"details": f"at most {MAX_DETAILS_DEPTH} levels of nesting"}
+        )
+    size = len(msgspec.json.encode(details))
+    if size > MAX_DETAILS_BYTES:
+        raise PayloadTooLargeError(
+            "details too large", details={"details": f"{size} bytes, at most {MAX_DETAILS_BYTES}"}
+        )
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _explain(raw: bytes | str, exc: msgspec.DecodeError) -> ValidationError:
+    try:
+        parsed = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return ValidationError("malformed JSON", details={"body": str(exc)})
+    return _field_errors(parsed, str(exc))
+
+
+def _field_errors(parsed: Any, first_error: str) -> ValidationError:
+    errors: dict[str, str] = {}
+    for error in _validator.iter_errors(parsed):
+        path = ".".join(str(part) for part in error.absolute_path) or "$"
+        if error.validator == "additionalProperties":
+            known = set(error.schema.get("properties", {}))
+            for name in sorted(set(error.instance) - known):
+                prefix = f"{path}." if path != "$" else ""
+                errors[f"{prefix}{name}"] = "unknown field"
+            continue
+        errors.setdefault(path, error.message)
+    if not errors:
+        message, _, where = first_error.partition(" - at `$")
+        errors[where.strip("`.").replace("[", ".").replace("]", "") or "$"] = message
+    return ValidationError("invalid audit event", details=errors)

@@ -1,0 +1,93 @@
+"""The ledger's value objects: what goes in (``NewEvent``) and what is stored (``LedgerRecord``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+Verdict = Literal["ALLOW", "DENY", "WARN"]
+VERDICTS: tuple[Verdict, ...] = ("ALLOW", "DENY", "WARN")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Actor:
+    """A sQuid identity, optionally narrowed to a sub-identity and a DAO."""
+
+    squid_id: str
+    sub_id: str | None = None
+    dao_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An audit event as submitted, before the ledger gives it a place.
+
+    ``id`` makes a submission idempotent; ``occurred_at`` defaults to the time of receipt; ``source``
+    names who handed the event to qerberos (``squid:<id>``, ``local:<name>``, ``cli``).
+    """
+
+    type: str
+    ref: str
+    actor: Actor
+    layer: str
+    verdict: Verdict
+    source: str
+    details: Mapping[str, Any] | None = None
+    cid: str | None = None
+    id: uuid.UUID | None = None
+    occurred_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """An event as the ledger stores it. ``details`` is None once erased (the commitment stays)."""
+
+    seq: int
+    id: uuid.UUID
+    type: str
+    ref: str
+    actor: Actor
+    layer: str
+    verdict: Verdict
+    details: Mapping[str, Any] | None
+    details_commitment: str
+    cid: str | None
+    occurred_at: dt.datetime
+    received_at: dt.datetime
+    source: str
+    leaf_hash: bytes
+    chain_hash: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppendResult:
+    """One appended event; ``created`` is False when an identical earlier submission was found."""
+
+    record: LedgerRecord
+    created: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Filters of ``GET /audit``; ``cursor`` (opaque, from a previous page) replaces ``offset``."""
+
+    type: str | None = None
+    actor: str | None = None
+    layer: str | None = None
+    verdict: Verdict | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    limit: int = 100
+    offset: int = 0
+    cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchPage:
+    records: Sequence[LedgerRecord]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None
