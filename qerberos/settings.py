@@ -34,6 +34,7 @@ class Settings:
     max_body_bytes: int
     metrics_token: str | None
     mlflow_tracking_uri: str
+    log_dir: Path
 
     @property
     def is_sqlite(self) -> bool:
@@ -91,6 +92,7 @@ def load_settings() -> Settings:
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024))),
         metrics_token=_optional("METRICS_TOKEN"),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"file://{Path('mlruns').resolve()}"),
+        log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
     )
 
 
