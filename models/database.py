@@ -105,7 +105,7 @@ def _sqlite_guards(connection: Connection) -> None:
 _PG_GUARD_FUNCTION = """
 CREATE OR REPLACE FUNCTION qerberos_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION '%% is append-only: %% refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
 END $$;
 """
 

@@ -1,0 +1,137 @@
+"""Ledger benchmark: append, verify, proofs and memory, each beside its physical limit.
+
+``python -m bench ledger --backend sqlite --events 1000000``
+``python -m bench ledger --backend postgres --events 200000``
+
+Figures (one JSON object per line):
+- ``bare_executemany_rows_per_s``: the same database taking the same rows through a bare executemany;
+- ``append_events_per_s``: ``Ledger.append`` in batches of 1,000 (validation, hashing, Merkle nodes);
+- ``raw_sha256_per_s`` and ``verify_events_per_s``: the full re-derivation against raw leaf hashing;
+- ``proof_p50_ms``/``proof_p99_ms``: inclusion and consistency proofs at random positions;
+- ``peak_rss_mb``: the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from models.ledger import Ledger, initialise
+from models.records import Actor, NewEvent
+from models.verification import verify_ledger
+from qerberos.settings import load_settings
+
+_BATCH = 1000
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ledger")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--proofs", type=int, default=2000)
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["QERBEROS_HOME"] = home
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        if args.backend == "postgres":
+            _admin(args.postgres_url, f"CREATE SCHEMA {schema}")
+            os.environ["QERBEROS_DATABASE_URL"] = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
+        try:
+            _run(args, Path(home))
+        finally:
+            if args.backend == "postgres":
+                _admin(args.postgres_url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def _run(args: argparse.Namespace, home: Path) -> None:
+    ledger = initialise(load_settings())
+    events = [_event(n) for n in range(_BATCH)]
+    _report(backend=args.backend, figure="bare_executemany_rows_per_s", value=_bare_rate(ledger))
+
+    started = time.perf_counter()
+    for _ in range(args.events // _BATCH):
+        ledger.append(events)
+    elapsed = time.perf_counter() - started
+    _report(backend=args.backend, figure="append_events_per_s", value=round(args.events / elapsed), events=args.events)
+    ledger.checkpoint(force=True)
+
+    sample = [os.urandom(300) for _ in range(100_000)]
+    started = time.perf_counter()
+    for data in sample:
+        hashlib.sha256(b"\x00" + data).digest()
+    _report(figure="raw_sha256_per_s", value=round(len(sample) / (time.perf_counter() - started)))
+
+    started = time.perf_counter()
+    report = verify_ledger(ledger)
+    elapsed = time.perf_counter() - started
+    assert report.intact, report
+    _report(backend=args.backend, figure="verify_events_per_s", value=round(report.size / elapsed), events=report.size)
+
+    size = ledger.size()
+    for kind in ("inclusion", "consistency"):
+        timings = []
+        for _ in range(args.proofs):
+            first = random.randrange(1, size)
+            started = time.perf_counter()
+            if kind == "inclusion":
+                ledger.inclusion_proof(first - 1, size)
+            else:
+                ledger.consistency_proof(first, size)
+            timings.append((time.perf_counter() - started) * 1000)
+        cuts = statistics.quantiles(timings, n=100)
+        _report(backend=args.backend, figure=f"{kind}_proof_ms", p50=round(cuts[49], 3), p99=round(cuts[98], 3), size=size)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _report(backend=args.backend, figure="peak_rss_mb", value=round(peak_mb), events=size)
+    ledger.close()
+
+
+def _bare_rate(ledger: Ledger) -> int:
+    """Insert 100,000 rows of the ledger's width into a scratch table with a bare executemany."""
+    rows = [{"seq": n, "id": str(uuid.uuid4()), "canonical": "x" * 330, "leaf": os.urandom(32), "chain": os.urandom(32)}
+            for n in range(100_000)]
+    with ledger.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE bench_bare (seq BIGINT PRIMARY KEY, id VARCHAR(36) UNIQUE, "
+                                "canonical TEXT, leaf BYTEA, chain BYTEA)".replace("BYTEA", "BLOB" if
+                                ledger.engine.dialect.name == "sqlite" else "BYTEA")))
+    started = time.perf_counter()
+    for start in range(0, len(rows), _BATCH):
+        with ledger.engine.begin() as connection:
+            connection.execute(text("INSERT INTO bench_bare VALUES (:seq, :id, :canonical, :leaf, :chain)"),
+                               rows[start : start + _BATCH])
+    elapsed = time.perf_counter() - started
+    with ledger.engine.begin() as connection:
+        connection.execute(text("DROP TABLE bench_bare"))
+    return round(len(rows) / elapsed)
+
+
+def _event(n: int) -> NewEvent:
+    return NewEvent(
+        type="access", ref=f"file:Qm{n:044d}", actor=Actor(f"did:squid:user{n % 500}", "work", "dao:q"),
+        layer="qdrive", verdict="ALLOW", source="bench", details={"ip": f"10.0.{n % 250}.{n % 200}", "size": n},
+        occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=n),
+    )
+
+
+def _admin(url: str, statement: str) -> None:
+    engine = create_engine("postgresql+psycopg://" + url.split("://", 1)[1], isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+    engine.dispose()
+
+
+def _report(**figures: object) -> None:
+    print(json.dumps(figures), flush=True)

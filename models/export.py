@@ -1,0 +1,65 @@
+"""Export the ledger as a self-contained bundle that ``qerberos.verifier`` checks on its own.
+
+Layout of the bundle directory:
+- ``records.jsonl``: one line per event in sequence order: ``canonical`` (the RFC 8785 record, a string),
+  ``leafHash`` and ``chainHash`` (base64), and, unless erased, ``details`` and their ``salt`` (base64);
+- ``checkpoints.jsonl``: ``{"size", "note"}`` per signed checkpoint, oldest first;
+- ``keys.txt``: the verifier keys, one per line;
+- ``manifest.json``: the origin, the size and the export time.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+from sqlalchemy import select
+
+from models.ledger import Ledger, checkpoint_size
+from models.tables import EventDetails, LedgerEntry
+
+_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
+_details = EventDetails.__table__  # type: ignore[attr-defined]
+_CHUNK = 20_000
+
+
+def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, int], None] | None = None) -> int:
+    """Write the bundle for the ledger up to its newest checkpoint (made now); return its size."""
+    note = ledger.checkpoint(force=True)
+    size = checkpoint_size(note)
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "records.jsonl").open("w", encoding="utf-8") as out, ledger.engine.connect() as connection:
+        for start in range(0, size, _CHUNK):
+            rows = connection.execute(
+                select(_entries.c.canonical, _entries.c.leaf_hash, _entries.c.chain_hash, _details.c.salt, _details.c.details)
+                .outerjoin(_details, _details.c.seq == _entries.c.seq)
+                .where(_entries.c.seq >= start, _entries.c.seq < min(start + _CHUNK, size))
+                .order_by(_entries.c.seq)
+            )
+            for row in rows:
+                line = {
+                    "canonical": row.canonical,
+                    "leafHash": _b64(row.leaf_hash),
+                    "chainHash": _b64(row.chain_hash),
+                    "details": None if row.details is None else msgspec.json.decode(row.details),
+                    "salt": None if row.salt is None else _b64(row.salt),
+                }
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            if progress is not None:
+                progress(min(start + _CHUNK, size), size)
+    with (directory / "checkpoints.jsonl").open("w", encoding="utf-8") as out:
+        for checkpoint in ledger.checkpoints():
+            if checkpoint_size(checkpoint) <= size:
+                out.write(json.dumps({"size": checkpoint_size(checkpoint), "note": checkpoint}) + "\n")
+    (directory / "keys.txt").write_text("".join(f"{key}\n" for key in ledger.verifier_keys()), encoding="utf-8")
+    manifest = {"origin": ledger.origin, "size": size, "exportedAt": dt.datetime.now(dt.UTC).isoformat()}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return size
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,533 @@
+"""The ledger service: append, read, search, checkpoint and prove.
+
+Every append runs inside the one sequencer (``models.database.sequenced``): it reads the head (the last
+chain hash and the Merkle frontier, O(log n) rows), gives each new event the next sequence number, its
+canonical bytes, leaf hash and chain hash, and writes the events, their erasable details and the Merkle
+nodes they complete in the same transaction. Nothing here updates or deletes a ledger row.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import merkle
+from models.canonical import canonical_record, details_commitment, from_epoch_ms, to_epoch_ms
+from models.database import create_ledger_engine, create_schema, is_sqlite, sequenced
+from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
+from models.signing import LogSigner
+from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
+from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
+from qerberos.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+GENESIS_CHAIN_HASH = bytes(32)
+_SALT_BYTES = 16
+_MIN_EPOCH_MS = 0
+_MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
+_details = EventDetails.__table__  # type: ignore[attr-defined]
+_nodes = MerkleNode.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    proof: Sequence[bytes]
+    checkpoint: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leafIndex": self.leaf_index,
+            "treeSize": self.tree_size,
+            "leafHash": b64(self.leaf_hash),
+            "proof": [b64(node) for node in self.proof],
+            "checkpoint": self.checkpoint,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    first: int
+    second: int
+    proof: Sequence[bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"first": self.first, "second": self.second, "proof": [b64(node) for node in self.proof]}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A validated event with everything that does not depend on its position in the log."""
+
+    event: NewEvent
+    id: str
+    occurred_at_ms: int | None
+    salt: bytes
+    details_json: str
+    commitment: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Head:
+    size: int
+    chain_hash: bytes
+    frontier: dict[tuple[int, int], bytes]
+
+
+class Ledger:
+    """The append-only, hash-linked, Merkle-committed audit log."""
+
+    def __init__(self, engine: Engine, signer: LogSigner, *, checkpoint_interval: float = 5.0) -> None:
+        self._engine = engine
+        self._signer = signer
+        self._checkpoint_interval = checkpoint_interval
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        engine = create_ledger_engine(settings.database_url)
+        signer = LogSigner.load(settings.home, settings.log_origin, settings.key_passphrase)
+        return cls(engine, signer, checkpoint_interval=settings.checkpoint_interval)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def origin(self) -> str:
+        return self._signer.origin
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- appending ---------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[NewEvent]) -> list[AppendResult]:
+        """Append all events or none. A known id with the same content answers its original record."""
+        prepared = _prepare_all(events)
+        with sequenced(self._engine) as connection:
+            return self._append_in(connection, prepared)
+
+    def erase(self, squid_id: str, *, requested_by: str) -> int:
+        """Delete an identity's personal details (GDPR Art. 17); every hash and proof still verifies.
+
+        The erasure is itself appended as a ``gdpr.erasure`` audit event. Returns how many events lost
+        their details.
+        """
+        with sequenced(self._engine) as connection:
+            owned = select(_entries.c.seq).where(_entries.c.actor_squid_id == squid_id)
+            erased = connection.execute(_details.delete().where(_details.c.seq.in_(owned))).rowcount
+            erasure = NewEvent(
+                type="gdpr.erasure",
+                ref=f"identity:{squid_id}",
+                actor=Actor(squid_id),
+                layer="qerberos",
+                verdict="ALLOW",
+                source=requested_by,
+                details={"erasedEvents": erased, "article": "GDPR Art. 17"},
+            )
+            self._append_in(connection, _prepare_all([erasure]))
+        logger.info("erased details of %d events", erased)
+        return erased
+
+    def _append_in(self, connection: Connection, prepared: Sequence[_Prepared]) -> list[AppendResult]:
+        known = self._known(connection, {item.id for item in prepared if item.event.id is not None})
+        head = self._head(connection)
+        received_at_ms = to_epoch_ms(dt.datetime.now(dt.UTC))
+        results: list[AppendResult] = []
+        entry_rows: list[dict[str, Any]] = []
+        detail_rows: list[dict[str, Any]] = []
+        leaf_hashes: list[bytes] = []
+        chain_hash = head.chain_hash
+        for index, item in enumerate(prepared):
+            if item.id in known:
+                results.append(AppendResult(_check_same(index, item, known[item.id]), created=False))
+                continue
+            seq = head.size + len(entry_rows)
+            row = _entry_row(item, seq, received_at_ms)
+            leaf = hashlib.sha256(b"\x00" + row["canonical"].encode()).digest()
+            chain_hash = hashlib.sha256(chain_hash + leaf).digest()
+            row["leaf_hash"], row["chain_hash"] = leaf, chain_hash
+            entry_rows.append(row)
+            detail_rows.append({"seq": seq, "salt": item.salt, "details": item.details_json})
+            leaf_hashes.append(leaf)
+            record = _record_from_row(row, item.event.details)
+            known[item.id] = record
+            results.append(AppendResult(record, created=True))
+        if entry_rows:
+            new_nodes, _ = merkle.append_batch(head.size, leaf_hashes, head.frontier)
+            connection.execute(_entries.insert(), entry_rows)
+            connection.execute(_details.insert(), detail_rows)
+            if new_nodes:
+                connection.execute(
+                    _nodes.insert(), [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in new_nodes]
+                )
+        return results
+
+    def _known(self, connection: Connection, ids: set[str]) -> dict[str, LedgerRecord]:
+        if not ids:
+            return {}
+        return {str(record.id): record for record in self._select(connection, _entries.c.id.in_(ids))}
+
+    def _head(self, connection: Connection) -> _Head:
+        last = connection.execute(
+            select(_entries.c.seq, _entries.c.chain_hash).order_by(_entries.c.seq.desc()).limit(1)
+        ).first()
+        if last is None:
+            return _Head(0, GENESIS_CHAIN_HASH, {})
+        size = last.seq + 1
+        return _Head(size, last.chain_hash, self._fetch_nodes(connection, merkle.frontier_keys(size)))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self._engine.connect() as connection:
+            last = connection.execute(select(func.max(_entries.c.seq))).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def get(self, event_id: uuid.UUID) -> LedgerRecord:
+        with self._engine.connect() as connection:
+            found = self._select(connection, _entries.c.id == str(event_id))
+        if not found:
+            raise NotFoundError(f"no audit event with id {event_id}")
+        return found[0]
+
+    def get_by_seq(self, seq: int) -> LedgerRecord:
+        with self._engine.connect() as connection:
+            found = self._select(connection, _entries.c.seq == seq)
+        if not found:
+            raise NotFoundError(f"no audit event at sequence number {seq}")
+        return found[0]
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        conditions = _search_conditions(query)
+        page_conditions = list(conditions)
+        if query.cursor is not None:
+            page_conditions.append(_entries.c.seq < _decode_cursor(query.cursor))
+        with self._engine.connect() as connection:
+            total = connection.execute(select(func.count()).select_from(_entries).where(*conditions)).scalar_one()
+            records = self._select(
+                connection,
+                *page_conditions,
+                limit=query.limit + 1,
+                offset=0 if query.cursor is not None else query.offset,
+            )
+        has_more = len(records) > query.limit
+        records = records[: query.limit]
+        next_cursor = _encode_cursor(records[-1].seq) if has_more and records else None
+        return SearchPage(records, total, has_more, next_cursor)
+
+    def _select(self, connection: Connection, *conditions: Any, limit: int | None = None, offset: int = 0) -> list[LedgerRecord]:
+        statement = (
+            select(_entries, _details.c.details)
+            .outerjoin(_details, _details.c.seq == _entries.c.seq)
+            .where(*conditions)
+            .order_by(_entries.c.seq.desc())
+            .offset(offset)
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = connection.execute(statement).mappings()
+        return [
+            _record_from_row(row, None if row["details"] is None else msgspec.json.decode(row["details"]))
+            for row in rows
+        ]
+
+    # -- checkpoints and proofs --------------------------------------------------------------------
+
+    def checkpoint(self, *, force: bool = False) -> str:
+        """The latest signed checkpoint; a new one when the log grew and the interval passed (or force)."""
+        with self._engine.connect() as connection:
+            latest = connection.execute(
+                select(_checkpoints).order_by(_checkpoints.c.size.desc()).limit(1)
+            ).first()
+        size = self.size()
+        if latest is not None and latest.size >= size:
+            return str(latest.note)
+        now_ms = int(time.time() * 1000)
+        if latest is not None and not force and now_ms - latest.created_at_ms < self._checkpoint_interval * 1000:
+            return str(latest.note)
+        return self._make_checkpoint(size, now_ms)
+
+    def _make_checkpoint(self, size: int, now_ms: int) -> str:
+        with self._engine.connect() as connection:
+            root = merkle.root(size, self._fetch_nodes(connection, merkle.root_keys(size)))
+        note = self._signer.sign_checkpoint(size, root)
+        row = {"size": size, "root_hash": root, "note": note, "created_at_ms": now_ms}
+        dialect_insert = sqlite_insert if is_sqlite(self._engine) else pg_insert
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(dialect_insert(_checkpoints).values(row).on_conflict_do_nothing())
+        except SQLAlchemyError as exc:
+            raise LedgerError("could not store checkpoint") from exc
+        logger.info("checkpoint at size %d", size)
+        return note
+
+    def checkpoint_at(self, size: int) -> str | None:
+        with self._engine.connect() as connection:
+            note = connection.execute(select(_checkpoints.c.note).where(_checkpoints.c.size == size)).scalar()
+        return None if note is None else str(note)
+
+    def checkpoints(self) -> list[str]:
+        with self._engine.connect() as connection:
+            notes = connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
+            return [str(note) for note in notes]
+
+    def checkpoint_age_seconds(self) -> float | None:
+        with self._engine.connect() as connection:
+            created = connection.execute(select(func.max(_checkpoints.c.created_at_ms))).scalar()
+        return None if created is None else max(0.0, time.time() - created / 1000)
+
+    def verifier_key(self) -> str:
+        return self._signer.verifier_key()
+
+    def verifier_keys(self) -> list[str]:
+        return self._signer.verifier_keys()
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """Proof that event ``seq`` is in the tree of ``tree_size`` (default: the latest checkpoint)."""
+        if tree_size is None:
+            tree_size = checkpoint_size(self.checkpoint(force=True))
+        _check_sizes(seq + 1, tree_size, self.size(), "leaf index")
+        keys = merkle.inclusion_proof_keys(seq, tree_size)
+        with self._engine.connect() as connection:
+            nodes = self._fetch_nodes(connection, [*keys, (0, seq)])
+        proof = merkle.inclusion_proof(seq, tree_size, nodes)
+        return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, self.checkpoint_at(tree_size))
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        _check_sizes(first, second, self.size(), "first")
+        keys = merkle.consistency_proof_keys(first, second)
+        with self._engine.connect() as connection:
+            nodes = self._fetch_nodes(connection, keys)
+        return ConsistencyProof(first, second, merkle.consistency_proof(first, second, nodes))
+
+    def _fetch_nodes(self, connection: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Read node hashes by (level, index): level 0 from the entries, the rest from merkle_nodes."""
+        wanted = set(keys)
+        leaves = [index for level, index in wanted if level == 0]
+        interior = [(level, index) for level, index in wanted if level > 0]
+        found: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            rows = connection.execute(select(_entries.c.seq, _entries.c.leaf_hash).where(_entries.c.seq.in_(leaves)))
+            found.update({(0, row.seq): row.leaf_hash for row in rows})
+        if interior:
+            rows = connection.execute(
+                select(_nodes.c.level, _nodes.c.idx, _nodes.c.hash).where(
+                    tuple_(_nodes.c.level, _nodes.c.idx).in_(interior)
+                )
+            )
+            found.update({(row.level, row.idx): row.hash for row in rows})
+        missing = wanted - found.keys()
+        if missing:
+            raise LedgerError(f"ledger is missing Merkle nodes {sorted(missing)[:5]}")
+        return found
+
+
+def checkpoint_size(note: str) -> int:
+    """The tree size a signed checkpoint note commits to (its second line)."""
+    return int(note.split("\n", 2)[1])
+
+
+def initialise(settings: Settings) -> Ledger:
+    """Prepare ``QERBEROS_HOME``: the schema and a signing key. Safe to run again."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    LogSigner.ensure(settings.home, settings.log_origin, settings.key_passphrase)
+    ledger = Ledger.from_settings(settings)
+    try:
+        create_schema(ledger.engine)
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"could not create the ledger schema: {exc.__class__.__name__}") from exc
+    return ledger
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
+    prepared: list[_Prepared] = []
+    errors: dict[str, Any] = {}
+    for index, event in enumerate(events):
+        try:
+            prepared.append(_prepare(event))
+        except ValidationError as exc:
+            errors[str(index)] = exc.details or exc.message
+    if errors:
+        raise ValidationError(f"{len(errors)} of {len(events)} events are invalid", details=errors)
+    return prepared
+
+
+def _prepare(event: NewEvent) -> _Prepared:
+    occurred_at_ms = None if event.occurred_at is None else to_epoch_ms(event.occurred_at)
+    if occurred_at_ms is not None and not _MIN_EPOCH_MS <= occurred_at_ms <= _MAX_EPOCH_MS:
+        raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
+    salt = os.urandom(_SALT_BYTES)
+    details = dict(event.details) if event.details is not None else None
+    return _Prepared(
+        event=event,
+        id=str(event.id or uuid.uuid4()),
+        occurred_at_ms=occurred_at_ms,
+        salt=salt,
+        details_json=msgspec.json.encode(details).decode(),
+        commitment=details_commitment(details, salt),
+    )
+
+
+def _entry_row(item: _Prepared, seq: int, received_at_ms: int) -> dict[str, Any]:
+    event = item.event
+    occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
+    row: dict[str, Any] = {
+        "seq": seq,
+        "id": item.id,
+        "type": event.type,
+        "ref": event.ref,
+        "actor_squid_id": event.actor.squid_id,
+        "actor_sub_id": event.actor.sub_id,
+        "actor_dao_id": event.actor.dao_id,
+        "layer": event.layer,
+        "verdict": event.verdict,
+        "details_commitment": item.commitment,
+        "cid": event.cid,
+        "occurred_at_ms": occurred_at_ms,
+        "received_at_ms": received_at_ms,
+        "source": event.source,
+    }
+    row["canonical"] = canonical_from_row(row).decode()
+    return row
+
+
+def canonical_from_row(row: Mapping[str, Any]) -> bytes:
+    """Re-derive a record's canonical bytes from its columns."""
+    return canonical_record(
+        seq=row["seq"],
+        event_id=row["id"],
+        type=row["type"],
+        ref=row["ref"],
+        squid_id=row["actor_squid_id"],
+        sub_id=row["actor_sub_id"],
+        dao_id=row["actor_dao_id"],
+        layer=row["layer"],
+        verdict=row["verdict"],
+        details_commitment=row["details_commitment"],
+        cid=row["cid"],
+        occurred_at_ms=row["occurred_at_ms"],
+        received_at_ms=row["received_at_ms"],
+        source=row["source"],
+    )
+
+
+def _record_from_row(row: Mapping[str, Any], details: Mapping[str, Any] | None) -> LedgerRecord:
+    return LedgerRecord(
+        seq=row["seq"],
+        id=uuid.UUID(row["id"]),
+        type=row["type"],
+        ref=row["ref"],
+        actor=Actor(row["actor_squid_id"], row["actor_sub_id"], row["actor_dao_id"]),
+        layer=row["layer"],
+        verdict=row["verdict"],
+        details=details,
+        details_commitment=row["details_commitment"],
+        cid=row["cid"],
+        occurred_at=from_epoch_ms(row["occurred_at_ms"]),
+        received_at=from_epoch_ms(row["received_at_ms"]),
+        source=row["source"],
+        leaf_hash=row["leaf_hash"],
+        chain_hash=row["chain_hash"],
+    )
+
+
+def _check_same(index: int, item: _Prepared, stored: LedgerRecord) -> LedgerRecord:
+    """An id seen before must come with the same content, or it is a conflict."""
+    event = item.event
+    differs = [
+        name
+        for name, mine, theirs in (
+            ("type", event.type, stored.type),
+            ("ref", event.ref, stored.ref),
+            ("actor", event.actor, stored.actor),
+            ("layer", event.layer, stored.layer),
+            ("verdict", event.verdict, stored.verdict),
+            ("cid", event.cid, stored.cid),
+            ("details", dict(event.details or {}), dict(stored.details or {})),
+        )
+        if mine != theirs
+    ]
+    if item.occurred_at_ms is not None and item.occurred_at_ms != to_epoch_ms(stored.occurred_at):
+        differs.append("timestamp")
+    if stored.details is None and event.details:
+        differs.remove("details")  # erased since: the commitment alone cannot be compared without the salt
+    if differs:
+        raise ConflictError(
+            f"event id {stored.id} was already used with other content",
+            details={"index": index, "id": str(stored.id), "fields": differs},
+        )
+    return stored
+
+
+def _search_conditions(query: SearchQuery) -> list[Any]:
+    conditions: list[Any] = []
+    for column, value in (
+        (_entries.c.type, query.type),
+        (_entries.c.actor_squid_id, query.actor),
+        (_entries.c.layer, query.layer),
+        (_entries.c.verdict, query.verdict),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.start is not None:
+        conditions.append(_entries.c.occurred_at_ms >= to_epoch_ms(query.start))
+    if query.end is not None:
+        conditions.append(_entries.c.occurred_at_ms <= to_epoch_ms(query.end))
+    return conditions
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, seq = text.partition(":")
+        if prefix != "seq":
+            raise ValueError(prefix)
+        return int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"}) from exc
+
+
+def _check_sizes(smaller: int, larger: int, size: int, name: str) -> None:
+    if smaller < 0 or larger < 0:
+        raise ValidationError("sizes must not be negative", details={name: smaller})
+    if smaller > larger:
+        raise ValidationError(f"{name} must not exceed the tree size", details={name: smaller, "treeSize": larger})
+    if larger > size:
+        raise ValidationError("tree size exceeds the ledger", details={"treeSize": larger, "ledgerSize": size})

@@ -1,0 +1,176 @@
+"""Re-derive everything from the stored records and say where history was changed, if anywhere.
+
+Checks, in one streaming pass in sequence order: the sequence is gap-free; each record's canonical bytes
+re-derived from its columns equal the stored encoding; leaf hashes; the hash chain; the details against
+their salted commitment (where not erased); every stored Merkle node; every checkpoint's signature and
+root against the tree recomputed from the leaves; and that no checkpoint covers more entries than exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, select
+
+from models import merkle
+from models.canonical import details_commitment
+from models.ledger import GENESIS_CHAIN_HASH, Ledger, canonical_from_row
+from models.signed_note import NoteIntegrityError, verify_checkpoint
+from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
+
+Progress = Callable[[int, int], None]
+_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
+_details = EventDetails.__table__  # type: ignore[attr-defined]
+_nodes = MerkleNode.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+_COLUMNS = [column.name for column in _entries.columns]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerificationReport:
+    size: int
+    checkpoints_checked: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+class _Tampered(Exception):
+    def __init__(self, seq: int | None, problem: str) -> None:
+        super().__init__(problem)
+        self.seq = seq
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    size: int
+    root: bytes
+
+
+def verify_ledger(ledger: Ledger, *, progress: Progress | None = None, chunk_size: int = 20_000) -> VerificationReport:
+    """Verify the whole ledger; never raises for tampering, reports it."""
+    size = ledger.size()
+    with ledger.engine.connect() as connection:
+        try:
+            checkpoints = _verified_checkpoints(connection, ledger)
+            _verify_entries(connection, size, checkpoints, progress, chunk_size)
+        except _Tampered as tampered:
+            return VerificationReport(size, 0, tampered.seq, tampered.problem)
+    return VerificationReport(size, len(checkpoints))
+
+
+def _verified_checkpoints(connection: Connection, ledger: Ledger) -> list[_Checkpoint]:
+    rows = connection.execute(select(_checkpoints).order_by(_checkpoints.c.size)).all()
+    checkpoints = []
+    for row in rows:
+        try:
+            checkpoint = verify_checkpoint(row.note, ledger.verifier_keys(), ledger.origin)
+        except NoteIntegrityError as problem:
+            raise _Tampered(row.size, f"checkpoint at size {row.size}: {problem.message}") from problem
+        if checkpoint.size != row.size or checkpoint.root_hash != row.root_hash:
+            raise _Tampered(row.size, f"checkpoint at size {row.size} does not match its signed note")
+        checkpoints.append(_Checkpoint(checkpoint.size, checkpoint.root_hash))
+    return checkpoints
+
+
+def _verify_entries(
+    connection: Connection,
+    size: int,
+    checkpoints: Sequence[_Checkpoint],
+    progress: Progress | None,
+    chunk_size: int,
+) -> None:
+    beyond = [checkpoint.size for checkpoint in checkpoints if checkpoint.size > size]
+    if beyond:
+        raise _Tampered(size, f"log truncated: a checkpoint covers {max(beyond)} entries, the ledger holds {size}")
+    pending = list(checkpoints)
+    if pending and pending[0].size == 0:
+        _check_root(pending.pop(0), {}, 0)
+    chain = GENESIS_CHAIN_HASH
+    frontier: dict[tuple[int, int], bytes] = {}
+    start = 0
+    while start < size:
+        end = min(start + chunk_size, size)
+        rows = connection.execute(
+            select(_entries, _details.c.salt, _details.c.details)
+            .outerjoin(_details, _details.c.seq == _entries.c.seq)
+            .where(_entries.c.seq >= start, _entries.c.seq < end)
+            .order_by(_entries.c.seq)
+        ).mappings().all()
+        leaves, chain = _verify_rows(rows, start, end, chain)
+        stored = _stored_nodes(connection, start, end)
+        position = start
+        while position < end:
+            stop = min([c.size for c in pending if c.size > position] + [end])
+            new_nodes, frontier = merkle.append_batch(position, leaves[position - start : stop - start], frontier)
+            for level, index, node in new_nodes:
+                if stored.pop((level, index), None) != node:
+                    raise _Tampered(index << level, f"Merkle node ({level}, {index}) does not match the leaves")
+            while pending and pending[0].size == stop:
+                _check_root(pending.pop(0), frontier, stop)
+            position = stop
+        if stored:
+            level, index = min(stored)
+            raise _Tampered(index << level, f"unexpected Merkle node ({level}, {index})")
+        start = end
+        if progress is not None:
+            progress(end, size)
+
+
+def _verify_rows(rows: Sequence[Any], start: int, end: int, chain: bytes) -> tuple[list[bytes], bytes]:
+    leaves = []
+    expected = start
+    for row in rows:
+        seq = row["seq"]
+        if seq != expected:
+            raise _Tampered(expected, f"sequence number {expected} is missing")
+        canonical = canonical_from_row(row)
+        if canonical != row["canonical"].encode():
+            raise _Tampered(seq, "stored columns do not match the stored canonical encoding")
+        leaf = hashlib.sha256(b"\x00" + canonical).digest()
+        if leaf != row["leaf_hash"]:
+            raise _Tampered(seq, "leaf hash does not match the canonical encoding")
+        chain = hashlib.sha256(chain + leaf).digest()
+        if chain != row["chain_hash"]:
+            raise _Tampered(seq, "hash chain broken")
+        if row["details"] is not None and (
+            details_commitment(msgspec.json.decode(row["details"]), row["salt"]) != row["details_commitment"]
+        ):
+            raise _Tampered(seq, "details do not match their commitment")
+        leaves.append(leaf)
+        expected += 1
+    if expected != end:
+        raise _Tampered(expected, f"sequence number {expected} is missing")
+    return leaves, chain
+
+
+def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[int, int], bytes]:
+    """The stored nodes that leaves [start, end) complete, one range query per level."""
+    found: dict[tuple[int, int], bytes] = {}
+    level = 1
+    while (1 << level) <= end:
+        # node i of this level is completed by leaf (i + 1) * 2**level - 1
+        low = ((start + (1 << level)) >> level) - 1
+        high = (end >> level) - 1
+        if high >= low:
+            rows = connection.execute(
+                select(_nodes.c.idx, _nodes.c.hash).where(
+                    _nodes.c.level == level, _nodes.c.idx >= low, _nodes.c.idx <= high
+                )
+            )
+            found.update({(level, row.idx): row.hash for row in rows})
+        level += 1
+    return found
+
+
+def _check_root(checkpoint: _Checkpoint, frontier: dict[tuple[int, int], bytes], size: int) -> None:
+    if merkle.root_from_frontier(size, frontier) != checkpoint.root:
+        raise _Tampered(size, f"checkpoint at size {size} does not match the tree of the stored records")

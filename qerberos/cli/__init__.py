@@ -1,0 +1,22 @@
+"""The ``qerberos`` command: one typer app, one module per command group.
+
+Exit codes, for every command: 0 success; 1 the data says no (a tampered ledger, an invalid input line,
+a conflict); 2 the command could not run (bad usage, missing configuration, an unreachable database).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from qerberos.cli import ledger
+
+app = typer.Typer(
+    name="qerberos",
+    help="qerberos: the verifiable audit ledger and security monitor of the Q ecosystem.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for command_group in (ledger,):
+    command_group.register(app)

@@ -1,0 +1,169 @@
+"""Ledger commands: init, ingest, checkpoint, key, proof, verify, export, erase."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from models.events import decode_event
+from models.export import export_bundle
+from models.ledger import Ledger, initialise
+from models.records import NewEvent
+from models.verification import verify_ledger
+from qerberos import verifier
+from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
+from qerberos.errors import QerberosError
+from qerberos.settings import get_settings
+
+proof_app = typer.Typer(help="Print Merkle proofs as JSON (base64 hashes).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("ingest")(ingest)
+    app.command("checkpoint")(checkpoint)
+    app.command("key")(key)
+    app.command("verify")(verify)
+    app.command("export")(export)
+    app.command("erase")(erase)
+    app.add_typer(proof_app, name="proof")
+
+
+def _ledger() -> Ledger:
+    return Ledger.from_settings(get_settings())
+
+
+def init() -> None:
+    """Prepare QERBEROS_HOME: the database schema and a signing key (safe to run again)."""
+    settings = get_settings()
+    with reported_errors(), initialise(settings) as ledger:
+        typer.echo(f"qerberos home {settings.home}; ledger holds {ledger.size()} events")
+        typer.echo(f"verifier key: {ledger.verifier_key()}")
+
+
+def ingest(
+    source: Annotated[str, typer.Argument(help="A file of JSON lines, or - for standard input.")],
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events appended per transaction.")] = 1000,
+) -> None:
+    """Append audit events given one JSON object per line (the upstream AuditEventRequest shape).
+
+    Each batch is validated whole before it is appended; a bad line stops the run, naming its line
+    number, and nothing of its batch is written.
+    """
+    appended = 0
+    with reported_errors(), _open(source) as stream, _ledger() as ledger:
+        for batch in _batches(stream, batch_size):
+            results = ledger.append(batch)
+            appended += sum(result.created for result in results)
+    typer.echo(f"appended {appended} events")
+
+
+class _BadLine(Exception):
+    pass
+
+
+def _batches(stream: TextIO, batch_size: int) -> Iterator[list[NewEvent]]:
+    batch: list[NewEvent] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append(decode_event(line).to_new_event(source="cli"))
+        except QerberosError as exc:
+            raise fail(f"line {number}: {exc.message} {exc.details}", EXIT_REFUSED) from exc
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open(source: str) -> TextIO:
+    if source == "-":
+        return sys.stdin
+    path = Path(source)
+    if not path.is_file():
+        raise fail(f"no such file: {source}")
+    return path.open(encoding="utf-8")
+
+
+def checkpoint() -> None:
+    """Print the latest signed checkpoint, making a new one if the log grew."""
+    with reported_errors(), _ledger() as ledger:
+        typer.echo(ledger.checkpoint(force=True), nl=False)
+
+
+def key() -> None:
+    """Print the verifier key(s) in signed-note form: name+keyid+base64(0x01||pubkey)."""
+    with reported_errors(), _ledger() as ledger:
+        for verifier_key in ledger.verifier_keys():
+            typer.echo(verifier_key)
+
+
+@proof_app.command("inclusion")
+def inclusion(
+    seq: Annotated[int, typer.Argument(min=0, help="Sequence number (0-based leaf index).")],
+    tree_size: Annotated[int | None, typer.Option("--tree-size", min=1)] = None,
+) -> None:
+    """Inclusion proof of one event in the tree of the given size (default: a fresh checkpoint)."""
+    with reported_errors(), _ledger() as ledger:
+        typer.echo(json.dumps(ledger.inclusion_proof(seq, tree_size).to_json(), indent=2))
+
+
+@proof_app.command("consistency")
+def consistency(
+    first: Annotated[int, typer.Argument(min=0)], second: Annotated[int, typer.Argument(min=0)]
+) -> None:
+    """Consistency proof: the tree of size FIRST is a prefix of the tree of size SECOND."""
+    with reported_errors(), _ledger() as ledger:
+        typer.echo(json.dumps(ledger.consistency_proof(first, second).to_json(), indent=2))
+
+
+def verify(
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Check an exported bundle instead of the database.")
+    ] = None,
+) -> None:
+    """Re-derive everything and check it. Exit 0 intact, 1 tampered (naming the first bad sequence
+    number), 2 could not run."""
+    if bundle is not None:
+        _verify_bundle(bundle)
+        return
+    with reported_errors(), _ledger() as ledger, progress_bar("verifying") as progress:
+        report = verify_ledger(ledger, progress=progress)
+    if not report.intact:
+        typer.echo(f"TAMPERED at sequence number {report.first_bad_seq}: {report.problem}")
+        raise typer.Exit(EXIT_REFUSED)
+    typer.echo(f"intact: {report.size} events, {report.checkpoints_checked} signed checkpoints verified")
+
+
+def _verify_bundle(bundle: Path) -> None:
+    try:
+        result = verifier.verify_bundle(bundle)
+    except verifier.VerificationError as exc:
+        typer.echo(f"TAMPERED: {exc}")
+        raise typer.Exit(EXIT_REFUSED) from exc
+    except OSError as exc:
+        raise fail(f"cannot read bundle: {exc}") from exc
+    typer.echo(f"intact: {result.size} events, {result.checkpoints} signed checkpoints verified")
+
+
+def export(directory: Annotated[Path, typer.Argument(help="Where to write the bundle (created).")]) -> None:
+    """Write a self-contained bundle: records as JSON lines, checkpoints and the verifier keys."""
+    with reported_errors(), _ledger() as ledger, progress_bar("exporting") as progress:
+        size = export_bundle(ledger, directory, progress=progress)
+    typer.echo(f"exported {size} events to {directory}")
+
+
+def erase(
+    actor: Annotated[str, typer.Option("--actor", help="The sQuid DID whose personal details to erase.")],
+) -> None:
+    """Erase an identity's event details (GDPR Art. 17); proofs and checkpoints still verify."""
+    with reported_errors(), _ledger() as ledger:
+        erased = ledger.erase(actor, requested_by="cli")
+    typer.echo(f"erased the details of {erased} events of {actor}")

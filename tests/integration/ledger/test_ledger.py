@@ -1,0 +1,133 @@
+"""The ledger on SQLite and PostgreSQL: gap-free appends, idempotency, search, refusal to change history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from models.ledger import Ledger, checkpoint_size
+from models.records import SearchQuery
+from models.verification import verify_ledger
+from qerberos import verifier
+from qerberos.errors import ConflictError, NotFoundError, ValidationError
+from tests.integration.ledger.helpers import event
+
+
+def test_appends_get_gap_free_sequence_numbers_and_a_hash_chain(ledger: Ledger) -> None:
+    first = ledger.append([event(0), event(1)])
+    second = ledger.append([event(2)])
+    assert [0, 1, 2] == [result.record.seq for result in first + second]
+    assert all(result.created for result in first + second)
+    assert 3 == ledger.size()
+    assert verify_ledger(ledger).intact
+
+
+def test_same_id_same_content_returns_the_original_record(ledger: Ledger) -> None:
+    event_id = uuid.uuid4()
+    original = ledger.append([event(1, event_id=event_id)])[0]
+    retry = ledger.append([event(1, event_id=event_id)])[0]
+    assert (original.record, True, False) == (retry.record, original.created, retry.created)
+    assert 1 == ledger.size()
+
+
+def test_same_id_other_content_is_a_conflict_and_appends_nothing(ledger: Ledger) -> None:
+    event_id = uuid.uuid4()
+    ledger.append([event(1, event_id=event_id)])
+    with pytest.raises(ConflictError) as caught:
+        ledger.append([event(5), event(2, event_id=event_id)])
+    assert {"ref", "details", "timestamp"} <= set(caught.value.details["fields"])
+    assert 1 == ledger.size()
+
+
+def test_duplicate_ids_within_one_batch_are_one_event(ledger: Ledger) -> None:
+    event_id = uuid.uuid4()
+    results = ledger.append([event(1, event_id=event_id), event(1, event_id=event_id)])
+    assert (True, False) == (results[0].created, results[1].created)
+    assert 1 == ledger.size()
+
+
+def test_an_invalid_event_rejects_the_whole_batch(ledger: Ledger) -> None:
+    bad = event(3)
+    bad = type(bad)(**{**{f: getattr(bad, f) for f in bad.__slots__}, "occurred_at": dt.datetime(1960, 1, 1, tzinfo=dt.UTC)})
+    with pytest.raises(ValidationError) as caught:
+        ledger.append([event(1), bad])
+    assert ["1"] == list(caught.value.details)
+    assert 0 == ledger.size()
+
+
+def test_get_and_search_with_filters_and_cursor(ledger: Ledger) -> None:
+    ledger.append([event(n, actor=f"did:squid:{'bob' if n % 3 == 0 else 'alice'}") for n in range(10)])
+    found = ledger.get(ledger.get_by_seq(4).id)
+    assert 4 == found.seq and {"n": 4, "ip": "10.0.0.7"} == dict(found.details or {})
+    with pytest.raises(NotFoundError):
+        ledger.get(uuid.uuid4())
+
+    page = ledger.search(SearchQuery(actor="did:squid:bob", limit=2))
+    assert (4, True, [9, 6]) == (page.total_count, page.has_more, [r.seq for r in page.records])
+    rest = ledger.search(SearchQuery(actor="did:squid:bob", limit=2, cursor=page.next_cursor))
+    assert ([3, 0], False, None) == ([r.seq for r in rest.records], rest.has_more, rest.next_cursor)
+
+    window = SearchQuery(
+        start=dt.datetime(2026, 1, 1, 0, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 1, 1, 0, 4, tzinfo=dt.UTC)
+    )
+    assert [4, 3, 2] == [r.seq for r in ledger.search(window).records]
+    assert [1] == [r.seq for r in ledger.search(SearchQuery(limit=1, offset=8)).records]
+    with pytest.raises(ValidationError):
+        ledger.search(SearchQuery(cursor="garbage!"))
+
+
+@pytest.mark.parametrize("statement", ["UPDATE ledger_entries SET ref = 'x'", "DELETE FROM ledger_entries",
+                                       "UPDATE merkle_nodes SET hash = hash", "DELETE FROM checkpoints",
+                                       "UPDATE event_details SET details = '{}'"])
+def test_the_database_refuses_to_change_history(ledger: Ledger, statement: str) -> None:
+    ledger.append([event(n) for n in range(4)])
+    ledger.checkpoint(force=True)
+    with pytest.raises(DBAPIError), ledger.engine.begin() as connection:
+        connection.execute(text(statement))
+    assert verify_ledger(ledger).intact
+
+
+def test_checkpoint_is_signed_and_proofs_verify_against_it(ledger: Ledger) -> None:
+    ledger.append([event(n) for n in range(7)])
+    note = ledger.checkpoint(force=True)
+    checkpoint = verifier.verify_checkpoint(note, ledger.verifier_keys(), ledger.origin)
+    assert 7 == checkpoint_size(note) == checkpoint.size
+
+    proof = ledger.inclusion_proof(5)
+    assert note == proof.checkpoint
+    verifier.verify_inclusion(5, 7, proof.leaf_hash, proof.proof, checkpoint.root_hash)
+
+    ledger.append([event(n) for n in range(7, 12)])
+    later = verifier.verify_checkpoint(ledger.checkpoint(force=True), ledger.verifier_keys(), ledger.origin)
+    consistency = ledger.consistency_proof(7, 12)
+    verifier.verify_consistency(7, 12, checkpoint.root_hash, later.root_hash, consistency.proof)
+
+
+def test_checkpoints_wait_for_the_interval_unless_forced(ledger: Ledger) -> None:
+    ledger.append([event(0)])
+    first = ledger.checkpoint(force=True)
+    ledger.append([event(1)])
+    assert first == ledger.checkpoint()
+    assert 2 == checkpoint_size(ledger.checkpoint(force=True))
+
+
+def test_erasure_removes_details_and_everything_still_verifies(ledger: Ledger) -> None:
+    ledger.append([event(0, actor="did:squid:carol"), event(1), event(2, actor="did:squid:carol")])
+    ledger.checkpoint(force=True)
+    assert 2 == ledger.erase("did:squid:carol", requested_by="test")
+    assert ledger.get_by_seq(0).details is None and ledger.get_by_seq(1).details is not None
+    erasure = ledger.get_by_seq(3)
+    assert ("gdpr.erasure", {"erasedEvents": 2, "article": "GDPR Art. 17"}) == (erasure.type, dict(erasure.details or {}))
+    assert verify_ledger(ledger).intact
+
+
+def test_proof_arguments_out_of_range_are_validation_errors(ledger: Ledger) -> None:
+    ledger.append([event(0), event(1)])
+    for call in (lambda: ledger.inclusion_proof(2, 2), lambda: ledger.consistency_proof(2, 1),
+                 lambda: ledger.consistency_proof(1, 3), lambda: ledger.inclusion_proof(0, 3)):
+        with pytest.raises(ValidationError):
+            call()

@@ -1,0 +1,82 @@
+"""An attacker with database access (who drops the triggers first) is caught by ``qerberos verify``."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, text
+from typer.testing import CliRunner
+
+from models.database import is_sqlite
+from models.ledger import Ledger
+from models.verification import verify_ledger
+from qerberos.cli import app
+from tests.integration.ledger.helpers import event
+
+
+def _as_attacker(ledger: Ledger, *statements: str) -> None:
+    with ledger.engine.begin() as connection:
+        _drop_guards(connection, sqlite=is_sqlite(ledger.engine))
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+def _drop_guards(connection: Connection, *, sqlite: bool) -> None:
+    if sqlite:
+        for (name,) in connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all():
+            connection.execute(text(f"DROP TRIGGER {name}"))
+    else:
+        connection.execute(text("DROP FUNCTION qerberos_refuse_change() CASCADE"))
+
+
+@pytest.fixture
+def filled(ledger: Ledger) -> Ledger:
+    ledger.append([event(n) for n in range(6)])
+    ledger.checkpoint(force=True)
+    ledger.append([event(n) for n in range(6, 10)])
+    ledger.checkpoint(force=True)
+    return ledger
+
+
+TAMPERING = {
+    "changed column": (["UPDATE ledger_entries SET ref = 'file:other' WHERE seq = 4"], 4, "canonical"),
+    "changed canonical and hashes of one row": (
+        ["UPDATE ledger_entries SET verdict = 'DENY', canonical = replace(canonical, '\"ALLOW\"', '\"DENY\"') WHERE seq = 3"],
+        3,
+        "leaf hash",
+    ),
+    "changed details": (["UPDATE event_details SET details = '{\"n\": 99, \"ip\": \"10.0.0.7\"}' WHERE seq = 2"], 2, "details"),
+    "deleted row": (["DELETE FROM ledger_entries WHERE seq = 5"], 5, "missing"),
+    "reordered rows": (
+        [
+            "UPDATE ledger_entries SET seq = 100 WHERE seq = 1",
+            "UPDATE ledger_entries SET seq = 1 WHERE seq = 2",
+            "UPDATE ledger_entries SET seq = 2 WHERE seq = 100",
+        ],
+        1,
+        "canonical",
+    ),
+    "truncated tail": (["DELETE FROM ledger_entries WHERE seq >= 8"], 8, "truncated"),
+    "changed Merkle node": (
+        ["UPDATE merkle_nodes SET hash = (SELECT leaf_hash FROM ledger_entries WHERE seq = 0) WHERE level = 2 AND idx = 0"],
+        0,
+        "Merkle node",
+    ),
+    "forged checkpoint": (["UPDATE checkpoints SET note = replace(note, 'test.qerberos.local', 'test.qerberos.locak') WHERE size = 6"], 6, "checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_verify_names_the_first_bad_sequence_number(filled: Ledger, case: str) -> None:
+    statements, seq, words = TAMPERING[case]
+    _as_attacker(filled, *statements)
+    report = verify_ledger(filled)
+    assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
+
+
+def test_cli_verify_exit_codes(filled: Ledger, backend_settings: object) -> None:
+    runner = CliRunner()
+    intact = runner.invoke(app, ["verify"])
+    assert (0, True) == (intact.exit_code, "intact" in intact.output), intact.output
+    _as_attacker(filled, "DELETE FROM ledger_entries WHERE seq = 5")
+    tampered = runner.invoke(app, ["verify"])
+    assert (1, True) == (tampered.exit_code, "sequence number 5" in tampered.output), tampered.output
