@@ -192,3 +192,316 @@ def _check_proof(proof: object) -> list[bytes]:
         _check_hash(f"proof element {i}", p)
         path.append(bytes(p))
     return path
+
+
+# ======================================================================================================
+# Signed notes and checkpoints (C2SP signed-note v1 with Ed25519, C2SP tlog-checkpoint)
+#
+# This section was appended to the Merkle verifier above, so it carries its own imports.
+#
+# A signed note is a text ending in a newline, a blank line, then one line per signature:
+#     "— <key name> <base64(4-byte big-endian key id || 64-byte Ed25519 signature)>\n"
+# (an em dash U+2014 and a space first). The signature covers the text, final newline included. A key is
+# named by its verifier key "<name>+<8 hex key id>+<base64(0x01 || 32-byte public key)>", where
+#     key id = SHA-256(name || 0x0A || 0x01 || public key)[:4].
+# A checkpoint is a note whose text is "<origin>\n<tree size>\n<base64 root hash>\n" plus optional
+# extension lines.
+#
+# Verification follows the spec and fails closed: signatures by keys not trusted are ignored, a signature
+# by a trusted key must verify (else the whole note is rejected) and at least one must. Stricter than Go's
+# golang.org/x/mod/sumdb/note, which silently skips them: two signature lines for the same key are refused.
+# ======================================================================================================
+
+import base64  # noqa: E402
+import binascii  # noqa: E402
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from typing import Literal  # noqa: E402
+
+from cryptography.exceptions import InvalidSignature  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+
+__all__ += [
+    "ALG_ED25519",
+    "MAX_SIGNATURES",
+    "Checkpoint",
+    "NoteProblem",
+    "NoteSignature",
+    "NoteVerificationError",
+    "SignedNote",
+    "VerifierKey",
+    "is_valid_key_name",
+    "key_id",
+    "parse_checkpoint",
+    "parse_note",
+    "parse_verifier_key",
+    "verify_checkpoint",
+    "verify_note",
+]
+
+ALG_ED25519 = 0x01
+MAX_SIGNATURES = 100  # the spec asks for a limit of at least 16; Go's note package uses 100
+ED25519_KEY_SIZE = 32
+ED25519_SIGNATURE_SIZE = 64
+SIGNATURE_PREFIX = "\u2014 "  # em dash, space
+_TREE_SIZE = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+_KEY_ID_HEX = re.compile(r"[0-9a-f]{8}", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+NoteProblem = Literal[
+    "malformed-key",  # a verifier key string is not name+keyid+base64(0x01||key) with a matching id
+    "ambiguous-key",  # two different trusted keys share a name and key id
+    "malformed-note",  # not a signed note (encoding, control characters, layout, a bad signature line)
+    "too-many-signatures",
+    "duplicate-signature",  # two signature lines for one (key name, key id)
+    "invalid-signature",  # a trusted key's signature does not verify
+    "untrusted",  # no signature by a trusted key (by one named as the origin, for checkpoints)
+    "malformed-checkpoint",  # the note text is not a tlog-checkpoint body
+    "wrong-origin",  # the checkpoint is for another log
+]
+
+
+class NoteVerificationError(VerificationError):
+    """A signed note or checkpoint does not verify: ``problem`` names the kind, ``reason`` the detail."""
+
+    def __init__(self, problem: NoteProblem, reason: str) -> None:
+        super().__init__(reason)
+        self.problem: NoteProblem = problem
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifierKey:
+    """A public note key: its name, its 32-bit key id and the 32-byte Ed25519 public key."""
+
+    name: str
+    key_id: int
+    public_key: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NoteSignature:
+    """One signature line: the key's name and id, and the raw Ed25519 signature (64 bytes)."""
+
+    name: str
+    key_id: int
+    signature: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignedNote:
+    """A note's text (ending in a newline) and its signatures, in the order of their lines."""
+
+    text: str
+    signatures: tuple[NoteSignature, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A tlog-checkpoint body: the log's origin, its tree size and its RFC 9162 root hash."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+
+def is_valid_key_name(name: object) -> bool:
+    """Key names are non-empty and contain neither Unicode spaces nor '+' (nor control characters)."""
+    return (
+        isinstance(name, str)
+        and name != ""
+        and not any(c.isspace() or c == "+" or c < " " for c in name)
+        and _is_utf8(name)
+    )
+
+
+def key_id(name: str, public_key: bytes) -> int:
+    """The Ed25519 key id: the first 4 bytes, big-endian, of SHA-256(name || 0x0A || 0x01 || public key)."""
+    if len(public_key) != ED25519_KEY_SIZE:
+        raise NoteVerificationError("malformed-key", f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def parse_verifier_key(vkey: str) -> VerifierKey:
+    """Parse ``name+<8 hex key id>+base64(0x01 || public key)`` (Go's ``note.NewVerifier`` format)."""
+    if not isinstance(vkey, str):
+        raise NoteVerificationError("malformed-key", "a verifier key is a string")
+    name, _, rest = vkey.partition("+")
+    id_hex, _, key64 = rest.partition("+")
+    if not is_valid_key_name(name):
+        raise NoteVerificationError("malformed-key", f"verifier key has an invalid name: {vkey!r}")
+    if not _KEY_ID_HEX.fullmatch(id_hex):
+        raise NoteVerificationError("malformed-key", f"verifier key id is not 8 lowercase hex digits: {vkey!r}")
+    raw = _b64decode(key64)
+    if raw is None or len(raw) != 1 + ED25519_KEY_SIZE:
+        raise NoteVerificationError("malformed-key", f"verifier key data is not an Ed25519 key: {vkey!r}")
+    if raw[0] != ALG_ED25519:
+        raise NoteVerificationError("malformed-key", f"verifier key algorithm {raw[0]} is not Ed25519 (1)")
+    public_key = raw[1:]
+    if int(id_hex, 16) != key_id(name, public_key):
+        raise NoteVerificationError("malformed-key", f"verifier key id does not match its key: {vkey!r}")
+    return VerifierKey(name, int(id_hex, 16), public_key)
+
+
+def parse_note(note: str | bytes) -> SignedNote:
+    """Split a signed note into its text and signature lines, checking only the syntax (no trust)."""
+    text = _decode_note(note)
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise NoteVerificationError("malformed-note", "no blank line before the signatures")
+    body, block = text[: split + 1], text[split + 2 :]
+    if not block or not block.endswith("\n"):
+        raise NoteVerificationError("malformed-note", "the signature block is empty or lacks its final newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise NoteVerificationError("too-many-signatures", f"{len(lines)} signatures, at most {MAX_SIGNATURES}")
+    signatures: list[NoteSignature] = []
+    seen: set[tuple[str, int]] = set()
+    for number, line in enumerate(lines, 1):
+        signature = _parse_signature_line(number, line)
+        if (signature.name, signature.key_id) in seen:
+            raise NoteVerificationError(
+                "duplicate-signature", f"two signatures by {signature.name}+{signature.key_id:08x}"
+            )
+        seen.add((signature.name, signature.key_id))
+        signatures.append(signature)
+    return SignedNote(body, tuple(signatures))
+
+
+def verify_note(note: str | bytes, trusted: Iterable[str | VerifierKey]) -> SignedNote:
+    """Verify a signed note against the trusted keys; return its text with the signatures that verified.
+
+    Signatures by other keys are ignored (this is how keys rotate and witnesses cosign). A signature by a
+    trusted key (same name and key id) that does not verify rejects the note, and so does a note that no
+    trusted key signed.
+    """
+    keys = _trusted_keys(trusted)
+    parsed = parse_note(note)
+    message = parsed.text.encode("utf-8")
+    verified: list[NoteSignature] = []
+    for signature in parsed.signatures:
+        key = keys.get((signature.name, signature.key_id))
+        if key is None:
+            continue
+        if not _ed25519_verify(key.public_key, signature.signature, message):
+            raise NoteVerificationError(
+                "invalid-signature", f"the signature by {key.name}+{key.key_id:08x} does not verify"
+            )
+        verified.append(signature)
+    if not verified:
+        raise NoteVerificationError("untrusted", "no signature by a trusted key")
+    return SignedNote(parsed.text, tuple(verified))
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    """Parse a tlog-checkpoint body strictly: origin, tree size (no leading zeros), 32-byte root, extensions."""
+    if not isinstance(text, str) or not text.endswith("\n"):
+        raise NoteVerificationError("malformed-checkpoint", "a checkpoint body ends in a newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise NoteVerificationError("malformed-checkpoint", "a checkpoint body has at least three lines")
+    origin, size_text, root_text, *extensions = lines
+    if not origin:
+        raise NoteVerificationError("malformed-checkpoint", "the origin line is empty")
+    if not _TREE_SIZE.fullmatch(size_text) or int(size_text) > _MAX_SIZE:
+        raise NoteVerificationError("malformed-checkpoint", f"bad tree size line {size_text!r}")
+    root = _b64decode(root_text)
+    if root is None or len(root) != HASH_SIZE:
+        raise NoteVerificationError("malformed-checkpoint", f"the root hash is not base64 of {HASH_SIZE} bytes")
+    if any(not line for line in extensions):
+        raise NoteVerificationError("malformed-checkpoint", "an extension line is empty")
+    return Checkpoint(origin, int(size_text), root, tuple(extensions))
+
+
+def verify_checkpoint(note: str | bytes, trusted: Iterable[str | VerifierKey], origin: str) -> Checkpoint:
+    """Verify a signed checkpoint of the log ``origin`` and return it.
+
+    Besides ``verify_note``: the body must be a checkpoint of ``origin``, and one of the signatures that
+    verified must be by a key named ``origin`` (the log's own key), so one log's key cannot vouch for another.
+    """
+    opened = verify_note(note, trusted)
+    checkpoint = parse_checkpoint(opened.text)
+    if checkpoint.origin != origin:
+        raise NoteVerificationError("wrong-origin", f"checkpoint of {checkpoint.origin!r}, expected {origin!r}")
+    if not any(signature.name == origin for signature in opened.signatures):
+        raise NoteVerificationError("untrusted", f"no signature by a trusted key named {origin!r}")
+    return checkpoint
+
+
+def _decode_note(note: object) -> str:
+    if isinstance(note, bytes | bytearray):
+        try:
+            text = bytes(note).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NoteVerificationError("malformed-note", f"not valid UTF-8 (byte {exc.start})") from None
+    elif isinstance(note, str):
+        if not _is_utf8(note):
+            raise NoteVerificationError("malformed-note", "not valid UTF-8 (lone surrogate)")
+        text = note
+    else:
+        raise NoteVerificationError("malformed-note", "a signed note is text or bytes")
+    control = _CONTROL.search(text)
+    if control:
+        raise NoteVerificationError(
+            "malformed-note", f"control character U+{ord(control.group()):04X} at offset {control.start()}"
+        )
+    return text
+
+
+def _parse_signature_line(number: int, line: str) -> NoteSignature:
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise NoteVerificationError("malformed-note", f"signature line {number} does not start with '— '")
+    name, _, sig64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
+    raw = _b64decode(sig64)
+    if not is_valid_key_name(name) or raw is None or len(raw) < 5:
+        raise NoteVerificationError("malformed-note", f"signature line {number} is not '— <name> <base64>'")
+    return NoteSignature(name, int.from_bytes(raw[:4], "big"), raw[4:])
+
+
+def _trusted_keys(trusted: Iterable[str | VerifierKey]) -> dict[tuple[str, int], VerifierKey]:
+    if isinstance(trusted, str | bytes):
+        raise NoteVerificationError("malformed-key", "trusted keys are a collection of verifier keys")
+    keys: dict[tuple[str, int], VerifierKey] = {}
+    for item in trusted:
+        key = item if isinstance(item, VerifierKey) else parse_verifier_key(item)
+        if key_id(key.name, key.public_key) != key.key_id:
+            raise NoteVerificationError("malformed-key", f"key id of {key.name} does not match its key")
+        known = keys.setdefault((key.name, key.key_id), key)
+        if known.public_key != key.public_key:
+            raise NoteVerificationError("ambiguous-key", f"two trusted keys are {key.name}+{key.key_id:08x}")
+    return keys
+
+
+def _b64decode(text: str) -> bytes | None:
+    """Strict standard base64 (RFC 4648 section 4): the canonical encoding only, else None."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if base64.b64encode(raw).decode("ascii") == text else None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _ed25519_key(public_key: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def _ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    if len(signature) != ED25519_SIGNATURE_SIZE:
+        return False
+    try:
+        _ed25519_key(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
