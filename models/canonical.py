@@ -1,8 +1,8 @@
 """RFC 8785 canonical bytes of a ledger record and of the details it commits to.
 
-A record's canonical form is built field by field from a fixed template: its keys are ASCII and known,
-its only number is ``seq`` (an integer), so RFC 8785 reduces to sorted keys plus JSON string escaping,
-which msgspec performs exactly as RFC 8785 asks (short escapes, lower-case ``\\u00xx`` for other control
+A record's keys are ASCII and known and its only number is ``seq`` (an integer below 2^53), so RFC 8785
+reduces to sorted keys plus JSON string escaping, which msgspec's sorted encoder performs exactly as RFC
+8785 asks (short escapes, lower-case ``\\u00xx`` for other control
 characters, everything else as UTF-8). ``tests/unit/test_canonical.py`` checks both encoders against the
 reference ``rfc8785`` package. Details are free-form JSON, so they take the fast path only when they hold
 nothing on which the two could differ (floats, integers beyond 2^53, non-BMP keys).
@@ -22,7 +22,6 @@ import rfc8785
 from qerberos.errors import ValidationError
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-_encode_string = msgspec.json.Encoder().encode
 _MAX_SAFE_INTEGER = 2**53 - 1
 DETAILS_COMMITMENT_PREFIX = "sha256:"
 
@@ -49,10 +48,6 @@ def from_epoch_ms(epoch_ms: int) -> dt.datetime:
     return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=epoch_ms)
 
 
-def _string(value: str | None) -> str:
-    return "null" if value is None else _encode_string(value).decode()
-
-
 def canonical_record(
     *,
     seq: int,
@@ -71,15 +66,22 @@ def canonical_record(
     source: str,
 ) -> bytes:
     """The RFC 8785 encoding of a record as stored (keys in sorted order, no white space)."""
-    text = (
-        f'{{"actor":{{"daoId":{_string(dao_id)},"squidId":{_string(squid_id)},"subId":{_string(sub_id)}}},'
-        f'"cid":{_string(cid)},"detailsCommitment":{_string(details_commitment)},"id":{_string(event_id)},'
-        f'"layer":{_string(layer)},"occurredAt":"{iso_millis(occurred_at_ms)}",'
-        f'"receivedAt":"{iso_millis(received_at_ms)}","ref":{_string(ref)},"seq":{seq},'
-        f'"source":{_string(source)},"type":{_string(type)},"verdict":{_string(verdict)}}}'
-    )
+    record = {
+        "actor": {"daoId": dao_id, "squidId": squid_id, "subId": sub_id},
+        "cid": cid,
+        "detailsCommitment": details_commitment,
+        "id": event_id,
+        "layer": layer,
+        "occurredAt": iso_millis(occurred_at_ms),
+        "receivedAt": iso_millis(received_at_ms),
+        "ref": ref,
+        "seq": seq,
+        "source": source,
+        "type": type,
+        "verdict": verdict,
+    }
     try:
-        return text.encode("utf-8")
+        return _encode_sorted(record)
     except UnicodeEncodeError as exc:
         raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
 
@@ -96,8 +98,11 @@ def canonical_json(value: Any) -> bytes:
 
 def details_commitment(details: Mapping[str, Any] | None, salt: bytes) -> str:
     """``sha256:<hex>`` of the salt followed by the canonical details: hides them, binds them."""
-    digest = hashlib.sha256(salt + canonical_json(details)).hexdigest()
-    return DETAILS_COMMITMENT_PREFIX + digest
+    return commit_canonical_details(canonical_json(details), salt)
+
+
+def commit_canonical_details(canonical_details: bytes, salt: bytes) -> str:
+    return DETAILS_COMMITMENT_PREFIX + hashlib.sha256(salt + canonical_details).hexdigest()
 
 
 def _is_plain(value: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -61,6 +61,13 @@ def _begin_sqlite(connection: Connection) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def insert_rows(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """A bare driver ``executemany`` of positional rows: the hot path of every append."""
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+    connection.exec_driver_sql(statement, list(rows))
 
 
 @contextlib.contextmanager

@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
-from models.canonical import canonical_record, details_commitment, from_epoch_ms, to_epoch_ms
-from models.database import create_ledger_engine, create_schema, is_sqlite, sequenced
+from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
+from models.database import create_ledger_engine, create_schema, insert_rows, is_sqlite, sequenced
 from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
@@ -44,6 +44,7 @@ _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
 _nodes = MerkleNode.__table__  # type: ignore[attr-defined]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+_ENTRY_COLUMNS = tuple(column.name for column in _entries.columns)
 
 
 def b64(data: bytes) -> str:
@@ -86,7 +87,7 @@ class _Prepared:
     id: str
     occurred_at_ms: int | None
     salt: bytes
-    details_json: str
+    details_text: str  # the canonical (RFC 8785) details, stored so their commitment re-derives byte for byte
     commitment: str
 
 
@@ -162,34 +163,49 @@ class Ledger:
         known = self._known(connection, {item.id for item in prepared if item.event.id is not None})
         head = self._head(connection)
         received_at_ms = to_epoch_ms(dt.datetime.now(dt.UTC))
+        received_at = from_epoch_ms(received_at_ms)
         results: list[AppendResult] = []
-        entry_rows: list[dict[str, Any]] = []
-        detail_rows: list[dict[str, Any]] = []
+        entry_rows: list[tuple[Any, ...]] = []
+        detail_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
         chain_hash = head.chain_hash
+        sha256 = hashlib.sha256
         for index, item in enumerate(prepared):
             if item.id in known:
                 results.append(AppendResult(_check_same(index, item, known[item.id]), created=False))
                 continue
+            event, actor = item.event, item.event.actor
             seq = head.size + len(entry_rows)
-            row = _entry_row(item, seq, received_at_ms)
-            leaf = hashlib.sha256(b"\x00" + row["canonical"].encode()).digest()
-            chain_hash = hashlib.sha256(chain_hash + leaf).digest()
-            row["leaf_hash"], row["chain_hash"] = leaf, chain_hash
-            entry_rows.append(row)
-            detail_rows.append({"seq": seq, "salt": item.salt, "details": item.details_json})
+            occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
+            canonical = canonical_record(
+                seq=seq, event_id=item.id, type=event.type, ref=event.ref, squid_id=actor.squid_id,
+                sub_id=actor.sub_id, dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict,
+                details_commitment=item.commitment, cid=event.cid, occurred_at_ms=occurred_at_ms,
+                received_at_ms=received_at_ms, source=event.source,
+            )  # fmt: skip
+            leaf = sha256(b"\x00" + canonical).digest()
+            chain_hash = sha256(chain_hash + leaf).digest()
+            entry_rows.append((
+                seq, item.id, event.type, event.ref, actor.squid_id, actor.sub_id, actor.dao_id, event.layer,
+                event.verdict, item.commitment, event.cid, occurred_at_ms, received_at_ms, event.source,
+                canonical.decode(), leaf, chain_hash,
+            ))  # fmt: skip
+            detail_rows.append((seq, item.salt, item.details_text))
             leaf_hashes.append(leaf)
-            record = _record_from_row(row, item.event.details)
+            record = LedgerRecord(
+                seq=seq, id=uuid.UUID(item.id), type=event.type, ref=event.ref, actor=actor, layer=event.layer,
+                verdict=event.verdict, details=event.details, details_commitment=item.commitment, cid=event.cid,
+                occurred_at=received_at if item.occurred_at_ms is None else from_epoch_ms(occurred_at_ms),
+                received_at=received_at, source=event.source, leaf_hash=leaf, chain_hash=chain_hash,
+            )  # fmt: skip
             known[item.id] = record
             results.append(AppendResult(record, created=True))
         if entry_rows:
             new_nodes, _ = merkle.append_batch(head.size, leaf_hashes, head.frontier)
-            connection.execute(_entries.insert(), entry_rows)
-            connection.execute(_details.insert(), detail_rows)
+            insert_rows(connection, "ledger_entries", _ENTRY_COLUMNS, entry_rows)
+            insert_rows(connection, "event_details", ("seq", "salt", "details"), detail_rows)
             if new_nodes:
-                connection.execute(
-                    _nodes.insert(), [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in new_nodes]
-                )
+                insert_rows(connection, "merkle_nodes", ("level", "idx", "hash"), new_nodes)
         return results
 
     def _known(self, connection: Connection, ids: set[str]) -> dict[str, LedgerRecord]:
@@ -340,11 +356,13 @@ class Ledger:
             rows = connection.execute(select(_entries.c.seq, _entries.c.leaf_hash).where(_entries.c.seq.in_(leaves)))
             found.update({(0, row.seq): row.leaf_hash for row in rows})
         if interior:
-            rows = connection.execute(
-                select(_nodes.c.level, _nodes.c.idx, _nodes.c.hash).where(
-                    tuple_(_nodes.c.level, _nodes.c.idx).in_(interior)
-                )
+            by_level: dict[int, list[int]] = {}
+            for level, index in interior:
+                by_level.setdefault(level, []).append(index)
+            wanted_nodes = or_(
+                *(and_(_nodes.c.level == level, _nodes.c.idx.in_(indices)) for level, indices in by_level.items())
             )
+            rows = connection.execute(select(_nodes.c.level, _nodes.c.idx, _nodes.c.hash).where(wanted_nodes))
             found.update({(row.level, row.idx): row.hash for row in rows})
         missing = wanted - found.keys()
         if missing:
@@ -373,11 +391,14 @@ def initialise(settings: Settings) -> Ledger:
 
 
 def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
+    """Validate and hash what does not depend on position, outside the sequencer's lock."""
+    randomness = os.urandom(_SALT_BYTES * 2 * len(events))
     prepared: list[_Prepared] = []
     errors: dict[str, Any] = {}
     for index, event in enumerate(events):
+        offset = index * _SALT_BYTES * 2
         try:
-            prepared.append(_prepare(event))
+            prepared.append(_prepare(event, randomness[offset : offset + _SALT_BYTES * 2]))
         except ValidationError as exc:
             errors[str(index)] = exc.details or exc.message
     if errors:
@@ -385,43 +406,29 @@ def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
     return prepared
 
 
-def _prepare(event: NewEvent) -> _Prepared:
+def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
     occurred_at_ms = None if event.occurred_at is None else to_epoch_ms(event.occurred_at)
     if occurred_at_ms is not None and not _MIN_EPOCH_MS <= occurred_at_ms <= _MAX_EPOCH_MS:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
-    salt = os.urandom(_SALT_BYTES)
-    details = dict(event.details) if event.details is not None else None
+    salt = randomness[:_SALT_BYTES]
+    details = canonical_json(None if event.details is None else dict(event.details))
     return _Prepared(
         event=event,
-        id=str(event.id or uuid.uuid4()),
+        id=str(event.id) if event.id is not None else _random_uuid4(randomness[_SALT_BYTES:]),
         occurred_at_ms=occurred_at_ms,
         salt=salt,
-        details_json=msgspec.json.encode(details).decode(),
-        commitment=details_commitment(details, salt),
+        details_text=details.decode(),
+        commitment=commit_canonical_details(details, salt),
     )
 
 
-def _entry_row(item: _Prepared, seq: int, received_at_ms: int) -> dict[str, Any]:
-    event = item.event
-    occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
-    row: dict[str, Any] = {
-        "seq": seq,
-        "id": item.id,
-        "type": event.type,
-        "ref": event.ref,
-        "actor_squid_id": event.actor.squid_id,
-        "actor_sub_id": event.actor.sub_id,
-        "actor_dao_id": event.actor.dao_id,
-        "layer": event.layer,
-        "verdict": event.verdict,
-        "details_commitment": item.commitment,
-        "cid": event.cid,
-        "occurred_at_ms": occurred_at_ms,
-        "received_at_ms": received_at_ms,
-        "source": event.source,
-    }
-    row["canonical"] = canonical_from_row(row).decode()
-    return row
+def _random_uuid4(random16: bytes) -> str:
+    """RFC 9562 version 4 UUID text from 16 random bytes (cheaper than going through ``uuid.UUID``)."""
+    raw = bytearray(random16)
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def canonical_from_row(row: Mapping[str, Any]) -> bytes:

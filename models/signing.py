@@ -28,7 +28,7 @@ class LogSigner:
 
     def verifier_key(self) -> str:
         """The newest signing key's verifier key."""
-        return self._signers[-1].verifier_key()
+        return self._signers[-1].verifier_key
 
     def verifier_keys(self) -> list[str]:
         """Every key that has signed this log, retired ones included (they verify older checkpoints)."""

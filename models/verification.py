@@ -13,11 +13,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import Connection, select
 
 from models import merkle
-from models.canonical import details_commitment
+from models.canonical import commit_canonical_details
 from models.ledger import GENESIS_CHAIN_HASH, Ledger, canonical_from_row
 from models.signed_note import NoteIntegrityError, verify_checkpoint
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
@@ -142,7 +141,7 @@ def _verify_rows(rows: Sequence[Any], start: int, end: int, chain: bytes) -> tup
         if chain != row["chain_hash"]:
             raise _Tampered(seq, "hash chain broken")
         if row["details"] is not None and (
-            details_commitment(msgspec.json.decode(row["details"]), row["salt"]) != row["details_commitment"]
+            commit_canonical_details(row["details"].encode(), row["salt"]) != row["details_commitment"]
         ):
             raise _Tampered(seq, "details do not match their commitment")
         leaves.append(leaf)
