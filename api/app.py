@@ -1,0 +1,138 @@
+"""The application factory: ``create_app(settings)`` builds the Litestar app of one worker.
+
+Layers, from the outside in: ``InstrumentedASGI`` (request id, metrics, access log, sees every real
+status code) → Litestar's exception handling (``api.errors``, the one place errors become HTTP) →
+security middleware (authentication, rate limit; from ``api.security``) → the permission guard (each
+route names its permission in ``opt["permission"]``) → the controllers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Guard, Middleware
+
+from api.controllers.audit import AuditController
+from api.controllers.health import HealthController, __version__
+from api.controllers.ledger import LedgerController
+from api.controllers.metrics import MetricsController
+from api.errors import EXCEPTION_HANDLERS
+from api.lifecycle import ServiceState, lifespan
+from api.metrics import InstrumentedASGI
+from api.probes import DependencyProbes
+from models.ledger import Ledger
+from qerberos.settings import Settings, get_settings
+
+PUBLIC_OPT_KEY = "public"
+"""Handlers with ``opt["public"]`` skip authentication: ``/health``, ``/health/live``, ``/health/ready``
+(and ``/metrics``, which checks its token or authenticates the caller itself)."""
+
+Authenticate = Callable[[Request[Any, Any, Any]], Awaitable[Any]]
+GuardFactory = Callable[[str], Guard]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecurityHooks:
+    """What the security layer contributes to the app.
+
+    ``middleware`` (authentication, then rate limiting) must skip handlers whose ``opt`` carries
+    ``PUBLIC_OPT_KEY``; ``requires(permission)`` returns a guard; ``authenticate(request)`` authenticates
+    a request outside the middleware (used by ``/metrics``) and raises ``AuthenticationError``.
+    """
+
+    middleware: Sequence[Middleware] = ()
+    requires: GuardFactory | None = None
+    authenticate: Authenticate | None = None
+    on_startup: Sequence[Callable[[Litestar], Any]] = ()
+    on_shutdown: Sequence[Callable[[Litestar], Any]] = ()
+
+
+def security_hooks(settings: Settings) -> SecurityHooks:
+    # ── SECURITY INSERTION POINT ──────────────────────────────────────────────────────────────
+    # api/security (built separately) plugs in here: its authentication and rate-limit middleware,
+    # its guard factory `requires(permission)` and a request authenticator for /metrics.
+    # Until it lands the app runs without authentication: never expose such a build.
+    return SecurityHooks()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Ledger | None = None,
+    security: SecurityHooks | None = None,
+) -> Litestar:
+    """Build the app. ``ledger`` (tests) is used as given and not closed at shutdown; ``security``
+    replaces the hooks built from the settings."""
+    settings = settings or get_settings()
+    hooks = security if security is not None else security_hooks(settings)
+    state = ServiceState(
+        settings=settings,
+        ledger_factory=(lambda: ledger) if ledger is not None else (lambda: Ledger.from_settings(settings)),
+        owns_ledger=ledger is None,
+    )
+    app = Litestar(
+        route_handlers=[AuditController, LedgerController, HealthController, MetricsController],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=list(hooks.middleware),
+        guards=[_permission_guard(hooks.requires)],
+        lifespan=[lifespan],
+        on_startup=list(hooks.on_startup),
+        on_shutdown=list(hooks.on_shutdown),
+        openapi_config=_openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        debug=False,
+    )
+    app.state.service = state
+    app.state.probes = DependencyProbes(settings, lambda: state.ledger)
+    app.state.authenticate = hooks.authenticate
+    app.asgi_handler = InstrumentedASGI(app.asgi_handler)
+    return app
+
+
+def serve_app() -> Litestar:
+    """The factory uvicorn imports in each worker (``api.app:serve_app``): settings from the environment,
+    logging configured once for this process."""
+    from qerberos.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_dir)
+    return create_app(settings)
+
+
+def _permission_guard(requires: GuardFactory | None) -> Guard:
+    """One app-level guard that enforces ``opt["permission"]`` with the security layer's guards."""
+    guards: dict[str, Guard] = {}
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        permission = handler.opt.get("permission")
+        if permission is None or requires is None:
+            return
+        if permission not in guards:
+            guards[permission] = requires(permission)
+        outcome = guards[permission](connection, handler)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    return guard
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Qerberos Security & Audit API",
+        version=__version__,
+        description="The verifiable audit ledger of the Q ecosystem. Deviations from the upstream: docs/API.md.",
+        path="/schema",
+        render_plugins=[JsonRenderPlugin()],
+        components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
+        security=[{"BearerAuth": []}],
+    )

@@ -1,0 +1,1 @@
+"""HTTP controllers: thin translations from requests to calls on the ledger and back."""

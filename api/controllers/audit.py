@@ -1,0 +1,247 @@
+"""``/audit``: append events (one or a batch), search them, read one.
+
+The two POST routes take the raw body and decode it with ``models.events`` so that the API and
+``qerberos ingest`` accept and reject exactly the same input. Each route names the permission it needs
+in ``opt["permission"]``; the app's permission guard enforces it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import HeaderParameter, QueryParameter
+
+from api import metrics
+from api.envelope import Envelope, ok
+from api.openapi_bodies import BATCH_LIMIT, NDJSON_TYPES, AuditBatchBody, AuditEventBody
+from api.schemas import AuditEvent, AuditEventCreated, AuditEventPage, BatchCreated, created_view, event_view
+from models.events import AuditEventRequest, check_details, convert_event, decode_event
+from models.ledger import Ledger
+from models.records import SearchQuery
+from qerberos.errors import PayloadTooLargeError, ValidationError
+
+WRITE = "qerberos:audit:write"
+READ = "audit:read"
+_MAX_ITEM_ERRORS = 100
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a8e-3d4b-5e6f-8a9b-0c1d2e3f4a5b")
+_batch_decoder = msgspec.json.Decoder(list[AuditEventRequest])
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        required=False,
+        description="Makes a retry safe: a UUID is used as the event id; any other key maps to one id per caller.",
+    ),
+]
+
+
+def _search_operation_id(handler: Any, method: Any, path_components: list[str | Any]) -> str:
+    """``GET /audit`` keeps the contract's id; the ``/audit/search`` alias gets its own."""
+    return "searchAuditEventsAlias" if "search" in path_components else "searchAuditEvents"
+
+
+def ledger_of(request: Request[Any, Any, Any]) -> Ledger:
+    ledger: Ledger = request.app.state.service.require_ledger()
+    return ledger
+
+
+def caller_source(request: Request[Any, Any, Any]) -> str:
+    """Who submitted: the authenticated caller's ``source`` (``squid:<id>``, ``local:<name>``)."""
+    source = getattr(request.scope.get("user"), "source", None)
+    return source if isinstance(source, str) and source else "anonymous"
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ("Audit",)
+
+    @post(
+        "/",
+        status_code=201,
+        sync_to_thread=True,
+        operation_class=AuditEventBody,
+        opt={"permission": WRITE},
+        summary="Log audit event",
+        operation_id="logAuditEvent",
+    )
+    def log_event(
+        self, request: Request[Any, Any, Any], body: bytes, idempotency_key: IdempotencyKey = None
+    ) -> Envelope[AuditEventCreated]:
+        source = caller_source(request)
+        event = _with_idempotency_key(decode_event(body), idempotency_key, source)
+        results = ledger_of(request).append([event.to_new_event(source)])
+        metrics.record_ingested(results)
+        return ok(created_view(results[0]), code="AUDIT_EVENT_LOGGED", message="audit event logged")
+
+    @post(
+        "/batch",
+        status_code=201,
+        sync_to_thread=True,
+        operation_class=AuditBatchBody,
+        opt={"permission": WRITE},
+        summary="Log up to 10,000 audit events, all or nothing",
+        operation_id="logAuditEventBatch",
+    )
+    def log_batch(self, request: Request[Any, Any, Any], body: bytes) -> Envelope[BatchCreated]:
+        source = caller_source(request)
+        events = _decode_batch(body, request.headers.get("content-type", "application/json"))
+        results = ledger_of(request).append([event.to_new_event(source) for event in events])
+        metrics.record_ingested(results)
+        views = [created_view(result) for result in results]
+        created = sum(result.created for result in results)
+        data = BatchCreated(count=len(views), created=created, events=views)
+        return ok(data, code="AUDIT_BATCH_LOGGED", message=f"{len(views)} audit events logged")
+
+    @get(
+        ["/", "/search"],
+        sync_to_thread=True,
+        opt={"permission": READ},
+        summary="Search audit events (newest first)",
+        operation_id=_search_operation_id,
+    )
+    def search(
+        self,
+        request: Request[Any, Any, Any],
+        type: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        actor: Annotated[str | None, QueryParameter(max_length=100, description="sQuid id of the actor")] = None,
+        layer: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        verdict: Annotated[Literal["ALLOW", "DENY", "WARN"] | None, QueryParameter()] = None,
+        start_date: Annotated[dt.datetime | None, QueryParameter(name="startDate")] = None,
+        end_date: Annotated[dt.datetime | None, QueryParameter(name="endDate")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=200, description="nextCursor of the previous page; replaces offset")
+        ] = None,
+    ) -> Envelope[AuditEventPage]:
+        start, end = _as_utc(start_date, "startDate"), _as_utc(end_date, "endDate")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("startDate is after endDate", details={"startDate": "must not be after endDate"})
+        query = SearchQuery(type, actor, layer, verdict, start, end, limit, offset, cursor)
+        page = ledger_of(request).search(query)
+        data = AuditEventPage(
+            events=[event_view(record) for record in page.records],
+            total_count=page.total_count,
+            limit=limit,
+            offset=offset,
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
+        )
+        return ok(data)
+
+    @get(
+        "/{event_id:str}",
+        sync_to_thread=True,
+        opt={"permission": READ},
+        summary="Get audit event",
+        operation_id="getAuditEvent",
+    )
+    def get_event(self, request: Request[Any, Any, Any], event_id: str) -> Envelope[AuditEvent]:
+        return ok(event_view(ledger_of(request).get(parse_event_id(event_id))))
+
+
+def parse_event_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise ValidationError("invalid event id", details={"id": "not a UUID"}) from exc
+
+
+def _as_utc(moment: dt.datetime | None, name: str) -> dt.datetime | None:
+    """Dates without an offset are read as UTC (the contract's dates are ISO 8601, usually with ``Z``)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _with_idempotency_key(event: AuditEventRequest, key: str | None, source: str) -> AuditEventRequest:
+    if key is None:
+        return event
+    try:
+        key_id = uuid.UUID(key)
+    except ValueError:
+        key_id = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{source}\n{key}")
+    if event.id is not None and event.id != key_id:
+        raise ValidationError(
+            "Idempotency-Key and id disagree", details={"Idempotency-Key": "names another event than the body's id"}
+        )
+    return msgspec.structs.replace(event, id=key_id)
+
+
+def _decode_batch(body: bytes, content_type: str) -> list[AuditEventRequest]:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in NDJSON_TYPES:
+        return _decode_lines(body)
+    if media_type not in ("application/json", ""):
+        raise ValidationError(
+            "unsupported Content-Type",
+            details={"Content-Type": "application/json (an array) or application/x-ndjson"},
+        )
+    try:
+        events = _batch_decoder.decode(body)
+    except msgspec.DecodeError:
+        return _decode_items(_parse_array(body))
+    _check_count(len(events))
+    errors: dict[str, Any] = {}
+    for index, event in enumerate(events):
+        _collect(errors, index, check_details, event.details)
+    _raise_item_errors(errors, len(events))
+    return events
+
+
+def _parse_array(body: bytes) -> list[Any]:
+    try:
+        parsed = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ValidationError("malformed JSON", details={"body": str(exc)}) from exc
+    if not isinstance(parsed, list):
+        raise ValidationError("a batch is a JSON array", details={"$": "expected an array of audit events"})
+    return parsed
+
+
+def _decode_items(items: list[Any]) -> list[AuditEventRequest]:
+    _check_count(len(items))
+    errors: dict[str, Any] = {}
+    events = [_collect(errors, index, convert_event, item) for index, item in enumerate(items)]
+    _raise_item_errors(errors, len(items))
+    return [event for event in events if event is not None]
+
+
+def _decode_lines(body: bytes) -> list[AuditEventRequest]:
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    _check_count(len(lines))
+    errors: dict[str, Any] = {}
+    events = [_collect(errors, index, decode_event, line) for index, line in enumerate(lines)]
+    _raise_item_errors(errors, len(lines))
+    return [event for event in events if event is not None]
+
+
+def _collect(errors: dict[str, Any], index: int, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except (ValidationError, PayloadTooLargeError) as exc:
+        if len(errors) < _MAX_ITEM_ERRORS:
+            errors[str(index)] = exc.details or {"$": exc.message}
+        else:
+            errors["more"] = int(errors.get("more", 0)) + 1
+        return None
+
+
+def _check_count(count: int) -> None:
+    if count == 0:
+        raise ValidationError("empty batch", details={"$": "at least one audit event"})
+    if count > BATCH_LIMIT:
+        raise PayloadTooLargeError("batch too large", details={"$": f"{count} events, at most {BATCH_LIMIT} per batch"})
+
+
+def _raise_item_errors(errors: dict[str, Any], count: int) -> None:
+    if errors:
+        failing = len(errors) - (1 if "more" in errors else 0) + int(errors.get("more", 0))
+        raise ValidationError(f"{failing} of {count} audit events are invalid; none was logged", details=errors)

@@ -1,0 +1,33 @@
+"""The success envelope of every JSON answer: ``{status: "ok", code, message, data, timestamp}``.
+
+Errors have their own envelope, built only in :mod:`api.errors`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Generic, Literal, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+def iso_timestamp(moment: dt.datetime | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``, the contract's spelling (``2024-02-08T15:30:00.000Z``)."""
+    moment = (moment or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """A successful answer; ``data`` is the route's payload."""
+
+    status: Literal["ok"] = "ok"
+    code: str = "OK"
+    message: str = "success"
+    data: T
+    timestamp: str = msgspec.field(default_factory=iso_timestamp)
+
+
+def ok(data: T, *, code: str = "OK", message: str = "success") -> Envelope[T]:
+    return Envelope(data=data, code=code, message=message)

@@ -1,0 +1,107 @@
+"""What the service does when it starts and stops, and the periodic checkpoint.
+
+Start: open the ledger (in a worker thread: SQLAlchemy is synchronous), mark the service ready, and
+start a task that asks the ledger for a checkpoint every ``checkpoint_interval`` seconds (the ledger
+signs a new one only when the log grew). Stop (uvicorn on SIGTERM/SIGINT has already stopped accepting
+connections and finished the requests in flight): mark not ready, stop the task, write a last checkpoint
+with ``force=True``, close the ledger, and drop this worker's live metrics files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar
+
+from api import metrics
+from models.ledger import Ledger
+from qerberos.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class ServiceState:
+    """Mutable state of one worker, kept on ``app.state.service``."""
+
+    settings: Settings
+    ledger_factory: Callable[[], Ledger]
+    owns_ledger: bool
+    ledger: Ledger | None = None
+    ready: bool = False
+    started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
+    checkpointer: asyncio.Task[None] | None = None
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def require_ledger(self) -> Ledger:
+        if self.ledger is None:
+            from qerberos.errors import DependencyUnavailableError
+
+            raise DependencyUnavailableError("the ledger is not open (the service is starting or stopping)")
+        return self.ledger
+
+
+def service_state(app: Litestar) -> ServiceState:
+    state: ServiceState = app.state.service
+    return state
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    state = service_state(app)
+    state.ledger = await anyio.to_thread.run_sync(state.ledger_factory)
+    state.checkpointer = asyncio.create_task(_checkpoint_every(state), name="qerberos-checkpointer")
+    state.ready = True
+    logger.info("qerberos ready (ledger of %d events)", await anyio.to_thread.run_sync(state.ledger.size))
+    try:
+        yield
+    finally:
+        state.ready = False
+        state.checkpointer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.checkpointer
+        await anyio.to_thread.run_sync(_close, state)
+        metrics.mark_worker_dead()
+
+
+async def _checkpoint_every(state: ServiceState) -> None:
+    interval = max(0.1, state.settings.checkpoint_interval)
+    while True:
+        await asyncio.sleep(interval)
+        ledger = state.ledger
+        if ledger is None:
+            continue
+        try:
+            await anyio.to_thread.run_sync(ledger.checkpoint)
+        except Exception:  # the loop must survive a database hiccup; the next round retries
+            logger.exception("periodic checkpoint failed")
+
+
+def _close(state: ServiceState) -> None:
+    ledger = state.ledger
+    if ledger is None:
+        return
+    try:
+        note = ledger.checkpoint(force=True)
+        logger.info("last checkpoint written at size %s", _note_size(note))
+    except Exception:
+        logger.exception("could not write the last checkpoint at shutdown")
+    finally:
+        state.ledger = None
+        if state.owns_ledger:
+            ledger.close()
+
+
+def _note_size(note: Any) -> str:
+    lines = str(note).split("\n")
+    return lines[1] if len(lines) > 1 else "?"

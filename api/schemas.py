@@ -1,0 +1,192 @@
+"""Response shapes of the API (msgspec Structs), in the upstream contract's spelling (camelCase).
+
+Additions to the contract are marked; ``docs/API.md`` lists every one. Request bodies of the audit
+routes are ``models.events.AuditEventRequest``, shared with ``qerberos ingest``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+import msgspec
+
+from api.envelope import iso_timestamp
+from models.records import AppendResult, LedgerRecord
+
+Verdict = Literal["ALLOW", "DENY", "WARN"]
+
+
+class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Base of the response shapes: camelCase names, optional fields left out when empty."""
+
+
+class IdentityRef(_Schema):
+    squid_id: str
+    sub_id: str | None = None
+    dao_id: str | None = None
+
+
+class AuditEventCreated(_Schema):
+    """``data`` of ``POST /audit`` (and each item of a batch). ``seq`` and ``leafHash`` are additions."""
+
+    id: str
+    timestamp: str
+    seq: int
+    leaf_hash: str
+    cid: str | None = None
+
+
+class AuditEvent(_Schema):
+    """A stored event: the contract's ``AuditEvent`` plus ``seq``, ``leafHash``, ``receivedAt``
+    and ``detailsCommitment`` (``details`` is absent once erased; the commitment stays)."""
+
+    id: str
+    type: str
+    ref: str
+    actor: IdentityRef
+    layer: str
+    verdict: Verdict
+    timestamp: str
+    seq: int
+    leaf_hash: str
+    received_at: str
+    details_commitment: str
+    details: dict[str, Any] | None = None
+    cid: str | None = None
+
+
+class BatchCreated(_Schema):
+    """``data`` of ``POST /audit/batch``: every event in order; ``created`` counts the new ones."""
+
+    count: int
+    created: int
+    events: list[AuditEventCreated]
+
+
+class AuditEventPage(_Schema):
+    """``data`` of ``GET /audit``; ``nextCursor`` is an addition for deep paging without offsets."""
+
+    events: list[AuditEvent]
+    total_count: int
+    limit: int
+    offset: int
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class InclusionProof(_Schema):
+    """The same JSON as ``qerberos proof inclusion``; hashes are base64."""
+
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    proof: list[str]
+    checkpoint: str | None = None
+
+
+class ConsistencyProof(_Schema):
+    """The same JSON as ``qerberos proof consistency``; hashes are base64."""
+
+    first: int
+    second: int
+    proof: list[str]
+
+
+class LedgerKey(_Schema):
+    """The signed-note verifier key of the log (and every key it has used, for rotated logs)."""
+
+    origin: str
+    verifier_key: str
+    verifier_keys: list[str]
+
+
+class DependencyStatus(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One dependency in ``GET /health``: ``latency`` in milliseconds, measured by a real request.
+
+    ``mode`` is an addition: ``"local"`` when the dependency is embedded (``QERBEROS_AUTH_MODE=local``),
+    in which case nothing was called and ``latency`` is 0; ``error`` says why a check failed.
+    """
+
+    status: Literal["up", "down"]
+    latency: float
+    mode: str | None = None
+    error: str | None = None
+
+
+class HealthResponse(msgspec.Struct, frozen=True):
+    """``GET /health``: exactly the runbook's shape (not the openapi envelope; see docs/API.md)."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: str
+    version: str
+    dependencies: dict[str, DependencyStatus]
+
+
+class LedgerHealth(_Schema):
+    size: int
+    head_seq: int | None = None
+    head_leaf_hash: str | None = None
+    checkpoint_age_seconds: float | None = None
+
+
+class DiskHealth(_Schema):
+    path: str
+    total_bytes: int
+    free_bytes: int
+    used_percent: float
+
+
+class DetailedHealthResponse(_Schema):
+    """``GET /health/detailed``: the runbook's shape extended with everything an operator looks at."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: str
+    version: str
+    uptime_seconds: float
+    dependencies: dict[str, DependencyStatus]
+    ledger: LedgerHealth | None
+    disk: DiskHealth
+    pid: int
+
+
+class ProbeResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``/health/live`` and ``/health/ready``."""
+
+    status: Literal["alive", "ready", "not ready"]
+    timestamp: str
+    reason: str | None = None
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def created_view(result: AppendResult) -> AuditEventCreated:
+    record = result.record
+    return AuditEventCreated(
+        id=str(record.id),
+        timestamp=iso_timestamp(record.occurred_at),
+        seq=record.seq,
+        leaf_hash=b64(record.leaf_hash),
+        cid=record.cid,
+    )
+
+
+def event_view(record: LedgerRecord) -> AuditEvent:
+    actor = record.actor
+    return AuditEvent(
+        id=str(record.id),
+        type=record.type,
+        ref=record.ref,
+        actor=IdentityRef(actor.squid_id, actor.sub_id, actor.dao_id),
+        layer=record.layer,
+        verdict=record.verdict,
+        timestamp=iso_timestamp(record.occurred_at),
+        seq=record.seq,
+        leaf_hash=b64(record.leaf_hash),
+        received_at=iso_timestamp(record.received_at),
+        details_commitment=record.details_commitment,
+        details=None if record.details is None else dict(record.details),
+        cid=record.cid,
+    )
