@@ -1,0 +1,136 @@
+"""The simulated people: sQuid identities, their sub-identities, DAOs, roles and habits.
+
+Strings (refs, addresses, ids) live once in ``Tables``; events refer to them by index, so ten million
+events cost integers, not ten million Python strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from analytics.simulation.catalog import COUNTRIES, DEVICES, LAYER_NAMES
+
+_BASE58 = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", dtype=np.uint8)
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_LAYER_BASE_WEIGHT = np.array([3.0, 2.0, 2.5, 1.5, 3.0, 2.0, 1.0, 1.0, 1.5])  # order of LAYER_NAMES
+DORMANT_SHARE = 0.04
+ADMIN_SHARE = 0.03
+
+
+class Tables:
+    """Append-only string tables; ``add`` returns the indices of the added strings."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str, list[str]] = {"ref": [], "ip": [], "squid": [], "sub": [], "dao": []}
+
+    def add(self, table: str, values: list[str]) -> np.ndarray:
+        column = self.strings[table]
+        start = len(column)
+        column.extend(values)
+        return np.arange(start, start + len(values), dtype=np.int32)
+
+
+def random_text(rng: np.random.Generator, count: int, length: int, alphabet: np.ndarray = _HEX) -> list[str]:
+    """``count`` random strings of ``length`` characters from ``alphabet`` (vectorised)."""
+    codes = alphabet[rng.integers(0, len(alphabet), size=(count, length))]
+    return [row.tobytes().decode("ascii") for row in codes]
+
+
+def cids(rng: np.random.Generator, count: int) -> list[str]:
+    """IPFS CIDv0-shaped strings (``Qm`` + 44 base58 characters)."""
+    return ["Qm" + text for text in random_text(rng, count, 44, _BASE58)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """One sQuid identity and its habits; every array indexes ``Tables``."""
+
+    index: int
+    is_admin: bool
+    dormant: bool
+    rate: float  # mean events per weekday
+    home: int  # index into COUNTRIES
+    hour_start: int  # first usual hour (UTC)
+    hour_span: int  # number of usual hours
+    layer_p: np.ndarray  # probability of each layer
+    ips: np.ndarray
+    devices: np.ndarray  # indices into DEVICES
+    subs: np.ndarray  # indices into the sub table (may be empty)
+    dao: int  # index into the dao table, -1 when in none
+    pools: dict[str, np.ndarray]  # ref kind -> indices into the ref table
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Population:
+    identities: tuple[Identity, ...]
+    tables: Tables
+    dao_pools: dict[str, list[np.ndarray]]  # per dao: its proposals, its admin refs, its room
+
+
+def build_population(rng: np.random.Generator, count: int, events_per_day: float) -> Population:
+    """``count`` identities in ``max(1, count // 25)`` DAOs, a few admins and a few soon-dormant accounts."""
+    tables = Tables()
+    squids = tables.add("squid", ["did:squid:" + text for text in random_text(rng, count, 24)])
+    dao_count = max(1, count // 25)
+    daos = tables.add("dao", ["dao:" + text for text in random_text(rng, dao_count, 12)])
+    dao_pools: dict[str, list[np.ndarray]] = {"proposal": [], "dao_admin": [], "room": []}
+    for dao in daos:
+        name = tables.strings["dao"][dao]
+        proposals = [f"{name}/proposal:{n}" for n in range(20)]
+        dao_pools["proposal"].append(tables.add("ref", proposals))
+        dao_pools["dao_admin"].append(tables.add("ref", [f"{name}/roles", f"{name}/treasury", f"{name}/settings"]))
+        dao_pools["room"].append(tables.add("ref", [f"room:{name}"]))
+    listings = tables.add("ref", ["listing:" + t for t in random_text(rng, max(50, count * 2), 10)])
+    posts = tables.add("ref", ["post:" + t for t in random_text(rng, max(50, count * 3), 12)])
+    rooms = tables.add("ref", ["room:" + t for t in random_text(rng, max(10, count // 5), 8)])
+    wallets = tables.add("ref", ["wallet:0x" + t for t in random_text(rng, count, 40)])
+    identities = []
+    for i in range(count):
+        squid = squids[i]
+        home = int(rng.integers(len(COUNTRIES)))
+        _, offset, prefix = COUNTRIES[home]
+        octets = rng.integers(1, 255, size=(int(rng.integers(1, 4)), 2))
+        ips = tables.add("ip", [f"{prefix}.{a}.{b}" for a, b in octets])
+        subs = tables.add("sub", [f"did:squid:{t}" for t in random_text(rng, int(rng.integers(0, 3)), 24)])
+        dao = int(rng.integers(dao_count)) if rng.random() < 0.85 else -1
+        own = tables.strings["squid"][squid]
+        pools = {
+            "file": tables.add("ref", ["file:" + c for c in cids(rng, int(rng.integers(15, 60)))]),
+            "own_wallet": wallets[i : i + 1],
+            "wallet": rng.choice(wallets, size=int(rng.integers(3, 12))).astype(np.int32),
+            "mail": tables.add("ref", [f"mail:{t}" for t in random_text(rng, int(rng.integers(5, 25)), 12)]),
+            "listing": rng.choice(listings, size=int(rng.integers(5, 30))).astype(np.int32),
+            "post": rng.choice(posts, size=int(rng.integers(5, 30))).astype(np.int32),
+            "consent": tables.add(
+                "ref", [f"consent:{own}/{scope}" for scope in ("drive", "wallet", "mail", "profile")]
+            ),
+            "identity": tables.add("ref", [f"identity:{own}"]),
+            "room": rng.choice(rooms, size=3).astype(np.int32),
+        }
+        if dao >= 0:
+            for kind, per_dao in dao_pools.items():
+                pools[kind] = per_dao[dao] if kind != "room" else np.concatenate([pools["room"], per_dao[dao]])
+        else:
+            pools["proposal"] = pools["dao_admin"] = pools["room"][:1]
+        alpha = _LAYER_BASE_WEIGHT * rng.uniform(0.05, 1.0, size=len(LAYER_NAMES))
+        alpha[LAYER_NAMES.index("squid")] = 1.5  # everyone signs in
+        identities.append(
+            Identity(
+                index=i,
+                is_admin=bool(rng.random() < ADMIN_SHARE) or i == 0,
+                dormant=bool(rng.random() < DORMANT_SHARE) or i == 1,
+                rate=float(events_per_day * rng.lognormal(0.0, 0.5)),
+                home=home,
+                hour_start=int((8 - offset + rng.integers(-1, 3)) % 24),
+                hour_span=int(rng.integers(7, 12)),
+                layer_p=rng.dirichlet(alpha * 4),
+                ips=ips,
+                devices=rng.choice(len(DEVICES), size=int(rng.integers(1, 3)), replace=False).astype(np.int16),
+                subs=subs,
+                dao=dao,
+                pools=pools,
+            )
+        )
+    return Population(tuple(identities), tables, dao_pools)
