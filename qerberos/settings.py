@@ -35,6 +35,13 @@ class Settings:
     metrics_token: str | None
     mlflow_tracking_uri: str
     log_dir: Path
+    # Security (api/security): positive sQuid answers are cached this long (never past expiresAt); Qonsent
+    # decisions this long; a cached decision still serves this long past its TTL while Qonsent is down;
+    # timeout of one call to sQuid or Qonsent.
+    squid_cache_ttl: float = 60.0
+    qonsent_cache_ttl: float = 30.0
+    qonsent_grace: float = 300.0
+    security_timeout: float = 2.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +100,10 @@ def load_settings() -> Settings:
         metrics_token=_optional("METRICS_TOKEN"),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"file://{Path('mlruns').resolve()}"),
         log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
+        squid_cache_ttl=float(_env("SQUID_CACHE_TTL", "60")),
+        qonsent_cache_ttl=float(_env("QONSENT_CACHE_TTL", "30")),
+        qonsent_grace=float(_env("QONSENT_GRACE", "300")),
+        security_timeout=float(_env("SECURITY_TIMEOUT", "2")),
     )
 
 
