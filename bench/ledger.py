@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, text
 
 from models.database import insert_rows, sequenced
 from models.ledger import Ledger, initialise
-from models.tables import LedgerEntry
 from models.records import Actor, NewEvent
+from models.tables import LedgerEntry
 from models.verification import verify_ledger
 from qerberos.settings import load_settings
 
@@ -96,7 +96,9 @@ def _run(args: argparse.Namespace, home: Path) -> None:
                 ledger.consistency_proof(first, size)
             timings.append((time.perf_counter() - started) * 1000)
         cuts = statistics.quantiles(timings, n=100)
-        _report(backend=args.backend, figure=f"{kind}_proof_ms", p50=round(cuts[49], 3), p99=round(cuts[98], 3), size=size)
+        _report(
+            backend=args.backend, figure=f"{kind}_proof_ms", p50=round(cuts[49], 3), p99=round(cuts[98], 3), size=size
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _report(backend=args.backend, figure="peak_rss_mb", value=round(peak_mb), events=size)
     ledger.close()
@@ -123,8 +125,13 @@ def _bare_rate(ledger: Ledger) -> int:
 
 def _event(n: int) -> NewEvent:
     return NewEvent(
-        type="access", ref=f"file:Qm{n:044d}", actor=Actor(f"did:squid:user{n % 500}", "work", "dao:q"),
-        layer="qdrive", verdict="ALLOW", source="bench", details={"ip": f"10.0.{n % 250}.{n % 200}", "size": n},
+        type="access",
+        ref=f"file:Qm{n:044d}",
+        actor=Actor(f"did:squid:user{n % 500}", "work", "dao:q"),
+        layer="qdrive",
+        verdict="ALLOW",
+        source="bench",
+        details={"ip": f"10.0.{n % 250}.{n % 200}", "size": n},
         occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=n),
     )
 

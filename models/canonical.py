@@ -113,8 +113,7 @@ def _is_plain(value: Any) -> bool:
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
     if isinstance(value, Mapping):
         return all(
-            isinstance(key, str) and (not key or max(key) < "\ud800") and _is_plain(item)
-            for key, item in value.items()
+            isinstance(key, str) and (not key or max(key) < "\ud800") and _is_plain(item) for key, item in value.items()
         )
     if isinstance(value, list):
         return all(_is_plain(item) for item in value)

@@ -75,9 +75,8 @@ def sequenced(engine: Engine) -> Iterator[Connection]:
     """A write transaction that holds the ledger's one sequencer until it commits or rolls back."""
     try:
         if is_sqlite(engine):
-            with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection:
-                with connection.begin():
-                    yield connection
+            with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, connection.begin():
+                yield connection
         else:
             with engine.begin() as connection:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})

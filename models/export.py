@@ -2,7 +2,8 @@
 
 Layout of the bundle directory:
 - ``records.jsonl``: one line per event in sequence order: ``canonical`` (the RFC 8785 record, a string),
-  ``leafHash`` and ``chainHash`` (base64), and, unless erased, ``details`` and their ``salt`` (base64);
+  ``leafHash`` and ``chainHash`` (base64), and, unless erased, ``details`` (their canonical text, the exact
+  bytes their commitment hashes) and their ``salt`` (base64);
 - ``checkpoints.jsonl``: ``{"size", "note"}`` per signed checkpoint, oldest first;
 - ``keys.txt``: the verifier keys, one per line;
 - ``manifest.json``: the origin, the size and the export time.
@@ -16,7 +17,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 from sqlalchemy import select
 
 from models.ledger import Ledger, checkpoint_size
@@ -35,7 +35,13 @@ def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, i
     with (directory / "records.jsonl").open("w", encoding="utf-8") as out, ledger.engine.connect() as connection:
         for start in range(0, size, _CHUNK):
             rows = connection.execute(
-                select(_entries.c.canonical, _entries.c.leaf_hash, _entries.c.chain_hash, _details.c.salt, _details.c.details)
+                select(
+                    _entries.c.canonical,
+                    _entries.c.leaf_hash,
+                    _entries.c.chain_hash,
+                    _details.c.salt,
+                    _details.c.details,
+                )
                 .outerjoin(_details, _details.c.seq == _entries.c.seq)
                 .where(_entries.c.seq >= start, _entries.c.seq < min(start + _CHUNK, size))
                 .order_by(_entries.c.seq)
@@ -45,7 +51,7 @@ def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, i
                     "canonical": row.canonical,
                     "leafHash": _b64(row.leaf_hash),
                     "chainHash": _b64(row.chain_hash),
-                    "details": None if row.details is None else msgspec.json.decode(row.details),
+                    "details": row.details,
                     "salt": None if row.salt is None else _b64(row.salt),
                 }
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -261,7 +261,9 @@ class Ledger:
         next_cursor = _encode_cursor(records[-1].seq) if has_more and records else None
         return SearchPage(records, total, has_more, next_cursor)
 
-    def _select(self, connection: Connection, *conditions: Any, limit: int | None = None, offset: int = 0) -> list[LedgerRecord]:
+    def _select(
+        self, connection: Connection, *conditions: Any, limit: int | None = None, offset: int = 0
+    ) -> list[LedgerRecord]:
         statement = (
             select(_entries, _details.c.details)
             .outerjoin(_details, _details.c.seq == _entries.c.seq)
@@ -282,9 +284,7 @@ class Ledger:
     def checkpoint(self, *, force: bool = False) -> str:
         """The latest signed checkpoint; a new one when the log grew and the interval passed (or force)."""
         with self._engine.connect() as connection:
-            latest = connection.execute(
-                select(_checkpoints).order_by(_checkpoints.c.size.desc()).limit(1)
-            ).first()
+            latest = connection.execute(select(_checkpoints).order_by(_checkpoints.c.size.desc()).limit(1)).first()
         size = self.size()
         if latest is not None and latest.size >= size:
             return str(latest.note)

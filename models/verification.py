@@ -98,12 +98,16 @@ def _verify_entries(
     start = 0
     while start < size:
         end = min(start + chunk_size, size)
-        rows = connection.execute(
-            select(_entries, _details.c.salt, _details.c.details)
-            .outerjoin(_details, _details.c.seq == _entries.c.seq)
-            .where(_entries.c.seq >= start, _entries.c.seq < end)
-            .order_by(_entries.c.seq)
-        ).mappings().all()
+        rows = (
+            connection.execute(
+                select(_entries, _details.c.salt, _details.c.details)
+                .outerjoin(_details, _details.c.seq == _entries.c.seq)
+                .where(_entries.c.seq >= start, _entries.c.seq < end)
+                .order_by(_entries.c.seq)
+            )
+            .mappings()
+            .all()
+        )
         leaves, chain = _verify_rows(rows, start, end, chain)
         stored = _stored_nodes(connection, start, end)
         position = start

@@ -15,16 +15,30 @@ index outside the tree, a proof element too many or too few, a value of the wron
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import functools
 import hashlib
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "BundleReport",
+    "CompactRange",
     "VerificationError",
     "leaf_hash",
     "node_hash",
     "root_from_leaf_hashes",
+    "verify_bundle",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -55,29 +69,42 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) over the given leaf hashes, in linear time and constant stack depth.
+class CompactRange:
+    """The roots of the perfect subtrees covering the leaves appended so far, largest first.
 
-    ``stack`` holds the roots of the perfect subtrees covering the leaves seen so far, largest first
-    (the binary decomposition of the count). Appending leaf ``i`` merges one subtree per trailing 1-bit
-    of ``i``. At the end the subtrees are folded right to left, which is exactly MTH's split at the
-    largest power of two smaller than n.
+    That is the binary decomposition of the count: appending leaf ``i`` merges one subtree per trailing
+    1-bit of ``i``. ``root()`` folds the subtrees right to left, which is exactly MTH's split at the
+    largest power of two smaller than n. Linear time over all appends, O(log n) memory.
     """
-    sha256 = hashlib.sha256
-    stack: list[bytes] = []
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        n = self.size
+        while n & 1:
+            leaf = hashlib.sha256(b"\x01" + self._stack.pop() + leaf).digest()
+            n >>= 1
+        self._stack.append(leaf)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        root = self._stack[-1]
+        for left in reversed(self._stack[:-1]):
+            root = hashlib.sha256(b"\x01" + left + root).digest()
+        return root
+
+
+def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """MTH(D[n]) over the given leaf hashes, in linear time and constant stack depth."""
+    tree = CompactRange()
     for i, h in enumerate(hashes):
         _check_hash(f"leaf hash {i}", h)
-        n = i
-        while n & 1:
-            h = sha256(b"\x01" + stack.pop() + h).digest()
-            n >>= 1
-        stack.append(h)
-    if not stack:
-        return EMPTY_ROOT
-    root = stack.pop()
-    while stack:
-        root = sha256(b"\x01" + stack.pop() + root).digest()
-    return root
+        tree.append(h)
+    return tree.root()
 
 
 # --- inclusion (RFC 9162 section 2.1.3.2) -------------------------------------------------------------
@@ -197,8 +224,6 @@ def _check_proof(proof: object) -> list[bytes]:
 # ======================================================================================================
 # Signed notes and checkpoints (C2SP signed-note v1 with Ed25519, C2SP tlog-checkpoint)
 #
-# This section was appended to the Merkle verifier above, so it carries its own imports.
-#
 # A signed note is a text ending in a newline, a blank line, then one line per signature:
 #     "— <key name> <base64(4-byte big-endian key id || 64-byte Ed25519 signature)>\n"
 # (an em dash U+2014 and a space first). The signature covers the text, final newline included. A key is
@@ -212,16 +237,6 @@ def _check_proof(proof: object) -> list[bytes]:
 # golang.org/x/mod/sumdb/note, which silently skips them: two signature lines for the same key are refused.
 # ======================================================================================================
 
-import base64  # noqa: E402
-import binascii  # noqa: E402
-import dataclasses  # noqa: E402
-import functools  # noqa: E402
-import re  # noqa: E402
-from collections.abc import Iterable  # noqa: E402
-from typing import Literal  # noqa: E402
-
-from cryptography.exceptions import InvalidSignature  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
 __all__ += [
     "ALG_ED25519",
@@ -505,3 +520,76 @@ def _ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# ======================================================================================================
+# Bundles written by ``qerberos export`` (checked by ``qerberos verify --bundle DIR``)
+#
+# ``keys.txt`` holds the verifier keys, ``manifest.json`` the log's origin, ``checkpoints.jsonl`` the signed
+# checkpoints ({"size", "note"}), ``records.jsonl`` one record per line in sequence order:
+# {"canonical": the RFC 8785 record, "leafHash", "chainHash" (base64), "details" (the canonical details text,
+# or null once erased), "salt" (base64 or null)}. The checks: every checkpoint is signed by a trusted key
+# named as the origin; record i says "seq": i; its leaf hash is SHA-256(0x00 || canonical); the chain is
+# SHA-256(previous || leaf) from 32 zero bytes; present details hash, with their salt, to the record's
+# "detailsCommitment"; the Merkle root at each checkpoint's size is the one it signs; and the newest
+# checkpoint covers every record.
+# ======================================================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleReport:
+    size: int
+    checkpoints: int
+    origin: str
+
+
+def verify_bundle(directory: str | Path) -> BundleReport:
+    """Check an exported bundle; raise ``VerificationError`` naming the first record that fails."""
+    directory = Path(directory)
+    origin = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["origin"]
+    trusted = [line for line in (directory / "keys.txt").read_text(encoding="utf-8").splitlines() if line]
+    checkpoints: dict[int, bytes] = {}
+    with (directory / "checkpoints.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            checkpoint = verify_checkpoint(json.loads(line)["note"], trusted, origin)
+            checkpoints[checkpoint.size] = checkpoint.root_hash
+    if not checkpoints:
+        raise VerificationError("the bundle has no signed checkpoint")
+    tree = CompactRange()
+    chain = bytes(HASH_SIZE)
+    _check_bundle_root(checkpoints, tree)
+    with (directory / "records.jsonl").open(encoding="utf-8") as lines:
+        for seq, line in enumerate(lines):
+            chain = _check_bundle_record(seq, json.loads(line), chain)
+            tree.append(leaf_hash(json.loads(line)["canonical"].encode()))
+            _check_bundle_root(checkpoints, tree)
+    if tree.size != max(checkpoints):
+        raise VerificationError(
+            f"the newest checkpoint covers {max(checkpoints)} records, the bundle holds {tree.size}"
+        )
+    return BundleReport(tree.size, len(checkpoints), origin)
+
+
+def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> bytes:
+    canonical = str(record["canonical"]).encode()
+    fields = json.loads(canonical)
+    if fields.get("seq") != seq:
+        raise VerificationError(f"record {seq}: says seq {fields.get('seq')}")
+    leaf = leaf_hash(canonical)
+    if base64.b64encode(leaf).decode() != record["leafHash"]:
+        raise VerificationError(f"record {seq}: leaf hash does not match its canonical bytes")
+    chain = hashlib.sha256(chain + leaf).digest()
+    if base64.b64encode(chain).decode() != record["chainHash"]:
+        raise VerificationError(f"record {seq}: hash chain broken")
+    if record.get("details") is not None:
+        salt = base64.b64decode(str(record["salt"]), validate=True)
+        digest = hashlib.sha256(salt + str(record["details"]).encode()).hexdigest()
+        if fields.get("detailsCommitment") != f"sha256:{digest}":
+            raise VerificationError(f"record {seq}: details do not match their commitment")
+    return chain
+
+
+def _check_bundle_root(checkpoints: dict[int, bytes], tree: CompactRange) -> None:
+    expected = checkpoints.get(tree.size)
+    if expected is not None and tree.root() != expected:
+        raise VerificationError(f"checkpoint at size {tree.size}: root does not match the records")

@@ -116,9 +116,7 @@ def inclusion(
 
 
 @proof_app.command("consistency")
-def consistency(
-    first: Annotated[int, typer.Argument(min=0)], second: Annotated[int, typer.Argument(min=0)]
-) -> None:
+def consistency(first: Annotated[int, typer.Argument(min=0)], second: Annotated[int, typer.Argument(min=0)]) -> None:
     """Consistency proof: the tree of size FIRST is a prefix of the tree of size SECOND."""
     with reported_errors(), _ledger() as ledger:
         typer.echo(json.dumps(ledger.consistency_proof(first, second).to_json(), indent=2))

@@ -20,9 +20,9 @@ from tests.integration.ledger.helpers import event
 def test_appends_get_gap_free_sequence_numbers_and_a_hash_chain(ledger: Ledger) -> None:
     first = ledger.append([event(0), event(1)])
     second = ledger.append([event(2)])
-    assert [0, 1, 2] == [result.record.seq for result in first + second]
+    assert [result.record.seq for result in first + second] == [0, 1, 2]
     assert all(result.created for result in first + second)
-    assert 3 == ledger.size()
+    assert ledger.size() == 3
     assert verify_ledger(ledger).intact
 
 
@@ -31,7 +31,7 @@ def test_same_id_same_content_returns_the_original_record(ledger: Ledger) -> Non
     original = ledger.append([event(1, event_id=event_id)])[0]
     retry = ledger.append([event(1, event_id=event_id)])[0]
     assert (original.record, True, False) == (retry.record, original.created, retry.created)
-    assert 1 == ledger.size()
+    assert ledger.size() == 1
 
 
 def test_same_id_other_content_is_a_conflict_and_appends_nothing(ledger: Ledger) -> None:
@@ -40,49 +40,58 @@ def test_same_id_other_content_is_a_conflict_and_appends_nothing(ledger: Ledger)
     with pytest.raises(ConflictError) as caught:
         ledger.append([event(5), event(2, event_id=event_id)])
     assert {"ref", "details", "timestamp"} <= set(caught.value.details["fields"])
-    assert 1 == ledger.size()
+    assert ledger.size() == 1
 
 
 def test_duplicate_ids_within_one_batch_are_one_event(ledger: Ledger) -> None:
     event_id = uuid.uuid4()
     results = ledger.append([event(1, event_id=event_id), event(1, event_id=event_id)])
-    assert (True, False) == (results[0].created, results[1].created)
-    assert 1 == ledger.size()
+    assert (results[0].created, results[1].created) == (True, False)
+    assert ledger.size() == 1
 
 
 def test_an_invalid_event_rejects_the_whole_batch(ledger: Ledger) -> None:
     bad = event(3)
-    bad = type(bad)(**{**{f: getattr(bad, f) for f in bad.__slots__}, "occurred_at": dt.datetime(1960, 1, 1, tzinfo=dt.UTC)})
+    bad = type(bad)(
+        **{**{f: getattr(bad, f) for f in bad.__slots__}, "occurred_at": dt.datetime(1960, 1, 1, tzinfo=dt.UTC)}
+    )
     with pytest.raises(ValidationError) as caught:
         ledger.append([event(1), bad])
-    assert ["1"] == list(caught.value.details)
-    assert 0 == ledger.size()
+    assert list(caught.value.details) == ["1"]
+    assert ledger.size() == 0
 
 
 def test_get_and_search_with_filters_and_cursor(ledger: Ledger) -> None:
     ledger.append([event(n, actor=f"did:squid:{'bob' if n % 3 == 0 else 'alice'}") for n in range(10)])
     found = ledger.get(ledger.get_by_seq(4).id)
-    assert 4 == found.seq and {"n": 4, "ip": "10.0.0.7"} == dict(found.details or {})
+    assert found.seq == 4 and dict(found.details or {}) == {"n": 4, "ip": "10.0.0.7"}
     with pytest.raises(NotFoundError):
         ledger.get(uuid.uuid4())
 
     page = ledger.search(SearchQuery(actor="did:squid:bob", limit=2))
-    assert (4, True, [9, 6]) == (page.total_count, page.has_more, [r.seq for r in page.records])
+    assert (page.total_count, page.has_more, [r.seq for r in page.records]) == (4, True, [9, 6])
     rest = ledger.search(SearchQuery(actor="did:squid:bob", limit=2, cursor=page.next_cursor))
-    assert ([3, 0], False, None) == ([r.seq for r in rest.records], rest.has_more, rest.next_cursor)
+    assert ([r.seq for r in rest.records], rest.has_more, rest.next_cursor) == ([3, 0], False, None)
 
     window = SearchQuery(
         start=dt.datetime(2026, 1, 1, 0, 2, tzinfo=dt.UTC), end=dt.datetime(2026, 1, 1, 0, 4, tzinfo=dt.UTC)
     )
-    assert [4, 3, 2] == [r.seq for r in ledger.search(window).records]
-    assert [1] == [r.seq for r in ledger.search(SearchQuery(limit=1, offset=8)).records]
+    assert [r.seq for r in ledger.search(window).records] == [4, 3, 2]
+    assert [r.seq for r in ledger.search(SearchQuery(limit=1, offset=8)).records] == [1]
     with pytest.raises(ValidationError):
         ledger.search(SearchQuery(cursor="garbage!"))
 
 
-@pytest.mark.parametrize("statement", ["UPDATE ledger_entries SET ref = 'x'", "DELETE FROM ledger_entries",
-                                       "UPDATE merkle_nodes SET hash = hash", "DELETE FROM checkpoints",
-                                       "UPDATE event_details SET details = '{}'"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_entries SET ref = 'x'",
+        "DELETE FROM ledger_entries",
+        "UPDATE merkle_nodes SET hash = hash",
+        "DELETE FROM checkpoints",
+        "UPDATE event_details SET details = '{}'",
+    ],
+)
 def test_the_database_refuses_to_change_history(ledger: Ledger, statement: str) -> None:
     ledger.append([event(n) for n in range(4)])
     ledger.checkpoint(force=True)
@@ -112,22 +121,29 @@ def test_checkpoints_wait_for_the_interval_unless_forced(ledger: Ledger) -> None
     first = ledger.checkpoint(force=True)
     ledger.append([event(1)])
     assert first == ledger.checkpoint()
-    assert 2 == checkpoint_size(ledger.checkpoint(force=True))
+    assert checkpoint_size(ledger.checkpoint(force=True)) == 2
 
 
 def test_erasure_removes_details_and_everything_still_verifies(ledger: Ledger) -> None:
     ledger.append([event(0, actor="did:squid:carol"), event(1), event(2, actor="did:squid:carol")])
     ledger.checkpoint(force=True)
-    assert 2 == ledger.erase("did:squid:carol", requested_by="test")
+    assert ledger.erase("did:squid:carol", requested_by="test") == 2
     assert ledger.get_by_seq(0).details is None and ledger.get_by_seq(1).details is not None
     erasure = ledger.get_by_seq(3)
-    assert ("gdpr.erasure", {"erasedEvents": 2, "article": "GDPR Art. 17"}) == (erasure.type, dict(erasure.details or {}))
+    assert (erasure.type, dict(erasure.details or {})) == (
+        "gdpr.erasure",
+        {"erasedEvents": 2, "article": "GDPR Art. 17"},
+    )
     assert verify_ledger(ledger).intact
 
 
 def test_proof_arguments_out_of_range_are_validation_errors(ledger: Ledger) -> None:
     ledger.append([event(0), event(1)])
-    for call in (lambda: ledger.inclusion_proof(2, 2), lambda: ledger.consistency_proof(2, 1),
-                 lambda: ledger.consistency_proof(1, 3), lambda: ledger.inclusion_proof(0, 3)):
+    for call in (
+        lambda: ledger.inclusion_proof(2, 2),
+        lambda: ledger.consistency_proof(2, 1),
+        lambda: ledger.consistency_proof(1, 3),
+        lambda: ledger.inclusion_proof(0, 3),
+    ):
         with pytest.raises(ValidationError):
             call()

@@ -40,11 +40,18 @@ def filled(ledger: Ledger) -> Ledger:
 TAMPERING = {
     "changed column": (["UPDATE ledger_entries SET ref = 'file:other' WHERE seq = 4"], 4, "canonical"),
     "changed canonical and hashes of one row": (
-        ["UPDATE ledger_entries SET verdict = 'DENY', canonical = replace(canonical, '\"ALLOW\"', '\"DENY\"') WHERE seq = 3"],
+        [
+            "UPDATE ledger_entries SET verdict = 'DENY', "
+            "canonical = replace(canonical, '\"ALLOW\"', '\"DENY\"') WHERE seq = 3"
+        ],
         3,
         "leaf hash",
     ),
-    "changed details": (["UPDATE event_details SET details = '{\"n\": 99, \"ip\": \"10.0.0.7\"}' WHERE seq = 2"], 2, "details"),
+    "changed details": (
+        ['UPDATE event_details SET details = \'{"n": 99, "ip": "10.0.0.7"}\' WHERE seq = 2'],
+        2,
+        "details",
+    ),
     "deleted row": (["DELETE FROM ledger_entries WHERE seq = 5"], 5, "missing"),
     "reordered rows": (
         [
@@ -57,11 +64,18 @@ TAMPERING = {
     ),
     "truncated tail": (["DELETE FROM ledger_entries WHERE seq >= 8"], 8, "truncated"),
     "changed Merkle node": (
-        ["UPDATE merkle_nodes SET hash = (SELECT leaf_hash FROM ledger_entries WHERE seq = 0) WHERE level = 2 AND idx = 0"],
+        [
+            "UPDATE merkle_nodes SET hash = (SELECT leaf_hash FROM ledger_entries WHERE seq = 0) "
+            "WHERE level = 2 AND idx = 0"
+        ],
         0,
         "Merkle node",
     ),
-    "forged checkpoint": (["UPDATE checkpoints SET note = replace(note, 'test.qerberos.local', 'test.qerberos.locak') WHERE size = 6"], 6, "checkpoint"),
+    "forged checkpoint": (
+        ["UPDATE checkpoints SET note = replace(note, 'test.qerberos.local', 'test.qerberos.locak') WHERE size = 6"],
+        6,
+        "checkpoint",
+    ),
 }
 
 
@@ -76,7 +90,7 @@ def test_verify_names_the_first_bad_sequence_number(filled: Ledger, case: str) -
 def test_cli_verify_exit_codes(filled: Ledger, backend_settings: object) -> None:
     runner = CliRunner()
     intact = runner.invoke(app, ["verify"])
-    assert (0, True) == (intact.exit_code, "intact" in intact.output), intact.output
+    assert (intact.exit_code, "intact" in intact.output) == (0, True), intact.output
     _as_attacker(filled, "DELETE FROM ledger_entries WHERE seq = 5")
     tampered = runner.invoke(app, ["verify"])
-    assert (1, True) == (tampered.exit_code, "sequence number 5" in tampered.output), tampered.output
+    assert (tampered.exit_code, "sequence number 5" in tampered.output) == (1, True), tampered.output

@@ -1,0 +1,92 @@
+"""The CLI as an operator and an auditor use it: init, ingest, checkpoint, key, proofs, export, verify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from models.ledger import Ledger
+from qerberos import verifier
+from qerberos.cli import app
+from qerberos.settings import Settings
+
+EVENT = (
+    '{{"type":"access","ref":"file:doc-{n}","actor":{{"squidId":"did:squid:{who}"}},'
+    '"layer":"qdrive","verdict":"ALLOW","details":{{"n":{n}}}}}'
+)
+runner = CliRunner()
+
+
+def _run(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), input=stdin)
+    return result.exit_code, result.output
+
+
+def _ingest(count: int, who: str = "alice") -> None:
+    lines = "\n".join(EVENT.format(n=n, who=who) for n in range(count))
+    assert (0, f"appended {count} events\n") == _run("ingest", "-", stdin=lines)
+
+
+def test_init_is_idempotent_and_prints_the_verifier_key(backend_settings: Settings) -> None:
+    first = _run("init")
+    second = _run("init")
+    assert (first[0], second[0]) == (0, 0)
+    key_line = first[1].splitlines()[-1]
+    assert key_line == second[1].splitlines()[-1]
+    assert key_line.startswith("verifier key: test.qerberos.local/audit+")
+
+
+def test_ingest_reports_a_bad_line_by_number_and_writes_nothing_of_its_batch(backend_settings: Settings) -> None:
+    _run("init")
+    lines = [EVENT.format(n=0, who="a"), EVENT.format(n=1, who="a"), '{"type":"access"}']
+    code, output = _run("ingest", "-", stdin="\n".join(lines))
+    assert (code, "line 3" in output) == (1, True), output
+    with Ledger.from_settings(backend_settings) as ledger:
+        assert ledger.size() == 0
+
+
+def test_proofs_printed_by_the_cli_verify_against_the_printed_checkpoint(backend_settings: Settings) -> None:
+    _run("init")
+    _ingest(9)
+    code, note = _run("checkpoint")
+    keys = _run("key")[1].split()
+    checkpoint = verifier.verify_checkpoint(note, keys, backend_settings.log_origin)
+    assert (code, checkpoint.size) == (0, 9)
+
+    proof = json.loads(_run("proof", "inclusion", "4", "--tree-size", "9")[1])
+    assert {"leafIndex", "treeSize", "leafHash", "proof", "checkpoint"} == set(proof)
+    decode = verifier.base64.b64decode
+    verifier.verify_inclusion(
+        4, 9, decode(proof["leafHash"]), [decode(p) for p in proof["proof"]], checkpoint.root_hash
+    )
+
+    _ingest(4, who="bob")
+    later = verifier.verify_checkpoint(_run("checkpoint")[1], keys, backend_settings.log_origin)
+    consistency = json.loads(_run("proof", "consistency", "9", "13")[1])
+    assert {"first", "second", "proof"} == set(consistency)
+    verifier.verify_consistency(9, 13, checkpoint.root_hash, later.root_hash, [decode(p) for p in consistency["proof"]])
+    assert _run("proof", "inclusion", "20")[0] == 2
+
+
+def test_exported_bundle_verifies_and_a_tampered_one_does_not(backend_settings: Settings, tmp_path: Path) -> None:
+    _run("init")
+    _ingest(5)
+    _run("checkpoint")
+    _ingest(3, who="carol")
+    assert _run("erase", "--actor", "did:squid:carol")[0] == 0
+    bundle = tmp_path / "bundle"
+    assert (0, f"exported 9 events to {bundle}\n") == _run("export", str(bundle))
+    code, output = _run("verify", "--bundle", str(bundle))
+    assert (code, output) == (0, "intact: 9 events, 2 signed checkpoints verified\n")
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    records = (tampered / "records.jsonl").read_text().splitlines()
+    records[2] = records[2].replace('\\"n\\":2', '\\"n\\":7')
+    (tampered / "records.jsonl").write_text("\n".join(records) + "\n")
+    code, output = _run("verify", "--bundle", str(tampered))
+    assert (code, output) == (1, "TAMPERED: record 2: details do not match their commitment\n")
+    assert _run("verify", "--bundle", str(tmp_path / "missing"))[0] == 2
