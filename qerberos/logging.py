@@ -25,7 +25,8 @@ from typing import Any, TextIO
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("qerberos_request_id", default=None)
 
 _SECRETS = re.compile(
-    r"(?i)(bearer\s+|x-sig[\"':=\s]+|signature[\"':=\s]+|token[\"':=\s]+|authorization[\"':=\s]+)[^\s\"',;&]+"
+    r"(?i)(authorization[\"':=\s]+(?:(?:bearer|basic)\s+)?|bearer\s+|x-sig[\"':=\s]+|signature[\"':=\s]+"
+    r"|token[\"':=\s]+)[^\s\"',;&]+"
 )
 _CONFIGURED_MARK = "_qerberos_handler"
 

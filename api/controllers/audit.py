@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
 
 from api import metrics
 from api.envelope import Envelope, ok
@@ -72,7 +72,7 @@ class AuditController(Controller):
         operation_id="logAuditEvent",
     )
     def log_event(
-        self, request: Request[Any, Any, Any], body: bytes, idempotency_key: IdempotencyKey = None
+        self, request: Request[Any, Any, Any], body: RawBody, idempotency_key: IdempotencyKey = None
     ) -> Envelope[AuditEventCreated]:
         source = caller_source(request)
         event = _with_idempotency_key(decode_event(body), idempotency_key, source)
@@ -89,7 +89,7 @@ class AuditController(Controller):
         summary="Log up to 10,000 audit events, all or nothing",
         operation_id="logAuditEventBatch",
     )
-    def log_batch(self, request: Request[Any, Any, Any], body: bytes) -> Envelope[BatchCreated]:
+    def log_batch(self, request: Request[Any, Any, Any], body: RawBody) -> Envelope[BatchCreated]:
         source = caller_source(request)
         events = _decode_batch(body, request.headers.get("content-type", "application/json"))
         results = ledger_of(request).append([event.to_new_event(source) for event in events])
@@ -143,7 +143,7 @@ class AuditController(Controller):
         summary="Get audit event",
         operation_id="getAuditEvent",
     )
-    def get_event(self, request: Request[Any, Any, Any], event_id: str) -> Envelope[AuditEvent]:
+    def get_event(self, request: Request[Any, Any, Any], event_id: FromPath[str]) -> Envelope[AuditEvent]:
         return ok(event_view(ledger_of(request).get(parse_event_id(event_id))))
 
 

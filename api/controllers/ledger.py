@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, get
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from api.controllers.audit import ledger_of, parse_event_id
 from api.envelope import Envelope, ok
@@ -48,7 +48,7 @@ class LedgerController(Controller):
     def inclusion(
         self,
         request: Request[Any, Any, Any],
-        reference: str,
+        reference: FromPath[str],
         tree_size: Annotated[int | None, QueryParameter(name="treeSize", ge=1)] = None,
     ) -> Envelope[InclusionProof]:
         ledger = ledger_of(request)
