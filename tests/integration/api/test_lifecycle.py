@@ -1,0 +1,155 @@
+"""start / status / restart / stop of a real service process on a loopback port.
+
+No acknowledged event is lost across a restart, stop writes a last checkpoint covering every event,
+and with several workers /metrics adds up every worker's counts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from models.ledger import Ledger, checkpoint_size, initialise
+from qerberos.settings import Settings
+from tests.conftest import make_settings
+from tests.integration.api.conftest import METRICS_TOKEN, event_body
+
+REPO = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, dict[str, str]]]:
+    port = _free_port()
+    variables = {
+        "QERBEROS_PORT": str(port),
+        "QERBEROS_HOST": "127.0.0.1",
+        "QERBEROS_LOG_DIR": str(tmp_path / "logs"),
+        "QERBEROS_METRICS_TOKEN": METRICS_TOKEN,
+        "QERBEROS_CHECKPOINT_INTERVAL": "60",
+        "QERBEROS_AUTH_MODE": "local",
+        "QERBEROS_LOG_LEVEL": "WARNING",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings = make_settings(monkeypatch, tmp_path / "home")
+    initialise(settings).close()
+    env = {**os.environ, "QERBEROS_HOME": str(settings.home)}
+    yield settings, env
+    _cli(env, "stop", "--timeout", "20")
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qerberos.cli.serve", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _url(settings: Settings, path: str) -> str:
+    return f"http://127.0.0.1:{settings.port}{path}"
+
+
+def test_restart_loses_no_acknowledged_event_and_stop_writes_a_last_checkpoint(
+    service: tuple[Settings, dict[str, str]],
+) -> None:
+    settings, env = service
+    started = _cli(env, "start")
+    assert 0 == started.returncode, started.stderr
+    assert 0 == _cli(env, "status").returncode
+
+    acknowledged: list[str] = []
+    stop_posting = threading.Event()
+
+    def post_continuously() -> None:
+        n = 0
+        while not stop_posting.is_set():
+            event_id = str(uuid.uuid4())
+            try:
+                response = httpx.post(_url(settings, "/audit"), json=event_body(n, id=event_id), timeout=5)
+            except httpx.HTTPError:
+                continue  # refused while restarting: not acknowledged, the client would retry
+            if response.status_code == 201:
+                acknowledged.append(event_id)
+            n += 1
+
+    poster = threading.Thread(target=post_continuously)
+    poster.start()
+    try:
+        while len(acknowledged) < 20:
+            threading.Event().wait(0.05)
+        restarted = _cli(env, "restart")
+        before = len(acknowledged)
+        while len(acknowledged) < before + 20:
+            threading.Event().wait(0.05)
+    finally:
+        stop_posting.set()
+        poster.join(timeout=30)
+
+    assert 0 == restarted.returncode, restarted.stderr
+    with httpx.Client(timeout=5) as client:
+        missing = [
+            event_id for event_id in acknowledged if client.get(_url(settings, f"/audit/{event_id}")).status_code != 200
+        ]
+    assert [] == missing
+
+    stopped = _cli(env, "stop")
+    assert 0 == stopped.returncode, stopped.stderr
+    assert 1 == _cli(env, "status").returncode
+    ledger = Ledger.from_settings(settings)
+    try:
+        assert ledger.size() >= len(acknowledged)
+        assert ledger.size() == checkpoint_size(ledger.checkpoint())
+    finally:
+        ledger.close()
+
+
+def test_config_prints_settings_without_secrets(service: tuple[Settings, dict[str, str]]) -> None:
+    _, env = service
+    printed = _cli(env, "config")
+    assert 0 == printed.returncode
+    assert METRICS_TOKEN not in printed.stdout
+    assert '"metrics_token": "***"' in printed.stdout
+
+
+def test_metrics_add_up_across_two_workers(service: tuple[Settings, dict[str, str]]) -> None:
+    settings, env = service
+    started = _cli(env, "start", "--workers", "2")
+    assert 0 == started.returncode, started.stderr
+
+    for n in range(30):  # a new connection each time, so both workers take requests
+        assert 201 == httpx.post(_url(settings, "/audit"), json=event_body(n), timeout=5).status_code
+    text = httpx.get(_url(settings, "/metrics"), headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    posted = samples[("qerberos_http_requests_total", (("method", "POST"), ("route", "/audit"), ("status", "201")))]
+    ingested = sum(value for (name, _), value in samples.items() if name == "qerberos_events_ingested_total")
+    assert (30.0, 30.0) == (posted, ingested)
+    assert samples[("process_workers", ())] >= 3
+    assert 0 == _cli(env, "stop").returncode
