@@ -16,20 +16,8 @@ from analytics.simulation.attacks import Attack
 from analytics.simulation.catalog import ATTACK_COUNTRIES, ATTACK_DEVICES, COUNTRIES, DEVICES, KINDS, LAYER_NAMES
 from analytics.simulation.population import Tables
 from analytics.simulation.traffic import Batch
+from analytics.sources import EVENT_SCHEMA
 
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "seq": pl.Int64(),
-    "id": pl.String(),
-    "type": pl.String(),
-    "ref": pl.String(),
-    "squid_id": pl.String(),
-    "sub_id": pl.String(),
-    "dao_id": pl.String(),
-    "layer": pl.String(),
-    "verdict": pl.String(),
-    "occurred_at": pl.Datetime("ms", "UTC"),
-    "details": pl.String(),
-}
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
     "squid_id": pl.String(),
