@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from qerberos.cli import ledger, simulate
+from qerberos.cli import ledger, serve, simulate
 
 app = typer.Typer(
     name="qerberos",
@@ -18,5 +18,5 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for command_group in (ledger, simulate):
+for command_group in (ledger, serve, simulate):
     command_group.register(app)
