@@ -1,0 +1,70 @@
+"""A development sQuid: ``python -m api.dev.squid_server --port N --fixture tests/fixtures/squid.json``.
+
+Fixture::
+
+    {"tokens": {"<token>": {"squidId": "...", "subId": "...", "daoId": "...", "expiresAt": "<ISO 8601>"}},
+     "keys": {"<squidId>": "<base64 raw Ed25519 public key>"}}
+
+``POST /api/v1/auth/verify`` {token} -> {valid, identity, expiresAt} (expiresAt defaults to one hour ahead);
+``POST /api/v1/auth/verify-signature`` {squidId, signature, timestamp, payload} -> {valid}, checking an
+Ed25519 signature (base64) over the UTF-8 payload; ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, get, post
+from litestar.params import JSONBody
+
+from api.security.local import verify_ed25519
+
+
+def create_app(fixture: dict[str, Any]) -> Litestar:
+    tokens: dict[str, dict[str, Any]] = fixture.get("tokens", {})
+    keys: dict[str, str] = fixture.get("keys", {})
+
+    @post("/api/v1/auth/verify", status_code=200)
+    async def verify(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        entry = tokens.get(str(data.get("token", "")))
+        if entry is None:
+            return {"valid": False}
+        expires = entry.get("expiresAt") or (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        identity = {"squidId": entry["squidId"], "subId": entry.get("subId"), "daoId": entry.get("daoId")}
+        return {"valid": True, "identity": identity, "expiresAt": expires}
+
+    @post("/api/v1/auth/verify-signature", status_code=200)
+    async def verify_signature(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        key = keys.get(str(data.get("squidId", "")))
+        signature, payload = data.get("signature"), data.get("payload")
+        if key is None or not isinstance(signature, str) or not isinstance(payload, str):
+            return {"valid": False}
+        return {"valid": verify_ed25519(key, signature, payload.encode())}
+
+    @get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    return Litestar(route_handlers=[verify, verify_signature, health], logging_config=None)
+
+
+def serve(port: int, fixture: Path, host: str = "127.0.0.1") -> None:
+    uvicorn.run(create_app(json.loads(fixture.read_text())), host=host, port=port, log_level="warning")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="development sQuid")
+    parser.add_argument("--port", type=int, default=3010)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--fixture", type=Path, required=True)
+    args = parser.parse_args(argv)
+    serve(args.port, args.fixture, args.host)
+
+
+if __name__ == "__main__":
+    main()

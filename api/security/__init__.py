@@ -1,0 +1,131 @@
+"""The security layer of the API: authentication (sQuid or local identities), permissions (Qonsent or local
+grants), per-caller rate limiting and replay protection, as components the app factory plugs in.
+
+``build_security(settings)`` returns everything at once::
+
+    security = build_security(settings)              # engine=... optional in local mode
+    Litestar(
+        middleware=list(security.middleware),        # [authentication, rate limit]: in this order
+        on_startup=list(security.on_startup),
+        on_shutdown=list(security.on_shutdown),      # closes the HTTP clients and the Redis client
+        guards=[...],                                # security.requires("audit:read") is a guard
+    )
+    authenticate = security.authenticate             # async (request) -> Caller, raises AuthenticationError
+
+Handlers with ``opt={"public": True}`` skip authentication and rate limiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.types import Guard, Middleware
+from redis.asyncio import Redis
+from sqlalchemy import Engine
+
+from api.security.authentication import (
+    PUBLIC_OPT_KEY,
+    AuthenticationMiddleware,
+    Authenticator,
+    LocalVerifier,
+    RemoteVerifier,
+    Verifier,
+    authentication_middleware,
+)
+from api.security.caller import Caller, Credential
+from api.security.local import LocalIdentities
+from api.security.permissions import LocalPolicy, Policy, QonsentPolicy, make_requires
+from api.security.qonsent import PERMISSION_MAP, QonsentClient
+from api.security.rate_limit import MemoryCounter, RedisCounter, WindowCounter, rate_limit_config
+from api.security.replay import MemoryReplayGuard, RedisReplayGuard, ReplayGuard
+from api.security.squid import SquidClient
+from models.identities import PERMISSIONS, create_identity_tables, ensure_admin
+from qerberos.errors import ConfigurationError
+from qerberos.settings import Settings
+
+__all__ = [
+    "PERMISSIONS",
+    "PERMISSION_MAP",
+    "PUBLIC_OPT_KEY",
+    "AuthenticationMiddleware",
+    "Authenticator",
+    "Caller",
+    "Credential",
+    "SecurityComponents",
+    "build_security",
+    "create_identity_tables",
+    "ensure_admin",
+    "rate_limit_config",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecurityComponents:
+    """Same field names as ``api.app.SecurityHooks``: ``SecurityHooks(**security.as_hooks())``."""
+
+    middleware: Sequence[Middleware]
+    requires: Callable[[str], Guard]
+    authenticate: Callable[[Request[Any, Any, Any]], Awaitable[Caller]]
+    on_startup: Sequence[Callable[[Litestar], Any]]
+    on_shutdown: Sequence[Callable[[Litestar], Any]]
+
+    def as_hooks(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def build_security(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    redis_prefix: str = "qerberos",
+) -> SecurityComponents:
+    """Everything the app needs for ``settings.auth_mode`` ("local" or "remote")."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    replay: ReplayGuard
+    counter: WindowCounter
+    if redis is not None:
+        replay = RedisReplayGuard(redis, redis_prefix)
+        counter = RedisCounter(redis, redis_prefix)
+        closers.append(redis.aclose)
+    else:
+        replay, counter = MemoryReplayGuard(), MemoryCounter()
+
+    verifier: Verifier
+    policy: Policy
+    if settings.auth_mode == "local":
+        if engine is None:
+            from models.database import create_ledger_engine
+
+            engine = create_ledger_engine(settings.database_url)
+        verifier, policy = LocalVerifier(LocalIdentities(engine)), LocalPolicy()
+    elif settings.auth_mode == "remote":
+        timeout = settings.security_timeout
+        squid = SquidClient(settings.squid_url, timeout=timeout, cache_ttl=settings.squid_cache_ttl)
+        qonsent = QonsentClient(
+            settings.qonsent_url, timeout=timeout, ttl=settings.qonsent_cache_ttl, grace=settings.qonsent_grace
+        )
+        verifier, policy = RemoteVerifier(squid), QonsentPolicy(qonsent)
+        closers += [squid.aclose, qonsent.aclose]
+    else:
+        raise ConfigurationError(f"QERBEROS_AUTH_MODE must be local or remote, not {settings.auth_mode!r}")
+
+    authenticator = Authenticator(verifier, replay)
+    middleware: list[Middleware] = [authentication_middleware(authenticator)]
+    if settings.rate_limit_per_minute > 0:
+        middleware.append(rate_limit_config(settings.rate_limit_per_minute, counter).middleware)
+
+    async def close(_app: Litestar) -> None:
+        for closer in closers:
+            await closer()
+
+    return SecurityComponents(
+        middleware=tuple(middleware),
+        requires=make_requires(policy),
+        authenticate=authenticator.caller,
+        on_startup=(),
+        on_shutdown=(close,),
+    )

@@ -1,0 +1,79 @@
+"""Local mode: callers are the ``identities`` of qerberos's own database (``models/identities.py``).
+
+Bearer tokens are looked up by their SHA-256; signed headers are verified here with the identity's Ed25519
+public key (see ``signed_request``). Lookups run in a worker thread and are cached for ``LOOKUP_TTL``
+seconds, so disabling an identity takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+import anyio.to_thread
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine
+
+from api.security._cache import Clock, TTLCache
+from api.security.caller import Caller, Credential
+from models.identities import Identity, find_by_squid_id, find_by_token_hash, hash_token
+from qerberos.errors import AuthenticationError
+
+LOOKUP_TTL = 5.0
+
+_MISSING = object()
+
+
+class LocalIdentities:
+    """Verifies credentials against the local identities."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = time.monotonic) -> None:
+        self._engine = engine
+        self._by_token: TTLCache[str, Identity | object] = TTLCache(clock=clock)
+        self._by_squid_id: TTLCache[str, Identity | object] = TTLCache(clock=clock)
+
+    async def verify_token(self, token: str) -> tuple[Caller, Credential]:
+        token_hash = hash_token(token)
+        identity = self._by_token.get(token_hash)
+        if identity is None:
+            found = await anyio.to_thread.run_sync(find_by_token_hash, self._engine, token_hash)
+            identity = found if found is not None else _MISSING
+            self._by_token.set(token_hash, identity, LOOKUP_TTL)
+        if not isinstance(identity, Identity) or identity.disabled:
+            raise AuthenticationError("SQUID_IDENTITY_INVALID", "the bearer token is not valid")
+        return _caller(identity), Credential("bearer", identity.permission_set)
+
+    async def verify_signature(self, squid_id: str, signature: str, payload: str) -> tuple[Caller, Credential]:
+        identity = self._by_squid_id.get(squid_id)
+        if identity is None:
+            found = await anyio.to_thread.run_sync(find_by_squid_id, self._engine, squid_id)
+            identity = found if found is not None else _MISSING
+            self._by_squid_id.set(squid_id, identity, LOOKUP_TTL)
+        if not isinstance(identity, Identity) or identity.disabled:
+            raise AuthenticationError("SQUID_IDENTITY_INVALID", "unknown or disabled x-squid-id")
+        if identity.public_key is None:
+            raise AuthenticationError("SIGNATURE_INVALID", "this identity has no public key for signed requests")
+        if not verify_ed25519(identity.public_key, signature, payload.encode()):
+            raise AuthenticationError("SIGNATURE_INVALID", "the signature does not verify")
+        return _caller(identity), Credential("signature", identity.permission_set)
+
+
+def verify_ed25519(public_key_b64: str, signature: str, message: bytes) -> bool:
+    """Fails closed: anything malformed is ``False``."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(_b64decode(public_key_b64))
+        key.verify(_b64decode(signature), message)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+def _b64decode(text: str) -> bytes:
+    normal = text.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
+
+
+def _caller(identity: Identity) -> Caller:
+    return Caller(squid_id=identity.squid_id, sub_id=None, dao_id=None, source=f"local:{identity.name}")

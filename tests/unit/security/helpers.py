@@ -1,0 +1,83 @@
+"""A minimal Litestar app around the security components, for the security tests.
+
+The real app maps errors in ``api/errors.py``; this stand-in maps the same error types to the same status
+codes, so these tests do not depend on the rest of the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from litestar import Litestar, MediaType, Request, Response, get, post
+
+from api.security import PUBLIC_OPT_KEY, SecurityComponents
+from api.security.signed_request import SignedHeaders, canonical_payload, request_target
+from qerberos import errors
+
+TEST_SEED = bytes(range(32))  # the public test key of tests/fixtures/squid.json ("alice")
+
+
+def handle(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.AuthenticationError):
+        status, code = 401, exc.code
+    elif isinstance(exc, errors.PermissionDeniedError):
+        status, code = 403, "QONSENT_DENIED"
+    elif isinstance(exc, errors.RateLimitedError):
+        status, code, headers = 429, "RATE_LIMIT_EXCEEDED", {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, errors.DependencyUnavailableError):
+        status, code = 503, "DEPENDENCY_UNAVAILABLE"
+    else:
+        status, code = getattr(exc, "status_code", 500), "OTHER"
+    return Response({"code": code, "message": str(exc)}, status_code=status, headers=headers, media_type=MediaType.JSON)
+
+
+def make_app(security: SecurityComponents) -> Litestar:
+    @get("/health", opt={PUBLIC_OPT_KEY: True})
+    async def health() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    @get("/audit", guards=[security.requires("audit:read")])
+    async def read(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return {"source": request.user.source, "subId": request.user.sub_id, "scheme": request.auth.scheme}
+
+    @post("/audit", guards=[security.requires("qerberos:audit:write")], status_code=201)
+    async def write(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        body = await request.body()
+        return {"source": request.user.source, "length": len(body), "json": await request.json()}
+
+    return Litestar(
+        route_handlers=[health, read, write],
+        middleware=list(security.middleware),
+        on_shutdown=list(security.on_shutdown),
+        exception_handlers={Exception: handle},
+        logging_config=None,
+    )
+
+
+def sign(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    squid_id: str = "alice",
+    sub_id: str | None = None,
+    dao_id: str | None = None,
+    ts: str | None = None,
+    seed: bytes = TEST_SEED,
+    query: str = "",
+) -> dict[str, str]:
+    """The signed headers of a request, as a well-behaved caller builds them."""
+    timestamp = ts if ts is not None else str(int(time.time() * 1000))
+    unsigned = SignedHeaders(squid_id, sub_id, dao_id, timestamp, "")
+    payload = canonical_payload(method, request_target(path, query), unsigned, body)
+    signature = base64.b64encode(Ed25519PrivateKey.from_private_bytes(seed).sign(payload.encode())).decode()
+    headers = {"x-squid-id": squid_id, "x-ts": timestamp, "x-sig": signature}
+    if sub_id:
+        headers["x-subid"] = sub_id
+    if dao_id:
+        headers["x-dao-id"] = dao_id
+    return headers
