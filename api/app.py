@@ -57,11 +57,11 @@ class SecurityHooks:
 
 
 def security_hooks(settings: Settings) -> SecurityHooks:
-    # ── SECURITY INSERTION POINT ──────────────────────────────────────────────────────────────
-    # api/security (built separately) plugs in here: its authentication and rate-limit middleware,
-    # its guard factory `requires(permission)` and a request authenticator for /metrics.
-    # Until it lands the app runs without authentication: never expose such a build.
-    return SecurityHooks()
+    """The security layer (``api.security``) for ``settings.auth_mode``: authentication then rate-limit
+    middleware, the ``requires(permission)`` guard factory, and the authenticator ``/metrics`` uses."""
+    from api.security import build_security
+
+    return SecurityHooks(**build_security(settings).as_hooks())
 
 
 def create_app(
@@ -71,7 +71,7 @@ def create_app(
     security: SecurityHooks | None = None,
 ) -> Litestar:
     """Build the app. ``ledger`` (tests) is used as given and not closed at shutdown; ``security``
-    replaces the hooks built from the settings."""
+    replaces the hooks built from the settings (tests only: ``SecurityHooks()`` means no authentication)."""
     settings = settings or get_settings()
     hooks = security if security is not None else security_hooks(settings)
     state = ServiceState(

@@ -28,6 +28,7 @@ from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail
 from qerberos.settings import Settings, get_settings
 
 PID_FILE = "qerberos.pid"
+ADMIN_TOKEN_FILE = "admin.token"
 STARTUP_TIMEOUT = 30.0
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -55,6 +56,8 @@ def serve(workers: Workers = None) -> None:
     configure_logging(settings.log_level, settings.log_dir)
     if count > 1:
         _prepare_multiprocess_metrics(settings)
+    if settings.auth_mode == "local":
+        _ensure_admin(settings)
     with _pid_file(settings):
         uvicorn.run(
             "api.app:serve_app",
@@ -191,6 +194,29 @@ def _pid_file(settings: Settings) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError, ValueError):
             if int(path.read_text().strip()) == os.getpid():
                 path.unlink()
+
+
+def _ensure_admin(settings: Settings) -> None:
+    """Local mode, first start: create the ``admin`` identity and leave its token in a file only the
+    owner can read (never on the terminal or in a log)."""
+    from models.database import create_ledger_engine
+    from models.identities import ensure_admin
+
+    engine = create_ledger_engine(settings.database_url)
+    try:
+        token = ensure_admin(engine)
+    finally:
+        engine.dispose()
+    if token is None:
+        return
+    path = settings.home / ADMIN_TOKEN_FILE
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as output:
+        output.write(f"{token}\n")
+    typer.echo(
+        f"created the admin identity; its bearer token is in {path} (mode 600): store it, then delete the file",
+        err=True,
+    )
 
 
 def _prepare_multiprocess_metrics(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures of the API tests: a real ledger (SQLite under tmp_path) behind the real app, in-process."""
+"""Fixtures of the API tests: a real ledger (SQLite under tmp_path) behind the real app, in-process, with
+the app's own security on (local mode: identities and their tokens in qerberos's database)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import SecurityHooks, create_app
+from models.database import create_ledger_engine
+from models.identities import create_identity, create_identity_tables
 from models.ledger import initialise
 from qerberos.settings import Settings
 from tests.conftest import make_settings
@@ -46,6 +49,21 @@ def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+def make_token(settings: Settings, name: str, permissions: list[str]) -> str:
+    """A local identity with these permissions; its bearer token."""
+    engine = create_ledger_engine(settings.database_url)
+    try:
+        create_identity_tables(engine)
+        return create_identity(engine, name, permissions)[1]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def admin_token(api_settings: Settings) -> str:
+    return make_token(api_settings, "api-tests", ["admin"])
+
+
 @pytest.fixture
 def security() -> SecurityHooks | None:
     """The security hooks under test; ``None`` means the app's own (``api.app.security_hooks``)."""
@@ -53,6 +71,14 @@ def security() -> SecurityHooks | None:
 
 
 @pytest.fixture
-def client(api_settings: Settings, security: SecurityHooks | None) -> Iterator[TestClient[Any]]:
+def app_client(api_settings: Settings, security: SecurityHooks | None) -> Iterator[TestClient[Any]]:
+    """A client without credentials."""
     with TestClient(create_app(api_settings, security=security), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(app_client: TestClient[Any], admin_token: str) -> TestClient[Any]:
+    """A client authenticated as an identity holding ``admin``."""
+    app_client.headers["Authorization"] = f"Bearer {admin_token}"
+    return app_client

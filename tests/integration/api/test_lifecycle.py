@@ -72,6 +72,13 @@ def _url(settings: Settings, path: str) -> str:
     return f"http://127.0.0.1:{settings.port}{path}"
 
 
+def _admin(settings: Settings) -> dict[str, str]:
+    """The admin token ``serve`` leaves in QERBEROS_HOME on first start in local mode."""
+    path = settings.home / "admin.token"
+    assert 0o600 == path.stat().st_mode & 0o777
+    return {"Authorization": f"Bearer {path.read_text().strip()}"}
+
+
 def test_restart_loses_no_acknowledged_event_and_stop_writes_a_last_checkpoint(
     service: tuple[Settings, dict[str, str]],
 ) -> None:
@@ -79,6 +86,8 @@ def test_restart_loses_no_acknowledged_event_and_stop_writes_a_last_checkpoint(
     started = _cli(env, "start")
     assert 0 == started.returncode, started.stderr
     assert 0 == _cli(env, "status").returncode
+    headers = _admin(settings)
+    assert 401 == httpx.post(_url(settings, "/audit"), json=event_body(0), timeout=5).status_code
 
     acknowledged: list[str] = []
     stop_posting = threading.Event()
@@ -88,7 +97,9 @@ def test_restart_loses_no_acknowledged_event_and_stop_writes_a_last_checkpoint(
         while not stop_posting.is_set():
             event_id = str(uuid.uuid4())
             try:
-                response = httpx.post(_url(settings, "/audit"), json=event_body(n, id=event_id), timeout=5)
+                response = httpx.post(
+                    _url(settings, "/audit"), json=event_body(n, id=event_id), headers=headers, timeout=5
+                )
             except httpx.HTTPError:
                 continue  # refused while restarting: not acknowledged, the client would retry
             if response.status_code == 201:
@@ -109,7 +120,7 @@ def test_restart_loses_no_acknowledged_event_and_stop_writes_a_last_checkpoint(
         poster.join(timeout=30)
 
     assert 0 == restarted.returncode, restarted.stderr
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, headers=headers) as client:
         missing = [
             event_id for event_id in acknowledged if client.get(_url(settings, f"/audit/{event_id}")).status_code != 200
         ]
@@ -139,8 +150,10 @@ def test_metrics_add_up_across_two_workers(service: tuple[Settings, dict[str, st
     started = _cli(env, "start", "--workers", "2")
     assert 0 == started.returncode, started.stderr
 
+    headers = _admin(settings)
     for n in range(30):  # a new connection each time, so both workers take requests
-        assert 201 == httpx.post(_url(settings, "/audit"), json=event_body(n), timeout=5).status_code
+        response = httpx.post(_url(settings, "/audit"), json=event_body(n), headers=headers, timeout=5)
+        assert 201 == response.status_code
     text = httpx.get(_url(settings, "/metrics"), headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
 
     samples = {
