@@ -84,7 +84,7 @@ def test_a_missing_permission_is_refused_and_admin_implies_all(engine: Engine, t
     assert 201 == admitted.status_code
 
 
-def test_signed_request_with_local_key_reaches_the_handler_with_its_body(engine: Engine, tokens: dict[str, str]) -> None:
+def test_signed_request_with_local_key_reaches_handler_with_its_body(engine: Engine, tokens: dict[str, str]) -> None:
     body = json.dumps({"type": "access"}).encode()
     headers = sign("POST", "/audit", body, sub_id="s1") | {"content-type": "application/json"}
     with client_for(engine) as client:

@@ -1,0 +1,90 @@
+"""Redis shared by two app instances: one rate limit and one replay memory for both.
+
+Redis runs at 127.0.0.1:6379 (db 0); each test uses its own key prefix and deletes its keys. A missing Redis
+fails under CI=true and skips elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from litestar.testing import TestClient
+from sqlalchemy import Engine
+
+from api.security import build_security
+from models.database import create_ledger_engine
+from models.identities import create_identity, create_identity_tables
+from qerberos.settings import load_settings
+from tests.unit.security.helpers import make_app, sign
+from tests.unit.security.test_local_mode import PUBLIC_KEY
+
+REDIS_URL = os.environ.get("QERBEROS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    prefix = f"qerberos-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    create_identity_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+def two_apps(engine: Engine, prefix: str, per_minute: int) -> tuple[TestClient, TestClient]:  # type: ignore[type-arg]
+    settings = dataclasses.replace(load_settings(), auth_mode="local", redis_url=REDIS_URL,
+                                   rate_limit_per_minute=per_minute)
+    apps = [make_app(build_security(settings, engine=engine, redis_prefix=prefix)) for _ in range(2)]
+    return TestClient(apps[0]), TestClient(apps[1])
+
+
+def test_two_instances_share_one_rate_limit_through_redis(engine: Engine, prefix: str) -> None:
+    _, token = create_identity(engine, "reader", ["audit:read"])
+    _, other = create_identity(engine, "other", ["audit:read"])
+    headers = {"Authorization": f"Bearer {token}"}
+    first, second = two_apps(engine, prefix, per_minute=5)
+    with first as a, second as b:
+        admitted = [a.get("/audit", headers=headers).status_code for _ in range(3)]
+        admitted += [b.get("/audit", headers=headers).status_code for _ in range(2)]
+        refused_b = b.get("/audit", headers=headers)
+        refused_a = a.get("/audit", headers=headers)
+        other_caller = b.get("/audit", headers={"Authorization": f"Bearer {other}"})
+    assert [200] * 5 == admitted
+    assert (429, "RATE_LIMIT_EXCEEDED") == (refused_b.status_code, refused_b.json()["code"])
+    assert 429 == refused_a.status_code
+    assert 1 <= int(refused_a.headers["retry-after"]) <= 60
+    assert 200 == other_caller.status_code
+
+
+def test_a_signature_used_on_one_instance_is_refused_on_the_other(engine: Engine, prefix: str) -> None:
+    create_identity(engine, "writer", ["audit:read"], squid_id="alice", public_key=PUBLIC_KEY)
+    headers = sign("GET", "/audit")
+    first, second = two_apps(engine, prefix, per_minute=100)
+    with first as a, second as b:
+        assert 200 == a.get("/audit", headers=headers).status_code
+        replay = b.get("/audit", headers=headers)
+    assert (401, "SIGNATURE_INVALID") == (replay.status_code, replay.json()["code"])
