@@ -1,0 +1,120 @@
+"""The scored model: feature columns, a training-fitted transform, and a detector, as one PyOD detector.
+
+Features are heavy-tailed counts and ratios; ``sign(x) * log1p(|x|)`` followed by centring on the training
+median and scaling by the training IQR makes distance-based detectors (KNN, LOF) usable. Every statistic
+is fixed at fit time, so the pipeline keeps its detector's batch independence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from pyod.models.base import BaseDetector
+from sklearn.utils import check_array
+
+from analytics.detectors import DetectorConfig, DetectorError, build_detector, ensure_finite
+from analytics.ensemble import ScoreEnsemble
+
+__all__ = ["DetectorPipeline", "build_pipeline", "feature_matrix"]
+
+Frame = pl.DataFrame | pd.DataFrame
+
+
+def feature_matrix(frame: Frame, columns: Sequence[str]) -> np.ndarray:
+    """The ``columns`` of a Polars or pandas frame as a float64 matrix, in that order; fails naming gaps."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DetectorError("feature frame lacks columns the detector needs", details={"missing": missing})
+    if isinstance(frame, pl.DataFrame):
+        matrix = frame.select([pl.col(c).cast(pl.Float64) for c in columns]).to_numpy()
+    else:
+        matrix = frame.loc[:, list(columns)].to_numpy(dtype=np.float64)
+    matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise DetectorError(
+            f"feature frame holds {int(bad.sum())} null, NaN or infinite values",
+            details={"first_row": int(rows[0]), "first_column": columns[int(cols[0])]},
+        )
+    return matrix
+
+
+class DetectorPipeline(BaseDetector):
+    """``feature_columns`` -> signed log1p -> robust scaling (training median / IQR) -> ``detector``."""
+
+    def __init__(
+        self,
+        detector: BaseDetector | None = None,
+        feature_columns: tuple[str, ...] = (),
+        contamination: float = 0.1,
+    ) -> None:
+        super().__init__(contamination=contamination)
+        self.detector = detector
+        self.feature_columns = feature_columns
+
+    def _transform(self, X: Any) -> np.ndarray:
+        X = check_array(X, dtype=np.float64)
+        if X.shape[1] != len(self.center_):
+            raise DetectorError(f"expected {len(self.center_)} features, got {X.shape[1]}")
+        return (np.sign(X) * np.log1p(np.abs(X)) - self.center_) / self.scale_
+
+    def fit(self, X: Any, y: Any = None) -> DetectorPipeline:
+        if self.detector is None:
+            raise DetectorError("DetectorPipeline needs a detector")
+        X = check_array(X, dtype=np.float64)
+        self._set_n_classes(y)
+        logged = np.sign(X) * np.log1p(np.abs(X))
+        self.center_ = np.median(logged, axis=0)
+        q75, q25 = np.percentile(logged, [75, 25], axis=0)
+        spread = q75 - q25
+        fallback = logged.std(axis=0)
+        self.scale_ = np.where(spread > 0, spread / 1.349, np.where(fallback > 0, fallback, 1.0))
+        self.detector.fit(self._transform(X))
+        self.decision_scores_ = ensure_finite(self.detector.decision_scores_, self.name)
+        self._process_decision_scores()
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return ensure_finite(self.detector.decision_function(self._transform(X)), self.name)  # type: ignore[union-attr]
+
+    def score_frame(self, frame: Frame) -> np.ndarray:
+        """Scores of a feature frame's rows (higher is more anomalous)."""
+        return self.decision_function(feature_matrix(frame, self.feature_columns))
+
+    @property
+    def name(self) -> str:
+        return type(self.detector).__name__
+
+    def flat_params(self) -> dict[str, Any]:
+        """Every parameter, members' included, as flat ``prefix.key`` pairs for ``mlflow.log_params``."""
+        params: dict[str, Any] = {"contamination": self.contamination, "features": ",".join(self.feature_columns)}
+        detector = self.detector
+        if isinstance(detector, ScoreEnsemble):
+            params.update({"ensemble.standardise": detector.standardise, "ensemble.combine": detector.combine})
+            members = getattr(detector, "detectors_", {})
+            for name, member in members.items():
+                params.update({f"{name}.{k}": v for k, v in member.get_params(deep=False).items()})
+            params["ensemble.members"] = ",".join(name for name, _ in detector.members)
+        elif detector is not None:
+            params["detector"] = type(detector).__name__
+            params.update({f"detector.{k}": v for k, v in detector.get_params(deep=False).items()})
+        return params
+
+
+def build_pipeline(config: DetectorConfig, detector: str | None = None) -> DetectorPipeline:
+    """An unfitted pipeline: the configured ensemble, or one registry detector by ``detector`` name."""
+    if detector is None or detector == "ensemble":
+        inner: BaseDetector = ScoreEnsemble(
+            members=tuple((name, config.params_of(name)) for name in config.members),
+            standardise=config.standardise,
+            combine=config.combine,
+            contamination=config.contamination,
+        )
+    else:
+        inner = build_detector(detector, config.params_of(detector), config.contamination)
+    return DetectorPipeline(detector=inner, feature_columns=config.features, contamination=config.contamination)

@@ -1,0 +1,178 @@
+"""Train the detector on a feature table, evaluate it on labelled windows, log it all to MLflow, register it.
+
+One MLflow run (experiment ``qerberos-detector``) holds: every detector parameter (``get_params()`` as it
+is), the SHA-256 of the training rows (``train_data_sha256``) and of the evaluation rows
+(``eval_data_sha256``, what the promotion gate compares), the data gate's result (``gate-features.json``),
+the evaluation metrics (see ``analytics.evaluation``), ROC / PR / score-histogram plots, and the model,
+registered as a new version of ``qerberos-detector`` with the alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import mlflow
+import polars as pl
+
+from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
+from analytics.evaluation import EvaluationReport, evaluate_scores, plot_evaluation
+from analytics.model_store import MODEL_NAME, log_detector, use_tracking_uri
+from analytics.scoring import build_pipeline, feature_matrix
+
+__all__ = [
+    "EXPERIMENT", "TrainResult", "attach_labels", "data_sha256", "evaluation_sha256", "select_window",
+    "split_by_time", "train",
+]
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT = "qerberos-detector"
+KEYS = ("squid_id", "window_start", "window")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrainResult:
+    run_id: str
+    version: str
+    train_rows: int
+    train_data_sha256: str
+    report: EvaluationReport | None
+    gate: str  # "passed", "failed" or "unavailable"
+
+
+def data_sha256(frame: pl.DataFrame, columns: tuple[str, ...]) -> str:
+    """SHA-256 of the rows (keys and ``columns``), independent of row order: ``sha256:<hex>``."""
+    keys = [k for k in KEYS if k in frame.columns]
+    ordered = frame.sort([*keys, *columns]) if keys else frame.sort(list(columns))
+    digest = hashlib.sha256(json.dumps([*keys, *columns]).encode())
+    for key in keys:
+        digest.update("\x1f".join(ordered[key].cast(pl.Utf8).fill_null("").to_list()).encode())
+    digest.update(feature_matrix(ordered, columns).tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def evaluation_sha256(frame: pl.DataFrame) -> str:
+    """Identity of an evaluation table, whatever a model's feature subset: keys, every feature, the label."""
+    columns = tuple(c for c in (*FEATURE_COLUMNS, "label") if c in frame.columns)
+    return data_sha256(frame, columns)
+
+
+def attach_labels(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Add ``label``/``technique``: from window labels (keys + ``label``) or raw ground truth (event rows)."""
+    features = features.drop([c for c in ("label", "technique") if c in features.columns])
+    if "label" in labels.columns:
+        keys = [k for k in KEYS if k in labels.columns and k in features.columns]
+        extra = ["technique"] if "technique" in labels.columns else []
+        joined = features.join(labels.select([*keys, "label", *extra]).unique(keys), on=keys, how="left",
+                               maintain_order="left")
+        joined = joined.with_columns(pl.col("label").fill_null(0).cast(pl.Int8))
+        return joined if extra else joined.with_columns(technique=pl.lit(None, dtype=pl.Utf8))
+    from analytics.labels import label_windows
+
+    return label_windows(features, labels)
+
+
+def select_window(frame: pl.DataFrame, window: str | None) -> pl.DataFrame:
+    if window is None or "window" not in frame.columns:
+        return frame
+    selected = frame.filter(pl.col("window") == window)
+    if selected.is_empty():
+        raise DetectorError(f"no feature rows for window {window!r}",
+                            details={"windows": sorted(frame["window"].unique().to_list())})
+    return selected
+
+
+def split_by_time(frame: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(earlier rows, latest ``share`` of rows by ``window_start``): train on the past, evaluate on later."""
+    if "window_start" not in frame.columns:
+        cut = int(frame.height * (1 - share))
+        return frame[:cut], frame[cut:]
+    ordered = frame.sort("window_start", maintain_order=True)
+    cut = int(ordered.height * (1 - share))
+    return ordered[:cut], ordered[cut:]
+
+
+def _run_feature_gate(frame: pl.DataFrame, directory: Path) -> str:
+    """The GX gate ``features`` of ``analytics.gates`` (written by the data-gates work); raises on failure."""
+    try:
+        from analytics.gates import run_gate, save_result
+    except ImportError:
+        logger.warning("analytics.gates is not available: training without the features data gate")
+        return "unavailable"
+    result = run_gate(frame, "features")
+    mlflow.log_artifact(str(save_result(result, directory)), artifact_path="gates")
+    mlflow.set_tag("gate.features", "passed" if result.success else "failed")
+    result.raise_for_failure()
+    return "passed"
+
+
+def train(
+    features: pl.DataFrame,
+    *,
+    config: DetectorConfig,
+    tracking_uri: str,
+    labels: pl.DataFrame | None = None,
+    evaluation: pl.DataFrame | None = None,
+    detector: str | None = None,
+    gate: bool = True,
+    run_name: str | None = None,
+) -> TrainResult:
+    """Fit, evaluate, log and register; see the module docstring.
+
+    ``evaluation``: a labelled table to evaluate on; without it, when ``features`` is labelled (a ``label``
+    column, or ``labels`` given), its latest ``config.eval_share`` of windows evaluate and the rest train.
+    ``detector``: one registry name instead of the configured ensemble.
+    """
+    if labels is not None:
+        features = attach_labels(features, labels)
+    features = select_window(features, config.window)
+    if evaluation is not None:
+        evaluation = select_window(evaluation, config.window)
+        training = features
+    elif "label" in features.columns:
+        training, evaluation = split_by_time(features, config.eval_share)
+    else:
+        training = features
+    if config.exclude_known_anomalies and "label" in training.columns:
+        training = training.filter(pl.col("label").fill_null(0) == 0)
+    if training.height < 10:
+        raise DetectorError("too few training rows", details={"rows": training.height})
+    use_tracking_uri(tracking_uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as scratch:
+        gate_state = _run_feature_gate(training, Path(scratch)) if gate else "skipped"
+        pipeline = build_pipeline(config, detector)
+        train_sha256 = data_sha256(training, config.features)
+        pipeline.fit(feature_matrix(training, config.features))
+        mlflow.log_params({k: str(v)[:500] for k, v in pipeline.flat_params().items()})
+        mlflow.log_params({"window": str(config.window), "exclude_known_anomalies": config.exclude_known_anomalies,
+                           "eval_k": config.eval_k, "eval_budget": config.eval_budget, "train_rows": training.height})
+        mlflow.set_tags({"train_data_sha256": train_sha256, "model_name": MODEL_NAME, "gate.features": gate_state})
+        threshold = config.alert_threshold if config.alert_threshold is not None else float(pipeline.threshold_)
+        mlflow.log_metric("alert_threshold", threshold)
+        report = None
+        tags = {"train_data_sha256": train_sha256}
+        if evaluation is not None and "label" in evaluation.columns:
+            scores = pipeline.score_frame(evaluation)
+            labels_array = evaluation["label"].fill_null(0).to_numpy()
+            techniques = evaluation["technique"].to_list() if "technique" in evaluation.columns else None
+            report = evaluate_scores(scores, labels_array, techniques=techniques, k=config.eval_k,
+                                     budget=config.eval_budget)
+            eval_sha256 = evaluation_sha256(evaluation)
+            mlflow.log_metrics(report.metrics())
+            mlflow.set_tag("eval_data_sha256", eval_sha256)
+            tags["eval_data_sha256"] = eval_sha256
+            for path in plot_evaluation(scores, labels_array, Path(scratch) / "plots", title=pipeline.name):
+                mlflow.log_artifact(str(path), artifact_path="plots")
+        else:
+            logger.warning("no labelled evaluation data: the model is registered without quality metrics")
+        example = training.head(5).select([pl.col(c).cast(pl.Float64) for c in config.features]).to_pandas()
+        version = log_detector(pipeline, alert_threshold=threshold, input_example=example, tags=tags)
+    return TrainResult(run_id=run.info.run_id, version=str(version.version), train_rows=training.height,
+                       train_data_sha256=train_sha256, report=report, gate=gate_state)
+
