@@ -110,13 +110,10 @@ def test_metrics_parse_and_count_requests_by_route_template_status_and_ingestion
 
     metrics = _metrics(client)
 
-    assert (
-        1.0 == metrics[("qerberos_http_requests_total", _labels(method="GET", route="/audit/{event_id}", status="200"))]
-    )
-    assert (
-        1.0 == metrics[("qerberos_http_requests_total", _labels(method="GET", route="/audit/{event_id}", status="400"))]
-    )
-    assert 1.0 == metrics[("qerberos_http_requests_total", _labels(method="GET", route="<unmatched>", status="404"))]
+    requests = "qerberos_http_requests_total"
+    assert 1.0 == metrics[(requests, _labels(method="GET", route="/audit/{event_id}", status="200"))]
+    assert 1.0 == metrics[(requests, _labels(method="GET", route="/audit/{event_id}", status="400"))]
+    assert 1.0 == metrics[(requests, _labels(method="GET", route="<unmatched>", status="404"))]
     assert 3.0 == metrics[("qerberos_events_ingested_total", _labels(layer="qdrive", verdict="ALLOW"))]
     assert 7.0 == metrics[("qerberos_ledger_size", ())]
     buckets = {

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import msgspec
+import pytest
 
 from api import metrics
 from api.envelope import iso_timestamp, ok
@@ -28,7 +29,8 @@ def test_event_body_schema_is_inline_for_openapi() -> None:
     assert {"type", "ref", "actor", "layer", "verdict"} <= set(EVENT_SCHEMA["required"])
 
 
-def test_layer_labels_are_bounded() -> None:
+def test_layer_labels_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_layers_seen", set())
     labels = {metrics._layer_label(f"layer-{n}") for n in range(500)}
     assert len(labels) <= 65
     assert "other" in labels
