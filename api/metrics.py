@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psutil
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -183,11 +184,11 @@ class InstrumentedASGI:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        scope.setdefault("state", {})["request_id"] = request_id
         token = set_request_id(request_id)
         status = 500
         started = time.perf_counter()
@@ -203,7 +204,7 @@ class InstrumentedASGI:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            method = scope["method"]
+            method = str(scope.get("method", "?"))
             route = scope.get("path_template") if scope.get("route_handler") is not None else None
             route = route or UNMATCHED_ROUTE
             HTTP_REQUESTS.labels(method, route, str(status)).inc()

@@ -21,13 +21,13 @@ class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     """Base of the response shapes: camelCase names, optional fields left out when empty."""
 
 
-class IdentityRef(_Schema):
+class IdentityRef(_Schema, frozen=True):
     squid_id: str
     sub_id: str | None = None
     dao_id: str | None = None
 
 
-class AuditEventCreated(_Schema):
+class AuditEventCreated(_Schema, frozen=True):
     """``data`` of ``POST /audit`` (and each item of a batch). ``seq`` and ``leafHash`` are additions."""
 
     id: str
@@ -37,7 +37,7 @@ class AuditEventCreated(_Schema):
     cid: str | None = None
 
 
-class AuditEvent(_Schema):
+class AuditEvent(_Schema, frozen=True):
     """A stored event: the contract's ``AuditEvent`` plus ``seq``, ``leafHash``, ``receivedAt``
     and ``detailsCommitment`` (``details`` is absent once erased; the commitment stays)."""
 
@@ -56,7 +56,7 @@ class AuditEvent(_Schema):
     cid: str | None = None
 
 
-class BatchCreated(_Schema):
+class BatchCreated(_Schema, frozen=True):
     """``data`` of ``POST /audit/batch``: every event in order; ``created`` counts the new ones."""
 
     count: int
@@ -64,7 +64,7 @@ class BatchCreated(_Schema):
     events: list[AuditEventCreated]
 
 
-class AuditEventPage(_Schema):
+class AuditEventPage(_Schema, frozen=True):
     """``data`` of ``GET /audit``; ``nextCursor`` is an addition for deep paging without offsets."""
 
     events: list[AuditEvent]
@@ -75,7 +75,7 @@ class AuditEventPage(_Schema):
     next_cursor: str | None = None
 
 
-class InclusionProof(_Schema):
+class InclusionProof(_Schema, frozen=True):
     """The same JSON as ``qerberos proof inclusion``; hashes are base64."""
 
     leaf_index: int
@@ -85,7 +85,7 @@ class InclusionProof(_Schema):
     checkpoint: str | None = None
 
 
-class ConsistencyProof(_Schema):
+class ConsistencyProof(_Schema, frozen=True):
     """The same JSON as ``qerberos proof consistency``; hashes are base64."""
 
     first: int
@@ -93,7 +93,7 @@ class ConsistencyProof(_Schema):
     proof: list[str]
 
 
-class LedgerKey(_Schema):
+class LedgerKey(_Schema, frozen=True):
     """The signed-note verifier key of the log (and every key it has used, for rotated logs)."""
 
     origin: str
@@ -123,21 +123,21 @@ class HealthResponse(msgspec.Struct, frozen=True):
     dependencies: dict[str, DependencyStatus]
 
 
-class LedgerHealth(_Schema):
+class LedgerHealth(_Schema, frozen=True):
     size: int
     head_seq: int | None = None
     head_leaf_hash: str | None = None
     checkpoint_age_seconds: float | None = None
 
 
-class DiskHealth(_Schema):
+class DiskHealth(_Schema, frozen=True):
     path: str
     total_bytes: int
     free_bytes: int
     used_percent: float
 
 
-class DetailedHealthResponse(_Schema):
+class DetailedHealthResponse(_Schema, frozen=True):
     """``GET /health/detailed``: the runbook's shape extended with everything an operator looks at."""
 
     status: Literal["healthy", "degraded", "unhealthy"]
