@@ -296,7 +296,7 @@ def set_champion(tracking_uri: str, version: str, *, tags: Mapping[str, str], ro
         for key, value in {"champion_since": stamp, **tags}.items():
             registry.set_model_version_tag(MODEL_NAME, version, key, value)
         try:
-            if registry.get_model_version_by_alias(MODEL_NAME, CHALLENGER).version == version:
+            if str(registry.get_model_version_by_alias(MODEL_NAME, CHALLENGER).version) == str(version):
                 registry.delete_registered_model_alias(MODEL_NAME, CHALLENGER)
         except MlflowException:
             pass

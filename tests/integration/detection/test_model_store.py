@@ -33,8 +33,8 @@ def test_training_logs_params_metrics_gate_plots_and_registers_a_challenger(empt
     assert "passed" == result.gate == run.data.tags["gate.features"]
     assert run.data.tags["train_data_sha256"].startswith("sha256:")
     assert run.data.tags["eval_data_sha256"].startswith("sha256:")
-    assert "iforest,ecod,copod,hbos" == run.data.params["ensemble.members"]
-    assert "200" == run.data.params["iforest.n_estimators"]
+    assert "iforest,ecod,knn" == run.data.params["ensemble.members"]
+    assert "100" == run.data.params["iforest.n_estimators"]
     assert {"roc_auc", "pr_auc", "precision_at_k", "recall_at_budget", "alert_threshold"} <= set(run.data.metrics)
     assert any(k.startswith("recall.T") for k in run.data.metrics)
     artifacts = {a.path for a in registry.list_artifacts(result.run_id, "plots")}
