@@ -1,0 +1,411 @@
+"""``qerberos backup DIR``: a consistent online backup, taken while ingestion goes on.
+
+The database is copied from one consistent snapshot: SQLite through its online backup API (one step,
+so a concurrent append cannot interleave), PostgreSQL with ``pg_dump --format=custom`` running in a
+snapshot exported by a repeatable-read transaction that also reads the ledger's size and Merkle root, so
+the dump and what the manifest says of it are the same state. The backup signs a checkpoint of exactly
+that state with the log's keys, so every record in it is covered by a signature, not only those up to the
+newest checkpoint the service happened to publish.
+
+Layout of DIR (refused if DIR exists and is not empty):
+- ``database/qerberos.db`` (SQLite) or ``database/qerberos.dump`` (PostgreSQL custom format);
+- ``config.json``: ``Settings.public_view()`` (secrets masked);
+- ``keys/``: ``keys.json`` and one PKCS#8 PEM per key, encrypted with ``QERBEROS_KEY_PASSPHRASE``
+  (required: unencrypted private keys are never written into a backup);
+- ``checkpoints.jsonl``: every signed checkpoint of the snapshot, then the backup's own;
+- ``reports/`` (``QERBEROS_HOME/reports`` if present) and ``mlflow/`` (a local MLflow store);
+- ``manifest.json``: format, origin, backend, ledger size, the backup's signed checkpoint, and the SHA-256
+  of every other file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from sqlalchemy import Connection, create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from models import keys, merkle
+from models.signing import LogSigner
+from models.tables import CheckpointRow, LedgerEntry, MerkleNode
+from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
+from qerberos.settings import Settings
+
+__all__ = [
+    "DATABASE_DUMP",
+    "DATABASE_FILE",
+    "MANIFEST",
+    "BackupManifest",
+    "create_backup",
+    "file_digest",
+    "libpq_url",
+    "mlflow_local_store",
+    "read_manifest",
+    "run_pg_tool",
+    "tree_head",
+]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+MANIFEST = "manifest.json"
+DATABASE_FILE = "database/qerberos.db"
+DATABASE_DUMP = "database/qerberos.dump"
+_FORMAT = 1
+_CHUNK = 1 << 20
+_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
+_nodes = MerkleNode.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackupManifest:
+    """What ``manifest.json`` says: the snapshot's size and signed checkpoint, and every file's hash."""
+
+    origin: str
+    backend: str  # "sqlite" or "postgresql"
+    schema: str | None  # PostgreSQL: the schema the dump holds
+    created_at: str
+    ledger_size: int
+    checkpoint: str  # signed note over exactly ``ledger_size`` entries
+    mlflow_tracking_uri: str
+    mlflow_included: bool
+    files: Mapping[str, str]  # relative path -> "sha256:<hex>"
+
+    @property
+    def database(self) -> str:
+        return DATABASE_FILE if self.backend == "sqlite" else DATABASE_DUMP
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "origin": self.origin,
+            "backend": self.backend,
+            "schema": self.schema,
+            "createdAt": self.created_at,
+            "ledgerSize": self.ledger_size,
+            "checkpoint": self.checkpoint,
+            "mlflow": {"trackingUri": self.mlflow_tracking_uri, "included": self.mlflow_included},
+            "files": dict(sorted(self.files.items())),
+        }
+
+
+def read_manifest(directory: Path) -> BackupManifest:
+    """Parse ``manifest.json``; a missing or malformed manifest is a ``ConfigurationError``."""
+    path = directory / MANIFEST
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document["format"] != _FORMAT:
+            raise ValueError(f"format {document['format']!r}, expected {_FORMAT}")
+        files = document["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise ValueError("files must map paths to hashes")
+        return BackupManifest(
+            origin=str(document["origin"]),
+            backend=_one_of(document["backend"], ("sqlite", "postgresql")),
+            schema=None if document["schema"] is None else str(document["schema"]),
+            created_at=str(document["createdAt"]),
+            ledger_size=_count(document["ledgerSize"]),
+            checkpoint=str(document["checkpoint"]),
+            mlflow_tracking_uri=str(document["mlflow"]["trackingUri"]),
+            mlflow_included=bool(document["mlflow"]["included"]),
+            files={str(name): value for name, value in files.items()},
+        )
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{directory} is not a qerberos backup: no {MANIFEST}") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+
+
+def create_backup(settings: Settings, directory: Path, *, progress: Progress | None = None) -> BackupManifest:
+    """Write a backup of the running deployment into ``directory`` (new or empty) and return its manifest."""
+    passphrase = settings.key_passphrase
+    if not passphrase:
+        raise ConfigurationError(
+            "QERBEROS_KEY_PASSPHRASE is not set: refusing to write the private signing keys into a backup "
+            "unencrypted; set it, and keep it apart from the backup (restore needs it)"
+        )
+    _prepare_directory(directory)
+    signer = LogSigner.load(settings.home, settings.log_origin, passphrase)
+    steps = 6
+    step = _stepper(progress, steps)
+    if settings.is_sqlite:
+        snapshot = _backup_sqlite(settings.database_url, directory / DATABASE_FILE)
+    else:
+        snapshot = _backup_postgres(settings.database_url, directory / DATABASE_DUMP)
+    step()
+    note = signer.sign_checkpoint(snapshot.size, snapshot.root)
+    _write_checkpoints(directory, snapshot, note)
+    _write_json(directory / "config.json", settings.public_view())
+    step()
+    _backup_keys(settings.home, directory / "keys", passphrase)
+    step()
+    reports = settings.home / "reports"
+    if reports.is_dir():
+        shutil.copytree(reports, directory / "reports")
+    step()
+    mlflow_included = _backup_mlflow(settings.mlflow_tracking_uri, directory / "mlflow")
+    step()
+    manifest = BackupManifest(
+        origin=settings.log_origin,
+        backend="sqlite" if settings.is_sqlite else "postgresql",
+        schema=snapshot.schema,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        ledger_size=snapshot.size,
+        checkpoint=note,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        mlflow_included=mlflow_included,
+        files={name: file_digest(directory / name) for name in _files(directory)},
+    )
+    _write_json(directory / MANIFEST, manifest.to_json())
+    step()
+    logger.info("backup of %d events written to %s", snapshot.size, directory)
+    return manifest
+
+
+# --- shared with restore ----------------------------------------------------------------------------------
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def tree_head(connection: Connection) -> tuple[int, bytes]:
+    """The ledger's size and Merkle root as this connection sees it (O(log n) rows)."""
+    last = connection.execute(select(_entries.c.seq).order_by(_entries.c.seq.desc()).limit(1)).scalar()
+    size = 0 if last is None else int(last) + 1
+    wanted = merkle.root_keys(size)
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [index for level, index in wanted if level == 0]
+    if leaves:
+        rows = connection.execute(select(_entries.c.seq, _entries.c.leaf_hash).where(_entries.c.seq.in_(leaves)))
+        found.update({(0, row.seq): row.leaf_hash for row in rows})
+    for level, index in wanted:
+        if level > 0:
+            node = connection.execute(
+                select(_nodes.c.hash).where(_nodes.c.level == level, _nodes.c.idx == index)
+            ).scalar()
+            if node is not None:
+                found[(level, index)] = node
+    return size, merkle.root(size, found)
+
+
+def libpq_url(database_url: str) -> str:
+    """The URL as libpq (pg_dump, pg_restore, psycopg) reads it: no SQLAlchemy driver suffix."""
+    scheme, _, rest = database_url.partition("://")
+    if scheme.startswith("postgres"):
+        return f"postgresql://{rest}"
+    raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://...")
+
+
+def run_pg_tool(arguments: list[str]) -> None:
+    """Run pg_dump or pg_restore; its complaint (never the URL with its password) becomes a LedgerError."""
+    tool = arguments[0]
+    if shutil.which(tool) is None:
+        raise DependencyUnavailableError(f"{tool} is not installed (Debian package postgresql-client)")
+    completed = subprocess.run(arguments, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise LedgerError(f"{tool} failed (exit {completed.returncode}): {completed.stderr.strip()[-2000:]}")
+
+
+# --- database ---------------------------------------------------------------------------------------------
+
+
+def _backup_sqlite(database_url: str, target: Path) -> _Snapshot:
+    path = Path(make_url(database_url).database or "")
+    if not path.is_file():
+        raise ConfigurationError(f"no ledger database at {path}: run `qerberos init`")
+    target.parent.mkdir(parents=True)
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        copy = sqlite3.connect(target)
+        try:
+            # pages=-1: the whole database in one step, under one read transaction, so it is one snapshot
+            # (a step-wise copy restarts whenever another connection writes, and could chase a busy log).
+            source.backup(copy, pages=-1)
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
+            source.close()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"SQLite backup failed: {exc}") from exc
+    engine = create_engine(f"sqlite:///{target}", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return _read_snapshot(connection, None)
+    finally:
+        engine.dispose()
+
+
+def _backup_postgres(database_url: str, target: Path) -> _Snapshot:
+    url = libpq_url(database_url)
+    target.parent.mkdir(parents=True)
+    engine = create_engine("postgresql+psycopg://" + url.split("://", 1)[1], poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
+            snapshot_id = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            schema = connection.execute(text("SELECT current_schema()")).scalar()
+            if schema is None:
+                raise ConfigurationError("no ledger schema on the database's search_path: run `qerberos init`")
+            snapshot = _read_snapshot(connection, str(schema))
+            # The exporting transaction stays open while pg_dump reads from the very same snapshot.
+            run_pg_tool(
+                ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--schema={schema}",
+                 f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={url}"]
+            )  # fmt: skip
+            connection.rollback()
+            return snapshot
+    except SQLAlchemyError as exc:
+        raise DependencyUnavailableError(f"PostgreSQL backup failed: {exc.__class__.__name__}") from exc
+    finally:
+        engine.dispose()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Snapshot:
+    size: int
+    root: bytes
+    notes: list[str]
+    schema: str | None
+
+
+def _read_snapshot(connection: Connection, schema: str | None) -> _Snapshot:
+    try:
+        size, root = tree_head(connection)
+        notes = [
+            str(n) for n in connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
+        ]
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot read the ledger in the snapshot: {exc.__class__.__name__}") from exc
+    return _Snapshot(size, root, notes, schema)
+
+
+def _write_checkpoints(directory: Path, snapshot: _Snapshot, note: str) -> None:
+    """The snapshot's signed checkpoints, oldest first, then the backup's own."""
+    lines = [json.dumps({"size": _note_size(n), "note": n}) for n in snapshot.notes]
+    lines.append(json.dumps({"size": snapshot.size, "note": note, "backup": True}))
+    (directory / "checkpoints.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _note_size(note: str) -> int:
+    return int(note.split("\n", 2)[1])
+
+
+# --- keys, reports, MLflow --------------------------------------------------------------------------------
+
+
+def _backup_keys(home: Path, target: Path, passphrase: str) -> None:
+    """Every key in the manifest, each private key re-encrypted with ``passphrase``."""
+    source = keys.keys_dir(home)
+    listed = keys.list_keys(home)
+    if not listed:
+        raise ConfigurationError(f"no signing keys in {source}: run `qerberos init`")
+    target.mkdir(mode=0o700, parents=True)
+    password = passphrase.encode("utf-8")
+    for key in listed:
+        pem = (source / key.file).read_bytes()
+        try:
+            private = load_pem_private_key(pem, password if key.encrypted else None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"cannot load signing key {key.file} (wrong QERBEROS_KEY_PASSPHRASE?)") from exc
+        encrypted = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password))
+        descriptor = os.open(target / key.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(encrypted)
+    document = json.loads((source / "keys.json").read_text(encoding="utf-8"))
+    for entry in document["keys"]:
+        entry["encrypted"] = True
+    _write_json(target / "keys.json", document)
+
+
+def mlflow_local_store(tracking_uri: str) -> Path | None:
+    """The local path of an MLflow store (a ``file:`` directory or an SQLite file), None if remote."""
+    parsed = urllib.parse.urlparse(tracking_uri)
+    if parsed.scheme in ("", "file"):
+        return Path(urllib.parse.unquote(parsed.path or tracking_uri)).resolve()
+    if parsed.scheme == "sqlite":
+        return Path(make_url(tracking_uri).database or "").resolve()
+    return None
+
+
+def _backup_mlflow(tracking_uri: str, target: Path) -> bool:
+    store = mlflow_local_store(tracking_uri)
+    if store is None:
+        logger.info("MLflow tracking server %s is remote: recorded, not copied", tracking_uri)
+        return False
+    if store.is_dir():
+        shutil.copytree(store, target / store.name)
+        return True
+    if store.is_file():
+        target.mkdir()
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as source, sqlite3.connect(target / store.name) as copy:
+            source.backup(copy)
+        return True
+    return False
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _prepare_directory(directory: Path) -> None:
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ConfigurationError(f"{directory} exists and is not an empty directory: choose a new one")
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def _files(directory: Path) -> Iterator[str]:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            yield path.relative_to(directory).as_posix()
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def _stepper(progress: Progress | None, total: int) -> Callable[[], None]:
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return step
+
+
+def _one_of(value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {allowed}")
+    return str(value)
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"ledger size {value!r} is not a count")
+    return value

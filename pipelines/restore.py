@@ -1,0 +1,470 @@
+"""``qerberos restore DIR``: verify a backup completely, and only then replace the live deployment.
+
+Checks, in order, each failing closed (``RestoreRefusedError``, nothing replaced):
+1. every file against its SHA-256 in the manifest, and no file unlisted;
+2. the backup's signed checkpoint against its keys (and the live deployment's keys, when there are any),
+   for the log's origin and for exactly the backup's size;
+3. every record, restored into a scratch database next to the live one: ``verify_ledger`` (canonical
+   bytes, chain, Merkle nodes, every checkpoint's signature and root) and the root against the backup's
+   signed checkpoint;
+4. consistency with the newest checkpoint the live deployment published (when its database answers): an
+   RFC 9162 consistency proof from the smaller tree to the larger, checked by ``qerberos.verifier``. A
+   backup that forks from the published log is refused, always; an older one (fewer entries than
+   published) only with ``force`` and a ``reason``, which is logged and appended to the restored ledger
+   as an ``ops.restore.forced`` audit event.
+
+Then the database is replaced (SQLite: the verified scratch file is renamed over the live one, the old
+one kept beside it as ``*.before-restore-<time>``; PostgreSQL: ``pg_restore --clean`` in one
+transaction), and the keys, reports and local MLflow store (the old ones kept as ``*.before-restore-*``).
+Every restore is itself appended to the restored ledger (``ops.restore`` or ``ops.restore.forced``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import getpass
+import logging
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import keys
+from models.database import create_ledger_engine
+from models.ledger import Ledger
+from models.records import Actor, NewEvent
+from models.signing import LogSigner
+from models.tables import CheckpointRow
+from models.verification import verify_ledger
+from pipelines.backup import (
+    MANIFEST,
+    BackupManifest,
+    file_digest,
+    libpq_url,
+    mlflow_local_store,
+    read_manifest,
+    run_pg_tool,
+    tree_head,
+)
+from qerberos import verifier
+from qerberos.errors import ConfigurationError, IntegrityError, LedgerError
+from qerberos.settings import Settings
+
+__all__ = ["RestoreRefusedError", "RestoreResult", "restore_backup"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+class RestoreRefusedError(IntegrityError):
+    """The backup does not verify, forks from the published log, or is older and the restore not forced."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RestoreResult:
+    size: int  # entries restored from the backup
+    published_size: int | None  # the live deployment's newest checkpoint, if it had one
+    consistency: str  # what was proven about the backup and the published log
+    forced: bool
+    audit_seq: int  # sequence number of the ops.restore event
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Published:
+    size: int
+    root: bytes
+
+
+def restore_backup(
+    settings: Settings,
+    directory: Path,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Verify the backup in ``directory`` against itself and the live deployment, then restore it."""
+    if force and not (reason and reason.strip()):
+        raise ConfigurationError("a forced restore needs a reason (--reason TEXT): it is logged and audited")
+    manifest = read_manifest(directory)
+    _check_target(settings, manifest)
+    passphrase = settings.key_passphrase
+    if not passphrase:
+        raise ConfigurationError(
+            "QERBEROS_KEY_PASSPHRASE is not set: the backup's private keys are encrypted with the passphrase "
+            "that was set when it was taken"
+        )
+    _check_files(directory, manifest, progress)
+    backup_keys = keys.verifier_keys(directory)
+    keys.load_signers(directory, passphrase)  # a wrong passphrase shows now, before anything is replaced
+    live_keys = keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
+    signed = _verified_checkpoint(manifest, backup_keys, live_keys)
+    trusted = sorted({*backup_keys, *live_keys})
+
+    with _scratch(settings, directory, manifest) as scratch:
+        _verify_scratch(scratch, manifest, backup_keys, signed, progress)
+        published = _published_checkpoint(settings, trusted, force)
+        consistency, older = _check_consistency(settings, scratch, manifest, signed, published, trusted)
+        if older and not force:
+            raise RestoreRefusedError(
+                f"the backup holds {manifest.ledger_size} entries but the live deployment already published a "
+                f"checkpoint of {published.size if published else '?'}: restoring it would roll the log back "
+                f"({consistency}); use --force --reason TEXT if that is intended"
+            )
+        if force and reason:
+            logger.warning(
+                "forced restore of %s (%d entries, published %s): %s",
+                directory, manifest.ledger_size, published.size if published else None, reason,
+            )  # fmt: skip
+        _replace_database(settings, directory, manifest, scratch)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    _replace_tree(directory / "keys", keys.keys_dir(settings.home), stamp, private=True)
+    if (directory / "reports").is_dir():
+        _replace_tree(directory / "reports", settings.home / "reports", stamp)
+    _restore_mlflow(settings, directory, manifest, stamp)
+    audit_seq = _audit(settings, directory, manifest, published, consistency, reason if force else None)
+    logger.info("restored %d entries from %s", manifest.ledger_size, directory)
+    return RestoreResult(
+        size=manifest.ledger_size,
+        published_size=None if published is None else published.size,
+        consistency=consistency,
+        forced=force,
+        audit_seq=audit_seq,
+    )
+
+
+# --- checks -----------------------------------------------------------------------------------------------
+
+
+def _check_target(settings: Settings, manifest: BackupManifest) -> None:
+    if manifest.origin != settings.log_origin:
+        raise ConfigurationError(
+            f"the backup is of the log {manifest.origin!r}, this deployment's QERBEROS_LOG_ORIGIN is "
+            f"{settings.log_origin!r}"
+        )
+    target = "sqlite" if settings.is_sqlite else "postgresql"
+    if manifest.backend != target:
+        raise ConfigurationError(f"the backup is of a {manifest.backend} ledger, QERBEROS_DATABASE_URL is {target}")
+
+
+def _check_files(directory: Path, manifest: BackupManifest, progress: Progress | None) -> None:
+    present = {
+        path.relative_to(directory).as_posix()
+        for path in directory.rglob("*")
+        if path.is_file() and path.name != MANIFEST
+    }
+    listed = set(manifest.files)
+    if present - listed:
+        raise RestoreRefusedError(f"files not in the manifest: {sorted(present - listed)[:5]}")
+    if listed - present:
+        raise RestoreRefusedError(f"files missing from the backup: {sorted(listed - present)[:5]}")
+    if manifest.database not in listed:
+        raise RestoreRefusedError(f"the manifest lists no database file {manifest.database}")
+    for done, name in enumerate(sorted(listed), start=1):
+        if file_digest(directory / name) != manifest.files[name]:
+            raise RestoreRefusedError(f"{name} does not match its SHA-256 in the manifest")
+        if progress is not None:
+            progress(done, len(listed))
+
+
+def _verified_checkpoint(manifest: BackupManifest, backup_keys: list[str], live_keys: list[str]) -> verifier.Checkpoint:
+    """The backup's own checkpoint, signed by its keys and, if the deployment has keys, by one of those."""
+    try:
+        checkpoint = verifier.verify_checkpoint(manifest.checkpoint, backup_keys, manifest.origin)
+        if live_keys:
+            verifier.verify_checkpoint(manifest.checkpoint, live_keys, manifest.origin)
+    except verifier.VerificationError as exc:
+        raise RestoreRefusedError(f"the backup's checkpoint does not verify: {exc.reason}") from exc
+    if checkpoint.size != manifest.ledger_size:
+        raise RestoreRefusedError(
+            f"the manifest says {manifest.ledger_size} entries, its signed checkpoint {checkpoint.size}"
+        )
+    return checkpoint
+
+
+def _verify_scratch(
+    scratch: Ledger,
+    manifest: BackupManifest,
+    backup_keys: list[str],
+    signed: verifier.Checkpoint,
+    progress: Progress | None,
+) -> None:
+    report = verify_ledger(scratch, progress=progress)
+    if not report.intact:
+        raise RestoreRefusedError(
+            f"the backup's ledger is tampered at sequence number {report.first_bad_seq}: {report.problem}"
+        )
+    with scratch.engine.connect() as connection:
+        size, root = tree_head(connection)
+    if size != signed.size:
+        raise RestoreRefusedError(f"the backup's database holds {size} entries, its signed checkpoint {signed.size}")
+    if root != signed.root_hash:
+        raise RestoreRefusedError("the backup's Merkle root does not match its signed checkpoint")
+
+
+def _published_checkpoint(settings: Settings, trusted: list[str], force: bool) -> _Published | None:
+    """The newest checkpoint in the live database, if it answers and has a ledger; verified."""
+    url = settings.database_url
+    if settings.is_sqlite and not Path(make_url(url).database or "").is_file():
+        return None
+    try:
+        engine = create_ledger_engine(url)
+    except SQLAlchemyError:
+        return None
+    try:
+        with engine.connect() as connection:
+            note = connection.execute(
+                select(_checkpoints.c.note).order_by(_checkpoints.c.size.desc()).limit(1)
+            ).scalar()
+    except SQLAlchemyError as exc:
+        logger.warning("the live database gave no checkpoint (%s): consistency not checked", exc.__class__.__name__)
+        return None
+    finally:
+        engine.dispose()
+    if note is None:
+        return None
+    try:
+        checkpoint = verifier.verify_checkpoint(str(note), trusted, settings.log_origin)
+    except verifier.VerificationError as exc:
+        if not force:
+            raise RestoreRefusedError(
+                f"the live deployment's newest checkpoint does not verify ({exc.reason}): the published log "
+                "cannot be compared; use --force --reason TEXT to restore anyway"
+            ) from exc
+        logger.warning("the live deployment's newest checkpoint does not verify: %s", exc.reason)
+        return None
+    return _Published(checkpoint.size, checkpoint.root_hash)
+
+
+def _check_consistency(
+    settings: Settings,
+    scratch: Ledger,
+    manifest: BackupManifest,
+    signed: verifier.Checkpoint,
+    published: _Published | None,
+    trusted: list[str],
+) -> tuple[str, bool]:
+    """(what was proven, whether the backup is older than the published log). A fork is refused."""
+    size = manifest.ledger_size
+    if published is None or published.size == 0:
+        return "no published checkpoint to compare with", False
+    if size >= published.size:
+        proof = scratch.consistency_proof(published.size, size).proof if published.size < size else []
+        _prove(published.size, size, published.root, signed.root_hash, proof)
+        return f"consistent with the published checkpoint of {published.size}", False
+    if size == 0:
+        return "the backup is empty", True
+    try:  # the larger tree is the live one: its nodes give the proof
+        live = Ledger(create_ledger_engine(settings.database_url), LogSigner(settings.log_origin, [], trusted))
+        with live:
+            proof = live.consistency_proof(size, published.size).proof
+    except (LedgerError, SQLAlchemyError, ValueError) as exc:
+        return f"older than the published checkpoint of {published.size}; consistency not provable: {exc}", True
+    _prove(size, published.size, signed.root_hash, published.root, proof)
+    return f"a consistent prefix of the published checkpoint of {published.size}", True
+
+
+def _prove(first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]) -> None:
+    try:
+        verifier.verify_consistency(first, second, first_root, second_root, proof)
+    except verifier.VerificationError as exc:
+        raise RestoreRefusedError(
+            f"the backup forks from the published log: the consistency proof {first} -> {second} fails: {exc.reason}"
+        ) from exc
+
+
+# --- scratch database -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _scratch(settings: Settings, directory: Path, manifest: BackupManifest) -> Iterator[Ledger]:
+    """The backup restored into a scratch database, as a verify-only Ledger; removed unless moved live."""
+    if settings.is_sqlite:
+        live = Path(make_url(settings.database_url).database or "")
+        live.parent.mkdir(parents=True, exist_ok=True)
+        path = live.with_name(f".{live.name}.restore-{os.getpid()}")
+        shutil.copyfile(directory / manifest.database, path)
+        url = f"sqlite:///{path}"
+        cleanup: Callable[[], None] = lambda: _remove_sqlite(path)  # noqa: E731
+    else:
+        url, cleanup = _scratch_postgres(settings, directory / manifest.database, manifest)
+    ledger = Ledger(create_ledger_engine(url), LogSigner(manifest.origin, [], keys.verifier_keys(directory)))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+        cleanup()
+
+
+def _scratch_postgres(settings: Settings, dump: Path, manifest: BackupManifest) -> tuple[str, Callable[[], None]]:
+    target = libpq_url(settings.database_url)
+    schema = _target_schema(target)
+    if schema != manifest.schema:
+        raise ConfigurationError(
+            f"the backup holds the schema {manifest.schema!r}; QERBEROS_DATABASE_URL's search_path puts "
+            f"the ledger in {schema!r}"
+        )
+    url = make_url(target)
+    name = f"{url.database}_restore_{uuid.uuid4().hex[:8]}"
+    scratch = url.set(database=name).render_as_string(hide_password=False)
+    _admin(target, f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        _admin(target, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    try:
+        run_pg_tool(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+                     f"--dbname={scratch}", str(dump)])  # fmt: skip
+    except Exception:
+        drop()
+        raise
+    return scratch, drop
+
+
+def _target_schema(url: str) -> str:
+    """The schema the ledger lives in for this URL: the first entry of its search_path."""
+    try:
+        with psycopg.connect(url, connect_timeout=10) as connection:
+            row = connection.execute("SELECT current_schema(), current_setting('search_path')").fetchone()
+    except psycopg.Error as exc:
+        raise LedgerError(f"cannot reach the target database: {exc.__class__.__name__}") from exc
+    assert row is not None
+    if row[0] is not None:
+        return str(row[0])
+    entries = [entry.strip().strip('"') for entry in str(row[1]).split(",")]
+    return next((entry for entry in entries if entry and entry != "$user"), "public")
+
+
+def _admin(url: str, statement: str) -> None:
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
+            connection.execute(statement.encode())
+    except psycopg.Error as exc:
+        raise LedgerError(f"{statement.split(' (')[0]} failed: {exc}") from exc
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+# --- replacing --------------------------------------------------------------------------------------------
+
+
+def _replace_database(settings: Settings, directory: Path, manifest: BackupManifest, scratch: Ledger) -> None:
+    if not settings.is_sqlite:
+        run_pg_tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error",
+                     "--single-transaction", f"--dbname={libpq_url(settings.database_url)}",
+                     str(directory / manifest.database)])  # fmt: skip
+        return
+    scratch.close()
+    path = Path(make_url(scratch.engine.url).database or "")
+    with sqlite3.connect(path) as connection:  # one self-contained file, no WAL beside it
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=DELETE")
+    connection.close()
+    live = Path(make_url(settings.database_url).database or "")
+    if live.exists():
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = live.with_name(f"{live.name}.before-restore-{stamp}")
+        for suffix in ("-wal", "-shm", ""):  # the log files first: a WAL must never meet another database
+            if Path(f"{live}{suffix}").exists():
+                os.replace(f"{live}{suffix}", f"{aside}{suffix}")
+        logger.info("the replaced database is kept as %s", aside)
+    os.replace(path, live)
+    _fsync_directory(live.parent)
+
+
+def _replace_tree(source: Path, target: Path, stamp: str, *, private: bool = False) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.restore-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(source, staged)
+    if private:
+        staged.chmod(0o700)
+        for path in staged.iterdir():
+            path.chmod(0o600 if path.suffix == ".pem" else 0o644)
+    if target.exists():
+        os.replace(target, target.with_name(f"{target.name}.before-restore-{stamp}"))
+    os.replace(staged, target)
+    _fsync_directory(target.parent)
+
+
+def _restore_mlflow(settings: Settings, directory: Path, manifest: BackupManifest, stamp: str) -> None:
+    store = mlflow_local_store(settings.mlflow_tracking_uri)
+    saved = directory / "mlflow"
+    if not manifest.mlflow_included or not saved.is_dir():
+        return
+    copies = list(saved.iterdir())
+    if store is None or len(copies) != 1:
+        logger.warning(
+            "MLflow store in the backup not restored: tracking URI %s is not local", settings.mlflow_tracking_uri
+        )
+        return
+    if copies[0].is_dir():
+        _replace_tree(copies[0], store, stamp)
+    else:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        if store.exists():
+            os.replace(store, store.with_name(f"{store.name}.before-restore-{stamp}"))
+        shutil.copyfile(copies[0], store)
+
+
+def _audit(
+    settings: Settings,
+    directory: Path,
+    manifest: BackupManifest,
+    published: _Published | None,
+    consistency: str,
+    reason: str | None,
+) -> int:
+    """Append the restore itself to the restored ledger, and sign a checkpoint that includes it."""
+    details: dict[str, object] = {
+        "backup": str(directory.resolve()),
+        "backupCreatedAt": manifest.created_at,
+        "backupSize": manifest.ledger_size,
+        "publishedSize": None if published is None else published.size,
+        "consistency": consistency,
+    }
+    if reason is not None:
+        details["reason"] = reason
+    event = NewEvent(
+        type="ops.restore.forced" if reason is not None else "ops.restore",
+        ref=f"backup:{manifest.created_at}",
+        actor=Actor(f"local:{_operator()}"),
+        layer="qerberos",
+        verdict="WARN" if reason is not None else "ALLOW",
+        source="cli",
+        details=details,
+    )
+    with Ledger.from_settings(settings) as ledger:
+        seq = ledger.append([event])[0].record.seq
+        ledger.checkpoint(force=True)
+    return seq
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,70 @@
+"""Operations commands: backup (online, consistent) and restore (verified before anything is replaced)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.backup import create_backup
+from pipelines.restore import RestoreRefusedError, restore_backup
+from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
+from qerberos.cli.serve import PID_FILE
+from qerberos.settings import Settings, get_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("restore")(restore)
+
+
+def backup(directory: Annotated[Path, typer.Argument(help="A new or empty directory for the backup.")]) -> None:
+    """Back up the ledger (while it runs), configuration, keys, checkpoints, reports and MLflow store.
+
+    The private keys are written encrypted with QERBEROS_KEY_PASSPHRASE; without it nothing is written.
+    """
+    settings = get_settings()
+    with reported_errors(), progress_bar("backing up") as progress:
+        manifest = create_backup(settings, directory, progress=progress)
+    typer.echo(f"backed up {manifest.ledger_size} events to {directory} ({len(manifest.files)} files)")
+
+
+def restore(
+    directory: Annotated[Path, typer.Argument(help="A directory written by `qerberos backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore a backup older than the published log (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why a forced restore is needed; logged and audited.")
+    ] = None,
+) -> None:
+    """Verify a backup completely, then replace the database and keys with it.
+
+    Exit 1 when the backup is refused (tampered, forked from the published log, or older without
+    --force --reason); nothing is replaced then. Stop the service first (`qerberos stop`).
+    """
+    settings = get_settings()
+    if force and not (reason and reason.strip()):
+        raise fail("--force needs --reason TEXT: a forced restore is logged and audited with its reason")
+    _refuse_while_running(settings)
+    with reported_errors(), progress_bar("verifying backup") as progress:
+        try:
+            result = restore_backup(settings, directory, force=force, reason=reason, progress=progress)
+        except RestoreRefusedError as exc:  # the data says no: exit 1, nothing was replaced
+            typer.echo(f"REFUSED: {exc.message}")
+            raise typer.Exit(EXIT_REFUSED) from exc
+    forced = " (FORCED)" if result.forced else ""
+    typer.echo(f"restored {result.size} events from {directory}{forced}: {result.consistency}")
+    typer.echo(f"audit event at sequence number {result.audit_seq}; run `qerberos verify`")
+
+
+def _refuse_while_running(settings: Settings) -> None:
+    """A local service holding the database open must be stopped before its files are replaced."""
+    try:
+        pid = int((settings.home / PID_FILE).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return
+    raise fail(f"qerberos is running (pid {pid}): stop it first with `qerberos stop`")

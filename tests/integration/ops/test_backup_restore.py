@@ -1,0 +1,174 @@
+"""`qerberos backup` while ingestion runs, and `qerberos restore` that verifies before it replaces anything.
+
+Every test runs on SQLite and on PostgreSQL (the `backend_settings` fixture) unless its name says SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from models import keys
+from models.ledger import Ledger, initialise
+from pipelines.backup import file_digest
+from qerberos.settings import Settings, get_settings
+from tests.conftest import make_settings
+from tests.integration.ops.conftest import PASSPHRASE, Ingestion, append, run
+
+
+def _size(settings: Settings) -> int:
+    with Ledger.from_settings(settings) as ledger:
+        return ledger.size()
+
+
+def _manifest(directory: Path) -> dict[str, object]:
+    return json.loads((directory / "manifest.json").read_text())
+
+
+def test_backup_during_ingestion_restores_into_a_fresh_home_that_verifies_and_keeps_appending(
+    live: Settings, fresh_target: Callable[[], Settings], tmp_path: Path
+) -> None:
+    append(live, 40)
+    backup = tmp_path / "backup"
+    with Ingestion(live) as ingestion:
+        while ingestion.appended < 50:
+            time.sleep(0.01)
+        before = _size(live)
+        code, output = run("backup", str(backup))
+        after = _size(live)
+    assert 0 == code, output
+    assert before < after, "ingestion must have gone on while the backup ran"
+    manifest = _manifest(backup)
+    assert before <= manifest["ledgerSize"] <= after
+    assert {"config.json", "checkpoints.jsonl", "keys/keys.json"} <= set(manifest["files"])  # type: ignore[arg-type]
+    assert all(entry["encrypted"] for entry in json.loads((backup / "keys" / "keys.json").read_text())["keys"])
+
+    restored = fresh_target()
+    code, output = run("restore", str(backup))
+    assert 0 == code, output
+    assert "no published checkpoint" in output
+    assert (0, True) == (run("verify")[0], run("verify")[1].startswith("intact"))
+    with Ledger.from_settings(live) as source, Ledger.from_settings(restored) as copy:
+        last = int(manifest["ledgerSize"]) - 1  # type: ignore[call-overload]
+        assert source.get_by_seq(last).chain_hash == copy.get_by_seq(last).chain_hash
+        assert "ops.restore" == copy.get_by_seq(last + 1).type
+    append(restored, 30, start=10_000)
+    code, output = run("verify")
+    assert (0, f"intact: {int(manifest['ledgerSize']) + 31} events") == (code, output.split(",")[0])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("what", ["database byte", "manifest size"])
+def test_a_tampered_backup_is_refused_and_nothing_is_replaced(live: Settings, tmp_path: Path, what: str) -> None:
+    append(live, 30)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    if what == "database byte":
+        database = next((backup / "database").iterdir())
+        data = bytearray(database.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        database.write_bytes(bytes(data))
+        expected = "does not match its SHA-256 in the manifest"
+    else:
+        manifest = _manifest(backup)
+        manifest["ledgerSize"] = 29
+        (backup / "manifest.json").write_text(json.dumps(manifest))
+        expected = "the manifest says 29 entries, its signed checkpoint 30"
+    append(live, 5, start=100)
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, expected in output), output
+    assert 35 == _size(live)
+
+
+def test_sqlite_a_changed_record_with_a_rehashed_manifest_is_refused_naming_the_record(
+    live_sqlite: Settings, tmp_path: Path
+) -> None:
+    """A record is edited inside the SQLite file (the PostgreSQL dump is covered by its hash above)."""
+    append(live_sqlite, 20)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    database = backup / "database" / "qerberos.db"
+    with sqlite3.connect(database) as connection:  # an attacker with the backup drops the guard first
+        connection.execute("DROP TRIGGER ledger_entries_no_update")
+        connection.execute("UPDATE ledger_entries SET verdict = 'DENY' WHERE seq = 7")
+    connection.close()
+    manifest = _manifest(backup)
+    manifest["files"]["database/qerberos.db"] = file_digest(database)  # type: ignore[index]
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, "tampered at sequence number 7" in output), output
+
+
+def test_an_older_backup_is_refused_unless_forced_with_a_reason_that_lands_in_the_restored_ledger(
+    live: Settings, tmp_path: Path
+) -> None:
+    append(live, 10)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    append(live, 10, start=10)
+    with Ledger.from_settings(live) as ledger:
+        ledger.checkpoint(force=True)  # the deployment published a checkpoint of 20
+
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, "roll the log back" in output and "a consistent prefix" in output), output
+    assert (2, True) == ((result := run("restore", str(backup), "--force"))[0], "--reason" in result[1])
+    assert 20 == _size(live)
+
+    reason = "primary disk lost; INC-42 approved by the on-call lead"
+    code, output = run("restore", str(backup), "--force", "--reason", reason)
+    assert (0, True) == (code, "(FORCED)" in output), output
+    with Ledger.from_settings(live) as ledger:
+        audit = ledger.get_by_seq(10)
+        assert (11, "ops.restore.forced", reason) == (ledger.size(), audit.type, dict(audit.details or {})["reason"])
+    assert 0 == run("verify")[0]
+
+
+def test_sqlite_backup_refuses_without_a_passphrase_and_restore_needs_the_right_one(
+    live_sqlite: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = live_sqlite
+    append(live, 5)
+    monkeypatch.delenv("QERBEROS_KEY_PASSPHRASE")
+    get_settings.cache_clear()
+    refused = tmp_path / "refused"
+    code, output = run("backup", str(refused))
+    assert (2, True) == (code, "QERBEROS_KEY_PASSPHRASE is not set: refusing" in output), output
+    assert not (refused / "manifest.json").exists()
+
+    monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    keys_before = keys.list_keys(live.home)
+    for passphrase, message in ((None, "QERBEROS_KEY_PASSPHRASE is not set"), ("wrong", "wrong passphrase")):
+        if passphrase is None:
+            monkeypatch.delenv("QERBEROS_KEY_PASSPHRASE")
+        else:
+            monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", passphrase)
+        get_settings.cache_clear()
+        code, output = run("restore", str(backup))
+        assert (2, True) == (code, message in output), output
+    assert keys_before == keys.list_keys(live.home)  # nothing replaced: the live keys are still unencrypted
+
+
+def test_sqlite_a_backup_signed_by_other_keys_is_refused_over_a_live_deployment(
+    live_sqlite: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same origin, same shape, but not this log: its checkpoint is not signed by a key the deployment trusts."""
+    append(live_sqlite, 5)
+    other = make_settings(monkeypatch, tmp_path / "other-home")
+    monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+    initialise(other).close()
+    append(get_settings(), 8)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+
+    make_settings(monkeypatch, live_sqlite.home)
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, "the backup's checkpoint does not verify" in output), output
+    assert 5 == _size(get_settings())
