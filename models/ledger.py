@@ -85,6 +85,7 @@ class _Prepared:
 
     event: NewEvent
     id: str
+    uuid: uuid.UUID  # ``id`` as the record carries it, built once here rather than parsed back from text
     occurred_at_ms: int | None
     salt: bytes
     details_text: str  # the canonical (RFC 8785) details, stored so their commitment re-derives byte for byte
@@ -193,7 +194,7 @@ class Ledger:
             detail_rows.append((seq, item.salt, item.details_text))
             leaf_hashes.append(leaf)
             record = LedgerRecord(
-                seq=seq, id=uuid.UUID(item.id), type=event.type, ref=event.ref, actor=actor, layer=event.layer,
+                seq=seq, id=item.uuid, type=event.type, ref=event.ref, actor=actor, layer=event.layer,
                 verdict=event.verdict, details=event.details, details_commitment=item.commitment, cid=event.cid,
                 occurred_at=received_at if item.occurred_at_ms is None else from_epoch_ms(occurred_at_ms),
                 received_at=received_at, source=event.source, leaf_hash=leaf, chain_hash=chain_hash,
@@ -226,8 +227,7 @@ class Ledger:
 
     def size(self) -> int:
         with self._engine.connect() as connection:
-            last = connection.execute(select(func.max(_entries.c.seq))).scalar()
-        return 0 if last is None else int(last) + 1
+            return _size(connection)
 
     def get(self, event_id: uuid.UUID) -> LedgerRecord:
         with self._engine.connect() as connection:
@@ -309,8 +309,7 @@ class Ledger:
 
     def checkpoint_at(self, size: int) -> str | None:
         with self._engine.connect() as connection:
-            note = connection.execute(select(_checkpoints.c.note).where(_checkpoints.c.size == size)).scalar()
-        return None if note is None else str(note)
+            return _checkpoint_at(connection, size)
 
     def checkpoints(self) -> list[str]:
         with self._engine.connect() as connection:
@@ -332,18 +331,18 @@ class Ledger:
         """Proof that event ``seq`` is in the tree of ``tree_size`` (default: the latest checkpoint)."""
         if tree_size is None:
             tree_size = checkpoint_size(self.checkpoint(force=True))
-        _check_sizes(seq + 1, tree_size, self.size(), "leaf index")
-        keys = merkle.inclusion_proof_keys(seq, tree_size)
+        # one connection, three index lookups (size, O(log n) nodes, the checkpoint): O(log n) at any size
         with self._engine.connect() as connection:
-            nodes = self._fetch_nodes(connection, [*keys, (0, seq)])
+            _check_sizes(seq + 1, tree_size, _size(connection), "leaf index")
+            nodes = self._fetch_nodes(connection, [*merkle.inclusion_proof_keys(seq, tree_size), (0, seq)])
+            note = _checkpoint_at(connection, tree_size)
         proof = merkle.inclusion_proof(seq, tree_size, nodes)
-        return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, self.checkpoint_at(tree_size))
+        return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, note)
 
     def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
-        _check_sizes(first, second, self.size(), "first")
-        keys = merkle.consistency_proof_keys(first, second)
         with self._engine.connect() as connection:
-            nodes = self._fetch_nodes(connection, keys)
+            _check_sizes(first, second, _size(connection), "first")
+            nodes = self._fetch_nodes(connection, merkle.consistency_proof_keys(first, second))
         return ConsistencyProof(first, second, merkle.consistency_proof(first, second, nodes))
 
     def _fetch_nodes(self, connection: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -390,6 +389,16 @@ def initialise(settings: Settings) -> Ledger:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
+def _size(connection: Connection) -> int:
+    last = connection.execute(select(func.max(_entries.c.seq))).scalar()  # the end of the primary key index
+    return 0 if last is None else int(last) + 1
+
+
+def _checkpoint_at(connection: Connection, size: int) -> str | None:
+    note = connection.execute(select(_checkpoints.c.note).where(_checkpoints.c.size == size)).scalar()
+    return None if note is None else str(note)
+
+
 def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
     """Validate and hash what does not depend on position, outside the sequencer's lock."""
     randomness = os.urandom(_SALT_BYTES * 2 * len(events))
@@ -412,9 +421,11 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
     salt = randomness[:_SALT_BYTES]
     details = canonical_json(None if event.details is None else dict(event.details))
+    event_id = event.id if event.id is not None else _random_uuid4(randomness[_SALT_BYTES:])
     return _Prepared(
         event=event,
-        id=str(event.id) if event.id is not None else _random_uuid4(randomness[_SALT_BYTES:]),
+        id=str(event_id),
+        uuid=event_id,
         occurred_at_ms=occurred_at_ms,
         salt=salt,
         details_text=details.decode(),
@@ -422,33 +433,12 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
     )
 
 
-def _random_uuid4(random16: bytes) -> str:
-    """RFC 9562 version 4 UUID text from 16 random bytes (cheaper than going through ``uuid.UUID``)."""
+def _random_uuid4(random16: bytes) -> uuid.UUID:
+    """RFC 9562 version 4 UUID from 16 random bytes (one ``os.urandom`` call serves a whole batch)."""
     raw = bytearray(random16)
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def canonical_from_row(row: Mapping[str, Any]) -> bytes:
-    """Re-derive a record's canonical bytes from its columns."""
-    return canonical_record(
-        seq=row["seq"],
-        event_id=row["id"],
-        type=row["type"],
-        ref=row["ref"],
-        squid_id=row["actor_squid_id"],
-        sub_id=row["actor_sub_id"],
-        dao_id=row["actor_dao_id"],
-        layer=row["layer"],
-        verdict=row["verdict"],
-        details_commitment=row["details_commitment"],
-        cid=row["cid"],
-        occurred_at_ms=row["occurred_at_ms"],
-        received_at_ms=row["received_at_ms"],
-        source=row["source"],
-    )
+    return uuid.UUID(bytes=bytes(raw))
 
 
 def _record_from_row(row: Mapping[str, Any], details: Mapping[str, Any] | None) -> LedgerRecord:

@@ -16,17 +16,22 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from models import merkle
-from models.canonical import commit_canonical_details
-from models.ledger import GENESIS_CHAIN_HASH, Ledger, canonical_from_row
+from models.canonical import canonical_record, commit_canonical_details
+from models.database import fetch_rows
+from models.ledger import GENESIS_CHAIN_HASH, Ledger
 from models.signed_note import NoteIntegrityError, verify_checkpoint
-from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
+from models.tables import CheckpointRow
 
 Progress = Callable[[int, int], None]
-_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
-_details = EventDetails.__table__  # type: ignore[attr-defined]
-_nodes = MerkleNode.__table__  # type: ignore[attr-defined]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
-_COLUMNS = [column.name for column in _entries.columns]
+# Bulk reads go through the driver's cursor as plain tuples: building SQLAlchemy rows cost more than the checks.
+_ROWS = (
+    "SELECT e.seq, e.id, e.type, e.ref, e.actor_squid_id, e.actor_sub_id, e.actor_dao_id, e.layer, e.verdict,"
+    " e.details_commitment, e.cid, e.occurred_at_ms, e.received_at_ms, e.source, e.canonical, e.leaf_hash,"
+    " e.chain_hash, d.salt, d.details FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq"
+    " WHERE e.seq >= ? AND e.seq < ? ORDER BY e.seq"
+)
+_NODES = "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? AND idx <= ?"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,17 +103,7 @@ def _verify_entries(
     start = 0
     while start < size:
         end = min(start + chunk_size, size)
-        rows = (
-            connection.execute(
-                select(_entries, _details.c.salt, _details.c.details)
-                .outerjoin(_details, _details.c.seq == _entries.c.seq)
-                .where(_entries.c.seq >= start, _entries.c.seq < end)
-                .order_by(_entries.c.seq)
-            )
-            .mappings()
-            .all()
-        )
-        leaves, chain = _verify_rows(rows, start, end, chain)
+        leaves, chain = _verify_rows(fetch_rows(connection, _ROWS, (start, end)), start, end, chain)
         stored = _stored_nodes(connection, start, end)
         position = start
         while position < end:
@@ -128,25 +123,35 @@ def _verify_entries(
             progress(end, size)
 
 
-def _verify_rows(rows: Sequence[Any], start: int, end: int, chain: bytes) -> tuple[list[bytes], bytes]:
+def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: bytes) -> tuple[list[bytes], bytes]:
+    """Check rows ``[start, end)`` in order, after the record whose chain hash is ``chain``.
+
+    The chain is checked as ``stored[seq] == SHA-256(stored[seq - 1] || leaf)``: exactly the recomputed
+    chain, by induction from the genesis hash, and it names the same first bad seq.
+    """
     leaves = []
+    sha256 = hashlib.sha256
     expected = start
-    for row in rows:
-        seq = row["seq"]
+    for (
+        seq, event_id, type_, ref, squid_id, sub_id, dao_id, layer, verdict, commitment, cid, occurred_at_ms,
+        received_at_ms, source, stored_canonical, stored_leaf, stored_chain, salt, details,
+    ) in rows:  # fmt: skip
         if seq != expected:
             raise _Tampered(expected, f"sequence number {expected} is missing")
-        canonical = canonical_from_row(row)
-        if canonical != row["canonical"].encode():
+        canonical = canonical_record(
+            seq=seq, event_id=event_id, type=type_, ref=ref, squid_id=squid_id, sub_id=sub_id, dao_id=dao_id,
+            layer=layer, verdict=verdict, details_commitment=commitment, cid=cid, occurred_at_ms=occurred_at_ms,
+            received_at_ms=received_at_ms, source=source,
+        )  # fmt: skip
+        if canonical != stored_canonical.encode():
             raise _Tampered(seq, "stored columns do not match the stored canonical encoding")
-        leaf = hashlib.sha256(b"\x00" + canonical).digest()
-        if leaf != row["leaf_hash"]:
+        leaf = sha256(b"\x00" + canonical).digest()
+        if leaf != stored_leaf:
             raise _Tampered(seq, "leaf hash does not match the canonical encoding")
-        chain = hashlib.sha256(chain + leaf).digest()
-        if chain != row["chain_hash"]:
+        if sha256(chain + leaf).digest() != stored_chain:
             raise _Tampered(seq, "hash chain broken")
-        if row["details"] is not None and (
-            commit_canonical_details(row["details"].encode(), row["salt"]) != row["details_commitment"]
-        ):
+        chain = stored_chain
+        if details is not None and commit_canonical_details(details.encode(), salt) != commitment:
             raise _Tampered(seq, "details do not match their commitment")
         leaves.append(leaf)
         expected += 1
@@ -164,12 +169,8 @@ def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[in
         low = ((start + (1 << level)) >> level) - 1
         high = (end >> level) - 1
         if high >= low:
-            rows = connection.execute(
-                select(_nodes.c.idx, _nodes.c.hash).where(
-                    _nodes.c.level == level, _nodes.c.idx >= low, _nodes.c.idx <= high
-                )
-            )
-            found.update({(level, row.idx): row.hash for row in rows})
+            rows = fetch_rows(connection, _NODES, (level, low, high))
+            found.update({(level, index): node for index, node in rows})
         level += 1
     return found
 
