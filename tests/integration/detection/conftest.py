@@ -28,7 +28,7 @@ def new_store(root: Path) -> str:
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     use_tracking_uri(uri)
-    for name in (EXPERIMENT, EVALUATION_EXPERIMENT):
+    for name in (EXPERIMENT, EVALUATION_EXPERIMENT, "qerberos-tuning"):
         mlflow.create_experiment(name, artifact_location=(root / "artifacts" / name).as_uri())
     return uri
 
