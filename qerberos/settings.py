@@ -42,6 +42,8 @@ class Settings:
     qonsent_cache_ttl: float = 30.0
     qonsent_grace: float = 300.0
     security_timeout: float = 2.0
+    # ``qerberos report schedule`` serves its own /metrics (prometheus_client) on this port.
+    scheduler_metrics_port: int = 9465
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,6 +106,7 @@ def load_settings() -> Settings:
         qonsent_cache_ttl=float(_env("QONSENT_CACHE_TTL", "30")),
         qonsent_grace=float(_env("QONSENT_GRACE", "300")),
         security_timeout=float(_env("SECURITY_TIMEOUT", "2")),
+        scheduler_metrics_port=int(_env("SCHEDULER_METRICS_PORT", "9465")),
     )
 
 
