@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from sqlalchemy import BigInteger, Boolean, Column, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -174,3 +176,22 @@ def ensure_admin(engine: Engine) -> str | None:
     except ConflictError:  # another worker won the race
         return None
     return token
+
+
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+def ensure_admin_token_file(engine: Engine, home: Path) -> Path | None:
+    """First start in local mode: create the ``admin`` identity and leave its token in
+    ``home/admin.token``, readable by the owner only (never on a terminal or in a log).
+
+    Returns the file's path when the identity was created now, ``None`` when it already existed.
+    """
+    token = ensure_admin(engine)
+    if token is None:
+        return None
+    path = home / ADMIN_TOKEN_FILE
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as output:
+        output.write(f"{token}\n")
+    return path

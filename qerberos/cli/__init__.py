@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from qerberos.cli import ledger, serve, simulate
+from qerberos.cli import dev, identity, ledger, models, serve, simulate
 
 app = typer.Typer(
     name="qerberos",
@@ -18,5 +18,5 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for command_group in (ledger, serve, simulate):
+for command_group in (ledger, identity, serve, dev, simulate, models):
     command_group.register(app)

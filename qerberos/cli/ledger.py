@@ -12,8 +12,10 @@ import typer
 
 from models.events import decode_event
 from models.export import export_bundle
-from models.ledger import Ledger, initialise
+from models.identities import ensure_admin_token_file
+from models.ledger import Ledger
 from models.records import NewEvent
+from models.schema import prepare
 from models.verification import verify_ledger
 from qerberos import verifier
 from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
@@ -39,11 +41,19 @@ def _ledger() -> Ledger:
 
 
 def init() -> None:
-    """Prepare QERBEROS_HOME: the database schema and a signing key (safe to run again)."""
+    """Prepare QERBEROS_HOME: the database schema, a signing key and, on first run, the admin identity.
+
+    The admin's token is written once, when it is created, to QERBEROS_HOME/admin.token (mode 600);
+    the database keeps only its hash.
+    """
     settings = get_settings()
-    with reported_errors(), initialise(settings) as ledger:
+    with reported_errors(), prepare(settings) as ledger:
         typer.echo(f"qerberos home {settings.home}; ledger holds {ledger.size()} events")
         typer.echo(f"verifier key: {ledger.verifier_key()}")
+        token_file = ensure_admin_token_file(ledger.engine, settings.home) if settings.auth_mode == "local" else None
+    if token_file is not None:
+        typer.echo(f"created the identity 'admin'; its bearer token is in {token_file} (mode 600). Try:")
+        typer.echo(f"  curl -H \"Authorization: Bearer $(cat {token_file})\" http://localhost:{settings.port}/audit")
 
 
 def ingest(

@@ -28,7 +28,6 @@ from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail
 from qerberos.settings import Settings, get_settings
 
 PID_FILE = "qerberos.pid"
-ADMIN_TOKEN_FILE = "admin.token"
 STARTUP_TIMEOUT = 30.0
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -197,27 +196,16 @@ def _pid_file(settings: Settings) -> Iterator[None]:
 
 
 def _ensure_admin(settings: Settings) -> None:
-    """Local mode, first start: create the ``admin`` identity and leave its token in a file only the
-    owner can read (never on the terminal or in a log)."""
     from models.database import create_ledger_engine
-    from models.identities import ensure_admin
+    from models.identities import ensure_admin_token_file
 
     engine = create_ledger_engine(settings.database_url)
     try:
-        token = ensure_admin(engine)
+        path = ensure_admin_token_file(engine, settings.home)
     finally:
         engine.dispose()
-    if token is None:
-        return
-    path = settings.home / ADMIN_TOKEN_FILE
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as output:
-        output.write(f"{token}\n")
-    typer.echo(
-        f"created the admin identity; its bearer token is in {path} (mode 600): store it, then delete the file",
-        err=True,
-    )
-
+    if path is not None:
+        typer.echo(f"created the admin identity; its bearer token is in {path} (mode 600)", err=True)
 
 def _prepare_multiprocess_metrics(settings: Settings) -> None:
     """Workers share metrics through files; a fresh directory per run (stale files would add up)."""

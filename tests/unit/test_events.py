@@ -29,10 +29,14 @@ def test_every_failing_field_is_named() -> None:
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
-        (b'{"type":"a","ref":"r","actor":{"squidId":"x"},"layer":"q","verdict":"ALLOW","timestamp":"2024-01-01T00:00:00"}', "timestamp"),
+        (
+            b'{"type":"a","ref":"r","actor":{"squidId":"x"},"layer":"q","verdict":"ALLOW","timestamp":"2024-01-01T00:00:00"}',
+            "timestamp",
+        ),
         (b'{"type":"a","ref":"r","actor":{"squidId":"x"},"layer":"q","verdict":"ALLOW","id":"not-a-uuid"}', "id"),
         (b'{"type":"a","ref":"r","actor":{"squidId":"x"},"layer":"q","verdict":"ALLOW","cid":"nope"}', "cid"),
-        (b'{"type":"a","ref":"r","layer":"q","verdict":"ALLOW"}', "$"),
+        (b'{"type":"a","ref":"r","layer":"q","verdict":"ALLOW"}', "actor"),
+        (b'{"type":"a","ref":"r","actor":{},"layer":"q","verdict":"ALLOW"}', "actor.squidId"),
         (b'{"type":"a"', "body"),
         (b"[]", "$"),
     ],
