@@ -222,14 +222,15 @@ def libpq_url(database_url: str) -> str:
     raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://...")
 
 
-def run_pg_tool(arguments: list[str]) -> None:
-    """Run pg_dump or pg_restore; its complaint (never the URL with its password) becomes a LedgerError."""
+def run_pg_tool(arguments: list[str]) -> str:
+    """Run pg_dump or pg_restore and return its output; its complaint becomes a LedgerError."""
     tool = arguments[0]
     if shutil.which(tool) is None:
         raise DependencyUnavailableError(f"{tool} is not installed (Debian package postgresql-client)")
     completed = subprocess.run(arguments, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise LedgerError(f"{tool} failed (exit {completed.returncode}): {completed.stderr.strip()[-2000:]}")
+    return completed.stdout
 
 
 # --- database ---------------------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ import datetime as dt
 import getpass
 import logging
 import os
+import re
 import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -324,12 +326,28 @@ def _scratch_postgres(settings: Settings, dump: Path, manifest: BackupManifest) 
         _admin(target, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     try:
-        run_pg_tool(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-                     f"--dbname={scratch}", str(dump)])  # fmt: skip
+        _pg_restore(scratch, dump, str(manifest.schema), clean=False)
     except Exception:
         drop()
         raise
     return scratch, drop
+
+
+def _pg_restore(url: str, dump: Path, schema: str, *, clean: bool) -> None:
+    """pg_restore of the dump's objects into ``schema`` (created if missing), in one transaction.
+
+    The schema itself is left out of the restore list: it may already exist (``public`` always does), and
+    ``--clean`` then drops and recreates the objects in it, never the schema.
+    """
+    _admin(url, f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    toc = run_pg_tool(["pg_restore", "--list", str(dump)])
+    keep = [line for line in toc.splitlines() if not re.search(r"\b(SCHEMA|COMMENT) - (SCHEMA )?\S+ ", line)]
+    with tempfile.NamedTemporaryFile("w", suffix=".list", encoding="utf-8") as listing:
+        listing.write("\n".join(keep) + "\n")
+        listing.flush()
+        options = ["--clean", "--if-exists"] if clean else []
+        run_pg_tool(["pg_restore", *options, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+                     f"--use-list={listing.name}", f"--dbname={url}", str(dump)])  # fmt: skip
 
 
 def _target_schema(url: str) -> str:
@@ -365,9 +383,7 @@ def _remove_sqlite(path: Path) -> None:
 
 def _replace_database(settings: Settings, directory: Path, manifest: BackupManifest, scratch: Ledger) -> None:
     if not settings.is_sqlite:
-        run_pg_tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error",
-                     "--single-transaction", f"--dbname={libpq_url(settings.database_url)}",
-                     str(directory / manifest.database)])  # fmt: skip
+        _pg_restore(libpq_url(settings.database_url), directory / manifest.database, str(manifest.schema), clean=True)
         return
     scratch.close()
     path = Path(make_url(scratch.engine.url).database or "")
