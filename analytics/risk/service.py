@@ -1,0 +1,126 @@
+"""``RiskService``: read the inputs, score, keep the history, and record level changes in the ledger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
+from analytics.risk.events import level_changed_event
+from analytics.risk.factors import OperationContext
+from analytics.risk.history import AlertSource, NoAlerts, alert_views, detector_view, ledger_now_ms, read_history
+from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
+from models.records import NewEvent
+from models.risk import LevelChange, RiskRecord, RiskStore, level_change
+
+logger = logging.getLogger(__name__)
+_ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
+
+
+class LedgerAppender(Protocol):
+    """The one thing the service needs of ``models.ledger.Ledger``."""
+
+    def append(self, events: Sequence[NewEvent]) -> Any: ...
+
+
+class RiskService:
+    """Score identities and operations against the ledger (and the alert store, when detection is wired)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: RiskConfig,
+        *,
+        ledger: LedgerAppender | None = None,
+        alerts: AlertSource | None = None,
+        store: RiskStore | None = None,
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._ledger = ledger
+        self._alerts: AlertSource = alerts if alerts is not None else NoAlerts()
+        self._store = store if store is not None else RiskStore(engine)
+
+    @property
+    def config(self) -> RiskConfig:
+        return self._config
+
+    @property
+    def store(self) -> RiskStore:
+        return self._store
+
+    def inputs(
+        self, identity: str, *, operation: str | None = None, context: OperationContext | None = None,
+        factors: Sequence[str] | None = None,
+    ) -> RiskInputs:  # fmt: skip
+        """Everything the score depends on, read in one database transaction (plus the alert store's)."""
+        names = set(select_factors(factors))
+        config = self._config
+        with self._engine.connect() as connection:
+            as_of = ledger_now_ms(
+                connection, rounding_ms=config.as_of_rounding_ms, future_skew_ms=config.future_skew_ms
+            )
+            history = read_history(connection, identity, as_of, config.history_limit)
+        alerts = alert_views(self._alerts.active_for(identity)) if names & _ALERT_FACTORS else ()
+        detector = detector_view(self._alerts.latest_score(identity)) if "detector_score" in names else None
+        return RiskInputs(
+            identity=identity, as_of_ms=as_of, alerts=alerts, detector=detector, history=history,
+            operation=operation, context=context or OperationContext(),
+        )  # fmt: skip
+
+    def assess(
+        self,
+        identity: str,
+        *,
+        operation: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        access: OperationContext | None = None,
+        factors: Sequence[str] | None = None,
+    ) -> RiskAssessment:
+        """Score, store in the history, and on a level change append ``risk.level.changed`` to the ledger.
+
+        Only an identity assessment (no operation, no context, every factor) moves the identity's level.
+        """
+        select_factors(factors)  # unknown names fail before any read
+        inputs = self.inputs(identity, operation=operation, context=access, factors=factors)
+        assessment = assess(inputs, self._config, factors)
+        tracks_level = (
+            operation is None
+            and not context
+            and access in (None, OperationContext())
+            and (factors is None or set(ADDITIVE_FACTORS) <= set(factors))
+        )
+        self._keep(assessment, tracks_level)
+        return assessment
+
+    def _keep(self, assessment: RiskAssessment, tracks_level: bool) -> None:
+        record = RiskRecord(
+            identity=assessment.identity,
+            score=assessment.score,
+            level=assessment.level,
+            factors=[(f.name, f.weight, f.value) for f in assessment.factors],
+            computed_at_ms=assessment.as_of_ms,
+            operation=None if tracks_level else (assessment.operation or "(custom)"),
+        )
+        if tracks_level:
+            previous = self._store.current(assessment.identity)
+            if previous is not None and (previous.computed_at_ms, previous.score) == (
+                assessment.as_of_ms,
+                assessment.score,
+            ):
+                return  # the same assessment, already stored
+            change = level_change(previous, record)
+            if change is not None:
+                self._announce(assessment, change)
+        self._store.record(record)
+
+    def _announce(self, assessment: RiskAssessment, change: LevelChange) -> None:
+        """Append the change before storing the new level: if the append fails, the next assessment sees
+        the old level and tries again (the event id is derived from the change, so it is appended once)."""
+        if self._ledger is None:
+            return
+        self._ledger.append([level_changed_event(assessment, change)])
+        logger.info("risk level of %s: %s -> %s", assessment.identity, change.previous_level, change.level)

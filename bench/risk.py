@@ -1,0 +1,204 @@
+"""Risk-scoring benchmark: ``GET /risk-score/{identity}`` and ``POST /risk-score`` under a fixed request rate.
+
+``python -m bench risk --events 1000000 --identities 10000 --rate 500 --seconds 10``
+
+Builds a SQLite store (``Ledger.append`` in batches of 10,000: every identity gets ~``events/identities``
+events over 14 days, 3 % of them denied, from 1-2 home addresses and devices), starts a real uvicorn (one
+worker, the risk controller without authentication) on 127.0.0.1, and drives it from this process at
+``--rate`` requests/s, open loop: each request has a scheduled start, and its latency counts from that start,
+so a stalled server is not hidden by a waiting client (no coordinated omission). Identities are drawn at
+random, so most requests score an identity for the first time (a history write; an identity seen before
+with the same ledger state is a read only).
+
+Figures (one JSON object per line): ``store`` (build time, size), then per route ``p50_ms``, ``p99_ms``,
+``max_ms``, ``throughput_rps``, ``errors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar import Litestar
+
+from models.ledger import Ledger, initialise
+from models.records import Actor, NewEvent
+from qerberos.settings import load_settings
+
+_BATCH = 10_000
+_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+_COUNTRIES = ("DE", "FR", "ES", "GB", "US", "JP")
+_DEVICES = ("web-firefox", "web-chrome", "ios-app", "android-app")
+_TYPES = (("squid", "login"), ("qdrive", "access"), ("qdrive", "download"), ("qwallet", "payment"), ("qmail", "read"))
+_OPERATIONS = ("payment", "admin_operation", "file_access", "transfer", "download")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench risk")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--identities", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second, per route")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load duration per route")
+    parser.add_argument("--home", type=Path, default=None, help="reuse (or keep) the store in this directory")
+    args = parser.parse_args(argv)
+    if args.home is not None:
+        _run(args, args.home.resolve())
+        return
+    with tempfile.TemporaryDirectory() as home:
+        _run(args, Path(home))
+
+
+def _run(args: argparse.Namespace, home: Path) -> None:
+    os.environ["QERBEROS_HOME"] = str(home)
+    ledger = initialise(load_settings())
+    if ledger.size() < args.events:
+        started = time.perf_counter()
+        _build_store(ledger, args.events, args.identities)
+        _report(figure="store", build_s=round(time.perf_counter() - started, 1), events=ledger.size(),
+                identities=args.identities)  # fmt: skip
+    ledger.close()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.risk:bench_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
+        env={**os.environ, "QERBEROS_HOME": str(home)},
+    )  # fmt: skip
+    try:
+        _wait_ready(port)
+        asyncio.run(_drive(port, args))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _build_store(ledger: Ledger, events: int, identities: int) -> None:
+    rng = random.Random(5)
+    homes = [(rng.choice(_COUNTRIES), rng.sample(_DEVICES, 2), rng.randrange(6, 12)) for _ in range(identities)]
+    period_ms = 14 * 86_400_000
+    batch: list[NewEvent] = []
+    for n in range(events):
+        who = n % identities
+        country, devices, hour = homes[who]
+        layer, type_ = _TYPES[rng.randrange(len(_TYPES))]
+        day_ms = (n * period_ms // events) // 86_400_000 * 86_400_000
+        occurred = _START + dt.timedelta(
+            milliseconds=day_ms + (hour + rng.randrange(9)) * 3_600_000 + rng.randrange(3_600_000)
+        )
+        batch.append(
+            NewEvent(
+                type=type_, ref=f"{layer}:{who}:{n % 37}", actor=Actor(f"did:squid:user{who:05d}"), layer=layer,
+                verdict="DENY" if rng.random() < 0.03 else "ALLOW", source="bench",
+                details={"ip": f"10.{who % 250}.{who // 250}.{rng.randrange(2)}", "country": country,
+                         "device": devices[rng.randrange(2)]},
+                occurred_at=occurred,
+            )
+        )  # fmt: skip
+        if len(batch) == _BATCH:
+            ledger.append(batch)
+            batch = []
+    if batch:
+        ledger.append(batch)
+
+
+def bench_app() -> Litestar:
+    """The app uvicorn serves: the risk controller over the store in ``QERBEROS_HOME`` (no authentication)."""
+    from api.controllers.risk import RiskController, build_service
+    from api.errors import EXCEPTION_HANDLERS
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        ledger = Ledger.from_settings(load_settings())
+        app.state.risk = build_service(ledger.engine, ledger)
+        try:
+            yield
+        finally:
+            ledger.close()
+
+    return Litestar(route_handlers=[RiskController], exception_handlers=EXCEPTION_HANDLERS, lifespan=[lifespan])  # type: ignore[arg-type]
+
+
+async def _drive(port: int, args: argparse.Namespace) -> None:
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+        for _ in range(50):  # warm-up: connections, code paths
+            await client.get("/risk-score/did:squid:user00000")
+
+        def get(_i: int) -> Any:
+            return client.get(f"/risk-score/did:squid:user{rng.randrange(args.identities):05d}")
+
+        def post(_i: int) -> Any:
+            body = {
+                "identity": f"did:squid:user{rng.randrange(args.identities):05d}",
+                "operation": rng.choice(_OPERATIONS),
+                "context": {"ipAddress": f"10.0.0.{rng.randrange(4)}", "country": rng.choice(_COUNTRIES),
+                            "deviceId": rng.choice(_DEVICES)},
+            }  # fmt: skip
+            return client.post("/risk-score", json=body)
+
+        for route, call in (("GET /risk-score/{identity}", get), ("POST /risk-score", post)):
+            await _open_loop(route, call, args.rate, args.seconds)
+
+
+async def _open_loop(route: str, call: Any, rate: float, seconds: float) -> None:
+    count = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        scheduled = start + i / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        try:
+            response = await call(i)
+            if response.status_code != 200:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append((loop.time() - scheduled) * 1000)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    elapsed = loop.time() - start
+    cuts = statistics.quantiles(latencies, n=100)
+    _report(
+        route=route, requests=count, rate_rps=rate, p50_ms=round(cuts[49], 2), p99_ms=round(cuts[98], 2),
+        max_ms=round(max(latencies), 2), throughput_rps=round(count / elapsed, 1), errors=errors,
+    )  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/risk-score/did:squid:warmup", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the bench server did not start")
+
+
+def _report(**figures: object) -> None:
+    print(json.dumps(figures), flush=True)

@@ -1,0 +1,224 @@
+"""Risk history per identity (table ``risk_scores``), each identity's current level (``risk_current``), and
+the detection of level changes.
+
+``risk_scores`` keeps one row per distinct assessment: ``identity``, ``score``, ``level``, ``factors``
+(JSON text ``[{name, weight, value}]``), ``operation`` (null for an identity assessment),
+``computed_at_ms`` (the assessment's "now", ledger time) and ``recorded_at_ms`` (wall clock). Scoring is
+deterministic, so asking again with the same ledger state gives the same assessment: it is not stored twice
+(same identity, operation, ``computed_at_ms`` and score as the identity's newest row).
+
+``risk_current`` holds each identity's latest *identity* assessment (no operation, no context, all
+factors): what ``GET /risk-score?level=`` ranks, and what a level change is measured against. Operation
+assessments (a payment from a new country) are kept in the history but do not move the identity's level,
+or every risky request would flap it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Engine, Float, Index, Integer, SmallInteger, String, Text, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, SQLModel
+
+from models.database import is_sqlite, sequenced
+from qerberos.errors import LedgerError
+
+__all__ = [
+    "LEVEL_RANK",
+    "CurrentRisk",
+    "LevelChange",
+    "RiskCurrentRow",
+    "RiskRecord",
+    "RiskScoreRow",
+    "RiskStore",
+    "create_risk_tables",
+]
+
+LEVEL_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class RiskScoreRow(SQLModel, table=True):
+    __tablename__ = "risk_scores"
+    __table_args__ = (Index("ix_risk_scores_identity_id", "identity", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    identity: str = Field(sa_column=Column(String(100), nullable=False))
+    score: float = Field(sa_column=Column(Float, nullable=False))
+    level: str = Field(sa_column=Column(String(8), nullable=False))
+    factors: str = Field(sa_column=Column(Text, nullable=False))
+    operation: str | None = Field(default=None, sa_column=Column(String(100)))
+    computed_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recorded_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RiskCurrentRow(SQLModel, table=True):
+    __tablename__ = "risk_current"
+    __table_args__ = (Index("ix_risk_current_rank_score", "level_rank", "score"),)
+
+    identity: str = Field(sa_column=Column(String(100), primary_key=True))
+    score: float = Field(sa_column=Column(Float, nullable=False))
+    level: str = Field(sa_column=Column(String(8), nullable=False))
+    level_rank: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    factors: str = Field(sa_column=Column(Text, nullable=False))
+    computed_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+_history = RiskScoreRow.__table__  # type: ignore[attr-defined]
+_current = RiskCurrentRow.__table__  # type: ignore[attr-defined]
+
+
+def create_risk_tables(engine: Engine) -> None:
+    """Create ``risk_scores`` and ``risk_current`` if missing (``qerberos init`` calls this); safe to rerun."""
+    try:
+        SQLModel.metadata.create_all(engine, tables=[_history, _current])
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"could not create the risk tables: {exc.__class__.__name__}") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RiskRecord:
+    """One assessment to store; ``factors`` are ``(name, weight, value)``."""
+
+    identity: str
+    score: float
+    level: str
+    factors: Sequence[tuple[str, float, float]]
+    computed_at_ms: int
+    operation: str | None = None
+
+    def factors_json(self) -> str:
+        return json.dumps([{"name": n, "weight": w, "value": v} for n, w, v in self.factors], separators=(",", ":"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CurrentRisk:
+    identity: str
+    score: float
+    level: str
+    factors: Sequence[dict[str, Any]]
+    computed_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LevelChange:
+    """An identity's level moved: ``previous_level`` is None for an identity never scored before."""
+
+    identity: str
+    previous_level: str | None
+    previous_score: float | None
+    level: str
+    score: float
+
+    @property
+    def rising(self) -> bool:
+        return LEVEL_RANK[self.level] > LEVEL_RANK.get(self.previous_level or "low", 0)
+
+
+def level_change(previous: CurrentRisk | None, record: RiskRecord) -> LevelChange | None:
+    """A change when the level differs from the previous one; a first assessment changes from nothing
+    only when it is above ``low`` (an identity starts at low)."""
+    previous_level = None if previous is None else previous.level
+    if (previous_level or "low") == record.level:
+        return None
+    return LevelChange(
+        record.identity, previous_level, None if previous is None else previous.score, record.level, record.score
+    )
+
+
+class RiskStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def current(self, identity: str) -> CurrentRisk | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_current).where(_current.c.identity == identity)).first()
+        return None if row is None else _current_of(row)
+
+    def record(self, record: RiskRecord) -> bool:
+        """Append ``record`` to the history unless the identity's newest row is the same assessment;
+        an identity assessment (``operation`` None) also becomes the identity's current risk.
+        Returns whether anything was written."""
+        now = int(time.time() * 1000)
+        factors = record.factors_json()
+        try:
+            with self._write() as connection:
+                last = connection.execute(
+                    select(_history.c.score, _history.c.operation, _history.c.computed_at_ms)
+                    .where(_history.c.identity == record.identity)
+                    .order_by(_history.c.id.desc())
+                    .limit(1)
+                ).first()
+                if last is not None and tuple(last) == (record.score, record.operation, record.computed_at_ms):
+                    return False
+                connection.execute(
+                    _history.insert().values(
+                        identity=record.identity, score=record.score, level=record.level, factors=factors,
+                        operation=record.operation, computed_at_ms=record.computed_at_ms, recorded_at_ms=now,
+                    )
+                )  # fmt: skip
+                if record.operation is None:
+                    values = {
+                        "identity": record.identity, "score": record.score, "level": record.level,
+                        "level_rank": LEVEL_RANK[record.level], "factors": factors,
+                        "computed_at_ms": record.computed_at_ms,
+                    }  # fmt: skip
+                    statement = self._insert(_current).values(values)
+                    statement = statement.on_conflict_do_update(
+                        index_elements=["identity"],
+                        set_={k: statement.excluded[k] for k in values if k != "identity"},
+                    )
+                    connection.execute(statement)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"could not store the risk score: {exc.__class__.__name__}") from exc
+        return True
+
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        """SQLite: ``BEGIN IMMEDIATE`` (a read-then-write transaction that began deferred could not upgrade
+        its lock under concurrent writers); PostgreSQL: a plain transaction."""
+        return sequenced(self._engine) if is_sqlite(self._engine) else self._engine.begin()
+
+    def history(self, identity: str, *, limit: int = 100) -> list[RiskRecord]:
+        """Newest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(_history).where(_history.c.identity == identity).order_by(_history.c.id.desc()).limit(limit)
+            ).all()
+        return [
+            RiskRecord(
+                row.identity,
+                row.score,
+                row.level,
+                [(f["name"], f["weight"], f["value"]) for f in json.loads(row.factors)],
+                row.computed_at_ms,
+                row.operation,
+            )
+            for row in rows
+        ]
+
+    def riskiest(self, *, min_level: str = "low", limit: int = 50) -> list[CurrentRisk]:
+        """Identities at ``min_level`` or above by their latest identity assessment, riskiest first."""
+        statement = (
+            select(_current)
+            .where(_current.c.level_rank >= LEVEL_RANK[min_level])
+            .order_by(_current.c.score.desc(), _current.c.identity)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_current_of(row) for row in connection.execute(statement)]
+
+
+def _current_of(row: Any) -> CurrentRisk:
+    return CurrentRisk(row.identity, float(row.score), row.level, json.loads(row.factors), int(row.computed_at_ms))

@@ -1,0 +1,47 @@
+"""The simulated attackers rank above benign identities (ROC-AUC over identities, held-out seed 101).
+
+No alerts here (detection is scored on its own): only the behavioural factors computed from each identity's
+events, as ``GET /risk-score/{identity}`` reads them from the ledger, at the end of the simulated period with
+a window covering the attack period (attacks start in the last 60 % of the days).
+
+Floor 0.90, justified: seen 0.946 with 400 identities (64 of them attacked). 49 are password-spraying
+victims with 1-2 denied sign-ins from a foreign place, which unfamiliar_access separates well; bulk
+downloads (habitual place, ALLOW verdicts, 2 of 64) are invisible to these factors by design (volume is the
+detectors' job). A floor 0.045 under the seen value leaves room for a simulator change without letting a
+scorer that ranks a third of the attackers among benign identities pass.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+from analytics.risk import HistoryEvent, RiskConfig, RiskInputs, assess
+from analytics.simulation import SimulationConfig, simulate
+
+AUC_FLOOR = 0.90
+DAYS = 10
+
+
+def test_simulated_attackers_rank_above_benign_identities() -> None:
+    result = simulate(SimulationConfig(identities=400, days=DAYS, seed=101))
+    events = result.events.sort("seq").with_columns(
+        ms=pl.col("occurred_at").dt.epoch("ms"),
+        ip=pl.col("details").str.json_path_match("$.ip"),
+        country=pl.col("details").str.json_path_match("$.country"),
+        device=pl.col("details").str.json_path_match("$.device"),
+    )
+    as_of = int(events["ms"].max())  # type: ignore[arg-type]
+    config = RiskConfig().replace(window_ms=int(DAYS * 0.6 * 86_400_000))
+    scores: dict[str, float] = {}
+    for (squid_id,), rows in events.group_by(["squid_id"], maintain_order=True):
+        history = tuple(
+            HistoryEvent(*row) for row in rows.select("ms", "type", "verdict", "ip", "country", "device").iter_rows()
+        )
+        scores[str(squid_id)] = assess(
+            RiskInputs(identity=str(squid_id), as_of_ms=as_of, history=history), config
+        ).score
+    attacked = set(result.labels["squid_id"].to_list())
+    identities = sorted(scores)
+    auc = roc_auc_score([i in attacked for i in identities], [scores[i] for i in identities])
+    assert auc >= AUC_FLOOR, f"ROC-AUC {auc:.3f} below {AUC_FLOOR}"
