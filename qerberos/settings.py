@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qerberos.errors import ConfigurationError
+
 _SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url"})
 
 
@@ -80,6 +82,24 @@ def _optional(name: str) -> str | None:
     return os.environ.get(f"QERBEROS_{name}") or None
 
 
+def _number(name: str, default: str, kind: type[int] | type[float]) -> Any:
+    text = _env(name, default)
+    try:
+        value = kind(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"QERBEROS_{name} must be a number, not {text!r}") from exc
+    if value < 0:
+        raise ConfigurationError(f"QERBEROS_{name} must not be negative, not {text!r}")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in choices:
+        raise ConfigurationError(f"QERBEROS_{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def load_settings() -> Settings:
     """Read the environment now (tests call this; the app uses the cached ``get_settings``)."""
     home = Path(_env("HOME", "./data")).resolve()
@@ -87,26 +107,26 @@ def load_settings() -> Settings:
         home=home,
         database_url=_env("DATABASE_URL", f"sqlite:///{home / 'qerberos.db'}"),
         log_origin=_env("LOG_ORIGIN", "qerberos.q.anarq.org/audit"),
-        checkpoint_interval=float(_env("CHECKPOINT_INTERVAL", "5")),
+        checkpoint_interval=_number("CHECKPOINT_INTERVAL", "5", float),
         key_passphrase=_optional("KEY_PASSPHRASE"),
         host=_env("HOST", "127.0.0.1"),
-        port=int(_env("PORT", "3000")),
-        workers=int(_env("WORKERS", "1")),
-        log_level=_env("LOG_LEVEL", "INFO").upper(),
-        auth_mode=_env("AUTH_MODE", "local"),
+        port=_number("PORT", "3000", int),
+        workers=_number("WORKERS", "1", int),
+        log_level=_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        auth_mode=_choice("AUTH_MODE", "local", ("local", "remote")),
         squid_url=_env("SQUID_URL", "http://localhost:3010"),
         qonsent_url=_env("QONSENT_URL", "http://localhost:3020"),
         redis_url=_optional("REDIS_URL"),
-        rate_limit_per_minute=int(_env("RATE_LIMIT_PER_MINUTE", "6000")),
-        max_body_bytes=int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024))),
+        rate_limit_per_minute=_number("RATE_LIMIT_PER_MINUTE", "6000", int),
+        max_body_bytes=_number("MAX_BODY_BYTES", str(16 * 1024 * 1024), int),
         metrics_token=_optional("METRICS_TOKEN"),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"file://{Path('mlruns').resolve()}"),
         log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
-        squid_cache_ttl=float(_env("SQUID_CACHE_TTL", "60")),
-        qonsent_cache_ttl=float(_env("QONSENT_CACHE_TTL", "30")),
-        qonsent_grace=float(_env("QONSENT_GRACE", "300")),
-        security_timeout=float(_env("SECURITY_TIMEOUT", "2")),
-        scheduler_metrics_port=int(_env("SCHEDULER_METRICS_PORT", "9465")),
+        squid_cache_ttl=_number("SQUID_CACHE_TTL", "60", float),
+        qonsent_cache_ttl=_number("QONSENT_CACHE_TTL", "30", float),
+        qonsent_grace=_number("QONSENT_GRACE", "300", float),
+        security_timeout=_number("SECURITY_TIMEOUT", "2", float),
+        scheduler_metrics_port=_number("SCHEDULER_METRICS_PORT", "9465", int),
     )
 
 

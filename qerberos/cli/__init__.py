@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from qerberos.cli import dev, identity, ledger, models, serve, simulate
+from qerberos.cli._common import EXIT_CANNOT_RUN
+from qerberos.errors import QerberosError
 
 app = typer.Typer(
     name="qerberos",
@@ -20,3 +22,12 @@ app = typer.Typer(
 
 for command_group in (ledger, identity, serve, dev, simulate, models):
     command_group.register(app)
+
+
+def main() -> None:
+    """The console script: any qerberos error left unhandled (bad settings, say) is one line and exit 2."""
+    try:
+        app()
+    except QerberosError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(EXIT_CANNOT_RUN) from exc
