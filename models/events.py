@@ -118,10 +118,15 @@ def _field_errors(parsed: Any, first_error: str) -> ValidationError:
     errors: dict[str, str] = {}
     for error in _validator.iter_errors(parsed):
         path = ".".join(str(part) for part in error.absolute_path) or "$"
+        prefix = f"{path}." if path != "$" else ""
+        if error.validator == "required":
+            for name in error.validator_value:
+                if isinstance(error.instance, dict) and name not in error.instance:
+                    errors[f"{prefix}{name}"] = "required field missing"
+            continue
         if error.validator == "additionalProperties":
             known = set(error.schema.get("properties", {}))
             for name in sorted(set(error.instance) - known):
-                prefix = f"{path}." if path != "$" else ""
                 errors[f"{prefix}{name}"] = "unknown field"
             continue
         errors.setdefault(path, error.message)
