@@ -3,8 +3,9 @@
 ``python -m bench risk --events 1000000 --identities 10000 --rate 500 --seconds 10``
 
 Builds a SQLite store (``Ledger.append`` in batches of 10,000: every identity gets ~``events/identities``
-events over 14 days, 3 % of them denied, from 1-2 home addresses and devices), starts a real uvicorn (one
-worker, the risk controller without authentication) on 127.0.0.1, and drives it from this process at
+events over 14 days, 3 % of them denied, from 1-2 home addresses and devices), starts a real uvicorn
+(``--workers`` processes, the risk controller without authentication, history stored write-behind) on
+127.0.0.1, and drives it from this process at
 ``--rate`` requests/s, open loop: each request has a scheduled start, and its latency counts from that start,
 so a stalled server is not hidden by a waiting client (no coordinated omission). Identities are drawn at
 random, so most requests score an identity for the first time (a history write; an identity seen before
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--identities", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second, per route")
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per route")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--home", type=Path, default=None, help="reuse (or keep) the store in this directory")
     args = parser.parse_args(argv)
     if args.home is not None:
@@ -75,7 +77,7 @@ def _run(args: argparse.Namespace, home: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.risk:bench_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
+         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
         env={**os.environ, "QERBEROS_HOME": str(home)},
     )  # fmt: skip
     try:
@@ -123,10 +125,11 @@ def bench_app() -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         ledger = Ledger.from_settings(load_settings())
-        app.state.risk = build_service(ledger.engine, ledger)
+        app.state.risk = build_service(ledger.engine, ledger, write_behind=True)
         try:
             yield
         finally:
+            app.state.risk.close()
             ledger.close()
 
     return Litestar(route_handlers=[RiskController], exception_handlers=EXCEPTION_HANDLERS, lifespan=[lifespan])  # type: ignore[arg-type]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +33,8 @@ from sqlmodel import Field, SQLModel
 from models.database import is_sqlite, sequenced
 from qerberos.errors import LedgerError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "LEVEL_RANK",
     "CurrentRisk",
@@ -39,6 +43,7 @@ __all__ = [
     "RiskRecord",
     "RiskScoreRow",
     "RiskStore",
+    "RiskWriter",
     "create_risk_tables",
 ]
 
@@ -151,38 +156,46 @@ class RiskStore:
         """Append ``record`` to the history unless the identity's newest row is the same assessment;
         an identity assessment (``operation`` None) also becomes the identity's current risk.
         Returns whether anything was written."""
+        return self.record_many([record]) == 1
+
+    def record_many(self, records: Sequence[RiskRecord]) -> int:
+        """``record`` for each, in one transaction; returns how many were written."""
         now = int(time.time() * 1000)
-        factors = record.factors_json()
+        written = 0
         try:
             with self._write() as connection:
-                last = connection.execute(
-                    select(_history.c.score, _history.c.operation, _history.c.computed_at_ms)
-                    .where(_history.c.identity == record.identity)
-                    .order_by(_history.c.id.desc())
-                    .limit(1)
-                ).first()
-                if last is not None and tuple(last) == (record.score, record.operation, record.computed_at_ms):
-                    return False
-                connection.execute(
-                    _history.insert().values(
-                        identity=record.identity, score=record.score, level=record.level, factors=factors,
-                        operation=record.operation, computed_at_ms=record.computed_at_ms, recorded_at_ms=now,
-                    )
-                )  # fmt: skip
-                if record.operation is None:
-                    values = {
-                        "identity": record.identity, "score": record.score, "level": record.level,
-                        "level_rank": LEVEL_RANK[record.level], "factors": factors,
-                        "computed_at_ms": record.computed_at_ms,
-                    }  # fmt: skip
-                    statement = self._insert(_current).values(values)
-                    statement = statement.on_conflict_do_update(
-                        index_elements=["identity"],
-                        set_={k: statement.excluded[k] for k in values if k != "identity"},
-                    )
-                    connection.execute(statement)
-        except SQLAlchemyError as exc:
+                for record in records:
+                    written += self._record_in(connection, record, now)
+        except (SQLAlchemyError, LedgerError) as exc:
             raise LedgerError(f"could not store the risk score: {exc.__class__.__name__}") from exc
+        return written
+
+    def _record_in(self, connection: Connection, record: RiskRecord, now: int) -> bool:
+        last = connection.execute(
+            select(_history.c.score, _history.c.operation, _history.c.computed_at_ms)
+            .where(_history.c.identity == record.identity)
+            .order_by(_history.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and tuple(last) == (record.score, record.operation, record.computed_at_ms):
+            return False
+        factors = record.factors_json()
+        connection.execute(
+            _history.insert().values(
+                identity=record.identity, score=record.score, level=record.level, factors=factors,
+                operation=record.operation, computed_at_ms=record.computed_at_ms, recorded_at_ms=now,
+            )
+        )  # fmt: skip
+        if record.operation is None:
+            values = {
+                "identity": record.identity, "score": record.score, "level": record.level,
+                "level_rank": LEVEL_RANK[record.level], "factors": factors, "computed_at_ms": record.computed_at_ms,
+            }  # fmt: skip
+            statement = self._insert(_current).values(values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["identity"], set_={k: statement.excluded[k] for k in values if k != "identity"}
+            )
+            connection.execute(statement)
         return True
 
     def _write(self) -> contextlib.AbstractContextManager[Connection]:
@@ -222,3 +235,75 @@ class RiskStore:
 
 def _current_of(row: Any) -> CurrentRisk:
     return CurrentRisk(row.identity, float(row.score), row.level, json.loads(row.factors), int(row.computed_at_ms))
+
+
+class RiskWriter:
+    """Write-behind for the history: assessments are queued and stored by one thread, many per transaction
+    (every ``interval`` seconds), so an answer never waits for a disk flush or for another writer's lock.
+
+    The price: a crash loses at most the last ``interval`` of *history* (never a level-change event, which
+    the service appends to the ledger before queueing). ``current(identity)`` answers queued assessments
+    first, so level changes are measured against the newest level even before it is stored.
+    """
+
+    def __init__(self, store: RiskStore, *, interval: float = 0.05, max_pending: int = 10_000) -> None:
+        self._store = store
+        self._interval = interval
+        self._max_pending = max_pending
+        self._queue: list[RiskRecord] = []
+        self._recent: dict[str, CurrentRisk] = {}
+        self._last: dict[str, tuple[float, str | None, int]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="qerberos-risk-writer", daemon=True)
+        self._thread.start()
+
+    def current(self, identity: str) -> CurrentRisk | None:
+        with self._lock:
+            recent = self._recent.get(identity)
+        return recent if recent is not None else self._store.current(identity)
+
+    def submit(self, record: RiskRecord) -> None:
+        key = (record.score, record.operation, record.computed_at_ms)
+        with self._lock:
+            if self._last.get(record.identity) == key:
+                return  # the same assessment as the last one queued for this identity
+            self._last[record.identity] = key
+            self._queue.append(record)
+            if record.operation is None:
+                factors = [{"name": n, "weight": w, "value": v} for n, w, v in record.factors]
+                self._recent[record.identity] = CurrentRisk(
+                    record.identity, record.score, record.level, factors, record.computed_at_ms
+                )
+            full = len(self._queue) >= self._max_pending
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        if batch:
+            try:
+                self._store.record_many(batch)
+            except LedgerError:
+                logger.exception("could not store %d risk assessments", len(batch))
+        with self._lock:
+            for record in batch:
+                recent = self._recent.get(record.identity)
+                if recent is not None and recent.computed_at_ms == record.computed_at_ms:
+                    del self._recent[record.identity]
+            if len(self._last) > 100_000:
+                self._last.clear()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()

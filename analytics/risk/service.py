@@ -14,7 +14,7 @@ from analytics.risk.factors import OperationContext
 from analytics.risk.history import AlertSource, NoAlerts, alert_views, detector_view, ledger_now_ms, read_history
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
 from models.records import NewEvent
-from models.risk import LevelChange, RiskRecord, RiskStore, level_change
+from models.risk import LevelChange, RiskRecord, RiskStore, RiskWriter, level_change
 
 logger = logging.getLogger(__name__)
 _ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
@@ -37,12 +37,25 @@ class RiskService:
         ledger: LedgerAppender | None = None,
         alerts: AlertSource | None = None,
         store: RiskStore | None = None,
+        write_behind: bool = False,
     ) -> None:
+        """``write_behind``: store the history from a background writer (``models.risk.RiskWriter``); the
+        service then needs ``close()``."""
         self._engine = engine
         self._config = config
         self._ledger = ledger
         self._alerts: AlertSource = alerts if alerts is not None else NoAlerts()
         self._store = store if store is not None else RiskStore(engine)
+        self._writer = RiskWriter(self._store) if write_behind else None
+
+    def close(self) -> None:
+        """Store what the write-behind writer still holds."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
 
     @property
     def config(self) -> RiskConfig:
@@ -106,7 +119,7 @@ class RiskService:
             operation=None if tracks_level else (assessment.operation or "(custom)"),
         )
         if tracks_level:
-            previous = self._store.current(assessment.identity)
+            previous = (self._writer or self._store).current(assessment.identity)
             if previous is not None and (previous.computed_at_ms, previous.score) == (
                 assessment.as_of_ms,
                 assessment.score,
@@ -115,7 +128,10 @@ class RiskService:
             change = level_change(previous, record)
             if change is not None:
                 self._announce(assessment, change)
-        self._store.record(record)
+        if self._writer is not None:
+            self._writer.submit(record)
+        else:
+            self._store.record(record)
 
     def _announce(self, assessment: RiskAssessment, change: LevelChange) -> None:
         """Append the change before storing the new level: if the append fails, the next assessment sees

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, Request, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, FromQuery, RawBody
 from sqlalchemy import Engine
@@ -95,13 +95,21 @@ def risk_service(request: Request[Any, Any, Any]) -> RiskService:
         service = request.app.state.get("risk")
         if service is None:
             ledger: Ledger = request.app.state.service.require_ledger()
-            service = build_service(ledger.engine, ledger)
+            service = build_service(ledger.engine, ledger, write_behind=True)
             request.app.state.risk = service
     return service
 
 
-def build_service(engine: Engine, ledger: Ledger | None) -> RiskService:
-    """Risk over ``engine`` with the configured weights and, when detection is installed, its alert store."""
+def close_risk(app: Litestar) -> None:
+    """An ``on_shutdown`` hook: store the history the write-behind writer still holds."""
+    service: RiskService | None = app.state.get("risk")
+    if service is not None:
+        service.close()
+
+
+def build_service(engine: Engine, ledger: Ledger | None, *, write_behind: bool = False) -> RiskService:
+    """Risk over ``engine`` with the configured weights and, when detection is installed, its alert store.
+    ``write_behind``: the history is stored by a background writer (the served app; close it at shutdown)."""
     create_risk_tables(engine)
     alerts: Any = None
     try:
@@ -111,7 +119,7 @@ def build_service(engine: Engine, ledger: Ledger | None) -> RiskService:
     else:
         create_alert_tables(engine)
         alerts = AlertStore(engine)
-    return RiskService(engine, load_config(), ledger=ledger, alerts=alerts)
+    return RiskService(engine, load_config(), ledger=ledger, alerts=alerts, write_behind=write_behind)
 
 
 class RiskController(Controller):
