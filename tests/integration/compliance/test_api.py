@@ -1,0 +1,96 @@
+"""``/compliance`` on the real app (local-mode security): generate with 202 and a job to poll, answer the
+finished report in every format, list and download, and refuse what the caller may not do."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+import api.controllers.compliance as compliance
+from api.app import create_app
+from models.ledger import initialise
+from qerberos.settings import Settings
+from tests.integration.api.conftest import make_token
+from tests.integration.compliance.conftest import settings_for
+from tests.integration.compliance.helpers import END, START, fill
+
+QUERY = {"type": "soc2", "startDate": START.isoformat(), "endDate": END.isoformat()}
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("QERBEROS_AUTH_MODE", "local")
+    settings = settings_for(monkeypatch, tmp_path / "home")
+    ledger = initialise(settings)
+    fill(ledger, identities=6, days=3, seed=5)
+    ledger.close()
+    return settings
+
+
+@pytest.fixture
+def client(api_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient[Any]]:
+    monkeypatch.setattr(compliance, "REPORT_WAIT_SECONDS", 0.05)
+    app = create_app(api_settings)
+    app.register(compliance.ComplianceController)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _as(client: TestClient[Any], token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_generate_poll_and_download_in_every_format(client: TestClient[Any], api_settings: Settings) -> None:
+    auditor = _as(client, make_token(api_settings, "auditor", ["compliance:read", "compliance:generate"]))
+    accepted = client.get("/compliance/report", params=QUERY, headers=auditor)
+    assert (202, "running") == (accepted.status_code, accepted.json()["data"]["status"]), accepted.text
+    job_url = accepted.headers["Location"]
+    deadline = time.monotonic() + 120
+    while (job := client.get(job_url, headers=auditor).json()["data"])["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert "done" == job["status"], job
+    answer = client.get("/compliance/report", params=QUERY, headers=auditor)
+    data = answer.json()["data"]
+    assert (200, job["reportId"], "soc2", "passed") == (
+        answer.status_code,
+        data["reportId"],
+        data["type"],
+        data["summary"]["integrity"],
+    )
+    assert {"startDate": "2026-01-05T00:00:00.000Z", "endDate": "2026-01-12T00:00:00.000Z"} == data["period"]
+    pdf = client.get("/compliance/report", params=QUERY | {"format": "pdf"}, headers=auditor)
+    csv = client.get(f"/compliance/reports/{job['reportId']}", params={"format": "csv"}, headers=auditor)
+    html = client.get(f"/compliance/reports/{job['reportId']}", params={"format": "html"}, headers=auditor)
+    listed = client.get("/compliance/reports", headers=auditor).json()["data"]
+    assert (True, "section,metric,value", True) == (
+        pdf.content.startswith(b"%PDF"),
+        csv.text.splitlines()[0],
+        html.headers["content-type"].startswith("text/html"),
+    )
+    assert [job["reportId"]] == [item["reportId"] for item in listed]
+    assert data["reportSha256"] == pdf.headers["X-Report-SHA256"]
+
+
+def test_permissions_and_bad_input(client: TestClient[Any], api_settings: Settings) -> None:
+    reader = _as(client, make_token(api_settings, "reader", ["compliance:read"]))
+    codes = [
+        client.get("/compliance/report", params=QUERY).status_code,
+        client.get("/compliance/report", params=QUERY, headers=reader).status_code,
+        client.get("/compliance/reports", headers=reader).status_code,
+        client.get("/compliance/reports/nope", headers=reader).status_code,
+        client.get("/compliance/jobs/nope", headers=reader).status_code,
+    ]
+    generator = _as(client, make_token(api_settings, "generator", ["compliance:generate"]))
+    bad = [
+        client.get("/compliance/report", params=QUERY | {"type": "hipaa"}, headers=generator).status_code,
+        client.get("/compliance/report", params=QUERY | {"format": "docx"}, headers=generator).status_code,
+        client.get("/compliance/report", params=QUERY | {"endDate": "2025-01-01"}, headers=generator).status_code,
+        client.get("/compliance/report", params=QUERY | {"startDate": "yesterday"}, headers=generator).status_code,
+    ]
+    assert ([401, 403, 200, 404, 404], [400, 400, 400, 400]) == (codes, bad)
