@@ -59,7 +59,7 @@ class OperationContext:
 
 def decay(age_ms: int, half_life_ms: int) -> float:
     """``0.5 ** (age / half_life)``; an age below 0 (a clock ahead of "now") counts as 0."""
-    return 0.5 ** (max(0, age_ms) / half_life_ms)
+    return float(0.5 ** (max(0, age_ms) / half_life_ms))
 
 
 def saturating(count: float, saturation: float) -> float:

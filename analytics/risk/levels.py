@@ -20,4 +20,4 @@ def level_for(score: float) -> Level:
 
 def rank(level: str) -> int:
     """0 for low .. 3 for critical (for "at least this level" filters and rising/falling changes)."""
-    return LEVELS.index(level)  # type: ignore[arg-type]
+    return list[str](LEVELS).index(level)
