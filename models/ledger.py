@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
 from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
-from models.database import create_ledger_engine, create_schema, insert_rows, is_sqlite, sequenced
+from models.database import create_ledger_engine, create_schema, fetch_rows, insert_rows, is_sqlite, sequenced
 from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
@@ -351,18 +351,15 @@ class Ledger:
         leaves = [index for level, index in wanted if level == 0]
         interior = [(level, index) for level, index in wanted if level > 0]
         found: dict[tuple[int, int], bytes] = {}
+        # plain SQL through the driver: building these O(log n)-term expressions in SQLAlchemy cost more than
+        # the lookups; every term is an equality on a primary key, so each is one index probe
         if leaves:
-            rows = connection.execute(select(_entries.c.seq, _entries.c.leaf_hash).where(_entries.c.seq.in_(leaves)))
-            found.update({(0, row.seq): row.leaf_hash for row in rows})
+            statement = f"SELECT seq, leaf_hash FROM ledger_entries WHERE seq IN ({', '.join('?' * len(leaves))})"
+            found.update({(0, seq): leaf for seq, leaf in fetch_rows(connection, statement, leaves)})
         if interior:
-            by_level: dict[int, list[int]] = {}
-            for level, index in interior:
-                by_level.setdefault(level, []).append(index)
-            wanted_nodes = or_(
-                *(and_(_nodes.c.level == level, _nodes.c.idx.in_(indices)) for level, indices in by_level.items())
-            )
-            rows = connection.execute(select(_nodes.c.level, _nodes.c.idx, _nodes.c.hash).where(wanted_nodes))
-            found.update({(row.level, row.idx): row.hash for row in rows})
+            terms = " OR ".join(["(level = ? AND idx = ?)"] * len(interior))
+            rows = fetch_rows(connection, f"SELECT level, idx, hash FROM merkle_nodes WHERE {terms}", _flat(interior))
+            found.update({(level, index): node for level, index, node in rows})
         missing = wanted - found.keys()
         if missing:
             raise LedgerError(f"ledger is missing Merkle nodes {sorted(missing)[:5]}")
@@ -387,6 +384,10 @@ def initialise(settings: Settings) -> Ledger:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+
+
+def _flat(keys: Sequence[tuple[int, int]]) -> list[int]:
+    return [part for key in keys for part in key]
 
 
 def _size(connection: Connection) -> int:
