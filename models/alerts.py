@@ -1,0 +1,519 @@
+"""Security alerts and detector scores (the alerts contract of TEAM.md), and their audit trail in the ledger.
+
+Table ``alerts``: mutable status, at most one *active* alert per ``dedup_key`` (``<squid_id>:<pattern>``),
+enforced by a partial unique index, so a repeat of the same pattern on the same identity updates the alert
+instead of opening a second one, whichever process writes it. Two columns beyond the contract:
+``window_start_ms`` (the feature window of the latest evidence) and ``occurrences`` (how often it repeated).
+``explanation`` is JSON text: ``{"features": [{feature, value, baseline, deviation}], "windows": [ms, ...],
+...}``; ``windows`` lists the windows the alert covered (what a dismissal turns into false-positive labels).
+
+Table ``detector_scores``: the latest score of each (identity, window), newest per identity via
+``AlertStore.latest_score``. Table ``detector_cursor``: the last ledger ``seq`` live detection processed.
+
+Every creation and status change is also appended to the ledger (when the store is given a ``Ledger``) as an
+event of layer ``qerberos``, type ``security.alert.created`` / ``security.alert.updated``, actor
+``qerberos:detector`` (the analyst's own identity for a resolution or dismissal), with an id derived from the
+alert and its update time, so a retried append is idempotent. The alert row is written first, then the event:
+if the ledger append fails the change is kept and the error raised (the caller logs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import polars as pl
+from sqlalchemy import BigInteger, Column, Connection, Engine, Float, Index, Integer, String, Text, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, SQLModel
+
+from models.records import Actor, NewEvent
+from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
+
+__all__ = [
+    "ALERT_CREATED",
+    "ALERT_UPDATED",
+    "DETECTOR_ACTOR",
+    "DETECTOR_SOURCE",
+    "SEVERITIES",
+    "STATUSES",
+    "AlertCandidate",
+    "AlertChange",
+    "AlertRow",
+    "AlertStore",
+    "AlertView",
+    "DetectorCursor",
+    "DetectorScore",
+    "ScoreRow",
+    "alert_created_payload",
+    "create_alert_tables",
+    "false_positive_labels",
+]
+
+Severity = Literal["low", "medium", "high", "critical"]
+Status = Literal["active", "resolved", "dismissed"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+STATUSES: tuple[Status, ...] = ("active", "resolved", "dismissed")
+ALERT_CREATED = "security.alert.created"
+ALERT_UPDATED = "security.alert.updated"
+DETECTOR_ACTOR = "qerberos:detector"
+DETECTOR_SOURCE = "qerberos:detector"
+COMPONENT_VERSION = "1.0.0"
+_EVENT_NAMESPACE = uuid.UUID("0b8f4d0e-5a43-4d1c-9f77-3c1b7d2a9e01")
+_MAX_WINDOWS = 200
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_created", "status", "created_at_ms"),
+        Index("ix_alerts_squid", "squid_id", "status"),
+        Index(
+            "ux_alerts_active_dedup",
+            "dedup_key",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    squid_id: str = Field(sa_column=Column(String(100), nullable=False))
+    pattern: str = Field(sa_column=Column(String(100), nullable=False))
+    technique: str | None = Field(default=None, sa_column=Column(String(20)))
+    severity: str = Field(sa_column=Column(String(8), nullable=False))
+    status: str = Field(sa_column=Column(String(10), nullable=False))
+    score: float = Field(sa_column=Column(Float, nullable=False))
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    explanation: str = Field(sa_column=Column(Text, nullable=False))
+    created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    dedup_key: str = Field(sa_column=Column(String(220), nullable=False))
+    window_start_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    occurrences: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class DetectorScore(SQLModel, table=True):
+    __tablename__ = "detector_scores"
+    __table_args__ = (Index("ix_detector_scores_squid_window", "squid_id", "window_start_ms"),)
+
+    squid_id: str = Field(sa_column=Column(String(100), primary_key=True))
+    window_start_ms: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    score: float = Field(sa_column=Column(Float, nullable=False))
+    model_version: str = Field(sa_column=Column(String(40), nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DetectorCursor(SQLModel, table=True):
+    __tablename__ = "detector_cursor"
+
+    name: str = Field(sa_column=Column(String(50), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+_alerts = AlertRow.__table__  # type: ignore[attr-defined]
+_scores = DetectorScore.__table__  # type: ignore[attr-defined]
+_cursor = DetectorCursor.__table__  # type: ignore[attr-defined]
+
+
+def create_alert_tables(engine: Engine) -> None:
+    """Create ``alerts``, ``detector_scores`` and ``detector_cursor``; safe to run again."""
+    SQLModel.metadata.create_all(engine, tables=[_alerts, _scores, _cursor])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert as stored; ``explanation`` decoded."""
+
+    id: str
+    squid_id: str
+    pattern: str
+    technique: str | None
+    severity: Severity
+    status: Status
+    score: float
+    description: str
+    explanation: Mapping[str, Any]
+    created_at_ms: int
+    updated_at_ms: int
+    reason: str | None
+    dedup_key: str
+    window_start_ms: int | None
+    occurrences: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertCandidate:
+    """What a detector or a rule wants to raise; ``raise_alert`` creates or updates the active alert."""
+
+    squid_id: str
+    pattern: str
+    technique: str | None
+    severity: Severity
+    score: float
+    description: str
+    explanation: Mapping[str, Any]
+    window_start_ms: int | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.squid_id}:{self.pattern}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlertChange:
+    """The result of ``raise_alert``: ``kind`` is ``created``, ``escalated`` (severity rose) or ``repeated``."""
+
+    alert: AlertView
+    kind: Literal["created", "escalated", "repeated"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScoreRow:
+    squid_id: str
+    window_start_ms: int
+    score: float
+    model_version: str
+
+
+@contextlib.contextmanager
+def _writing(engine: Engine, what: str) -> Iterator[Connection]:
+    """A write transaction; on SQLite it takes the write lock up front (``BEGIN IMMEDIATE``, as the ledger's
+    sequencer does), so it waits for a concurrent append instead of failing to upgrade a read lock."""
+    try:
+        if engine.dialect.name == "sqlite":
+            options = {"qerberos_immediate": True}  # models.database's BEGIN IMMEDIATE switch
+            with engine.connect().execution_options(**options) as connection, connection.begin():
+                yield connection
+        else:
+            with engine.begin() as connection:
+                yield connection
+    except SAIntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"could not write {what}: {exc.__class__.__name__}") from exc
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _view(row: Any) -> AlertView:
+    return AlertView(
+        id=row.id, squid_id=row.squid_id, pattern=row.pattern, technique=row.technique, severity=row.severity,
+        status=row.status, score=float(row.score), description=row.description,
+        explanation=json.loads(row.explanation), created_at_ms=int(row.created_at_ms),
+        updated_at_ms=int(row.updated_at_ms), reason=row.reason, dedup_key=row.dedup_key,
+        window_start_ms=row.window_start_ms, occurrences=int(row.occurrences),
+    )  # fmt: skip
+
+
+def _merged_windows(old: Mapping[str, Any], window_start_ms: int | None) -> list[int]:
+    windows = [int(w) for w in old.get("windows", [])]
+    if window_start_ms is not None and window_start_ms not in windows:
+        windows.append(window_start_ms)
+    return windows[-_MAX_WINDOWS:]
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def alert_created_payload(alert: AlertView) -> dict[str, Any]:
+    """The ``q.qerberos.alert.created.v1`` event payload (upstream ``events/alert-created.event.json``)."""
+    tags = [alert.pattern] + ([alert.technique] if alert.technique else [])
+    return {
+        "eventId": str(uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:created")),
+        "timestamp": _iso(alert.created_at_ms),
+        "alertId": alert.id,
+        "type": "anomaly" if alert.pattern == "anomaly" else "policy_violation",
+        "severity": alert.severity,
+        "title": _title(alert)[:200],
+        "description": alert.description[:500],
+        "affectedIdentities": [alert.squid_id],
+        "source": {"module": "qerberos", "component": "anomaly_detector", "version": COMPONENT_VERSION},
+        "tags": tags,
+        "priority": {"low": "low", "medium": "normal", "high": "high", "critical": "urgent"}[alert.severity],
+    }
+
+
+def _title(alert: AlertView) -> str:
+    technique = f" ({alert.technique})" if alert.technique else ""
+    return f"{alert.pattern.replace('_', ' ')}{technique} on {alert.squid_id}"
+
+
+def _updated_payload(alert: AlertView, previous_status: str) -> dict[str, Any]:
+    return {
+        "alertId": alert.id,
+        "status": alert.status,
+        "previousStatus": previous_status,
+        "severity": alert.severity,
+        "score": round(alert.score, 6),
+        "reason": alert.reason,
+        "occurrences": alert.occurrences,
+        "affectedIdentities": [alert.squid_id],
+        "pattern": alert.pattern,
+        "technique": alert.technique,
+        "updatedAt": _iso(alert.updated_at_ms),
+    }
+
+
+class AlertStore:
+    """Read and write alerts and detector scores. ``ledger``: where creations and changes are recorded."""
+
+    def __init__(self, engine: Engine, ledger: Any | None = None) -> None:
+        self._engine = engine
+        self._ledger = ledger
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        severity: str | None = None,
+        status: str | None = None,
+        squid_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AlertView]:
+        """Newest first."""
+        statement = select(_alerts).where(*self._filters(severity, status, squid_id))
+        statement = statement.order_by(_alerts.c.created_at_ms.desc(), _alerts.c.id).limit(limit)
+        with self._engine.connect() as connection:
+            return [_view(row) for row in connection.execute(statement)]
+
+    def count(self, *, severity: str | None = None, status: str | None = None, squid_id: str | None = None) -> int:
+        statement = select(func.count()).select_from(_alerts).where(*self._filters(severity, status, squid_id))
+        with self._engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
+
+    @staticmethod
+    def _filters(severity: str | None, status: str | None, squid_id: str | None) -> list[Any]:
+        conditions = []
+        if severity is not None:
+            conditions.append(_alerts.c.severity == severity)
+        if status is not None:
+            conditions.append(_alerts.c.status == status)
+        if squid_id is not None:
+            conditions.append(_alerts.c.squid_id == squid_id)
+        return conditions
+
+    def get(self, alert_id: str) -> AlertView:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_alerts).where(_alerts.c.id == str(alert_id))).first()
+        if row is None:
+            raise NotFoundError(f"no alert with id {alert_id}")
+        return _view(row)
+
+    def active_for(self, squid_id: str) -> list[AlertView]:
+        return self.list(status="active", squid_id=squid_id, limit=1000)
+
+    def latest_score(self, squid_id: str) -> ScoreRow | None:
+        statement = (
+            select(_scores).where(_scores.c.squid_id == squid_id).order_by(_scores.c.window_start_ms.desc()).limit(1)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(statement).first()
+        return (
+            None
+            if row is None
+            else ScoreRow(row.squid_id, int(row.window_start_ms), float(row.score), row.model_version)
+        )
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def record_scores(self, rows: Sequence[ScoreRow]) -> None:
+        """Upsert the score of each (identity, window): a window scored again keeps its latest score."""
+        if not rows:
+            return
+        now = _now_ms()
+        values = [
+            {"squid_id": r.squid_id, "window_start_ms": r.window_start_ms, "score": r.score,
+             "model_version": r.model_version, "updated_at_ms": now}
+            for r in rows
+        ]  # fmt: skip
+        insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
+        statement = insert(_scores).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["squid_id", "window_start_ms"],
+            set_={k: statement.excluded[k] for k in ("score", "model_version", "updated_at_ms")},
+        )
+        with _writing(self._engine, "detector scores") as connection:
+            connection.execute(statement)
+
+    def raise_alert(self, candidate: AlertCandidate, *, now_ms: int | None = None) -> AlertChange:
+        """Create the active alert of ``candidate.dedup_key``, or update it (severity and score only rise).
+
+        A creation, or a rise in severity, is appended to the ledger; a plain repeat only updates the row.
+        """
+        now = _now_ms() if now_ms is None else now_ms
+        for _attempt in range(3):
+            try:
+                change = self._raise_once(candidate, now)
+                break
+            except SAIntegrityError:
+                continue  # another writer created the same active alert first: update that one
+        else:
+            raise ConflictError("could not store the alert", details={"dedup_key": candidate.dedup_key})
+        if change.kind == "created":
+            self._record(change.alert, ALERT_CREATED, alert_created_payload(change.alert))
+        elif change.kind == "escalated":
+            self._record(change.alert, ALERT_UPDATED, _updated_payload(change.alert, "active"))
+        return change
+
+    def _raise_once(self, candidate: AlertCandidate, now: int) -> AlertChange:
+        with _writing(self._engine, "an alert") as connection:
+            row = connection.execute(
+                select(_alerts).where(_alerts.c.dedup_key == candidate.dedup_key, _alerts.c.status == "active")
+            ).first()
+            if row is None:
+                explanation = {**candidate.explanation, "windows": _merged_windows({}, candidate.window_start_ms)}
+                values = {
+                    "id": str(uuid.uuid4()), "squid_id": candidate.squid_id, "pattern": candidate.pattern,
+                    "technique": candidate.technique, "severity": candidate.severity, "status": "active",
+                    "score": float(candidate.score), "description": candidate.description,
+                    "explanation": json.dumps(explanation), "created_at_ms": now, "updated_at_ms": now,
+                    "reason": None, "dedup_key": candidate.dedup_key, "window_start_ms": candidate.window_start_ms,
+                    "occurrences": 1,
+                }  # fmt: skip
+                connection.execute(_alerts.insert().values(values))
+                return AlertChange(_view(_Row(values)), "created")
+            old = _view(row)
+            rank = SEVERITIES.index
+            escalated = rank(candidate.severity) > rank(old.severity)
+            stronger = escalated or candidate.score >= old.score
+            explanation = dict(candidate.explanation) if stronger else dict(old.explanation)
+            explanation["windows"] = _merged_windows(old.explanation, candidate.window_start_ms)
+            values = {
+                "severity": candidate.severity if escalated else old.severity,
+                "score": max(float(candidate.score), old.score),
+                "description": candidate.description if stronger else old.description,
+                "explanation": json.dumps(explanation),
+                "updated_at_ms": now,
+                "window_start_ms": candidate.window_start_ms or old.window_start_ms,
+                "occurrences": old.occurrences + 1,
+            }
+            connection.execute(_alerts.update().where(_alerts.c.id == old.id).values(values))
+            updated = dataclasses.replace(old, **{**values, "explanation": explanation})
+            return AlertChange(updated, "escalated" if escalated else "repeated")
+
+    def set_status(
+        self, alert_id: str, status: str, reason: str, *, actor: Actor | None = None, source: str = DETECTOR_SOURCE
+    ) -> AlertView:
+        """Resolve or dismiss an active alert with a reason; recorded in the ledger as ``security.alert.updated``.
+
+        A dismissal is a false-positive label for the next training (see ``false_positive_labels``).
+        """
+        problems = {}
+        if status not in ("resolved", "dismissed"):
+            problems["status"] = "must be resolved or dismissed"
+        if not reason or not reason.strip():
+            problems["reason"] = "a reason is required"
+        elif len(reason) > 1000:
+            problems["reason"] = "at most 1000 characters"
+        if problems:
+            raise ValidationError("invalid alert update", details=problems)
+        now = _now_ms()
+        with _writing(self._engine, "an alert") as connection:
+            row = connection.execute(select(_alerts).where(_alerts.c.id == str(alert_id))).first()
+            if row is None:
+                raise NotFoundError(f"no alert with id {alert_id}")
+            if row.status != "active":
+                raise ConflictError(f"alert {alert_id} is already {row.status}", details={"status": row.status})
+            connection.execute(
+                _alerts.update().where(_alerts.c.id == str(alert_id))
+                .values(status=status, reason=reason.strip(), updated_at_ms=now)
+            )  # fmt: skip
+        alert = dataclasses.replace(_view(row), status=status, reason=reason.strip(), updated_at_ms=now)  # type: ignore[arg-type]
+        self._record(alert, ALERT_UPDATED, _updated_payload(alert, "active"), actor=actor, source=source)
+        return alert
+
+    def _record(
+        self,
+        alert: AlertView,
+        event_type: str,
+        details: dict[str, Any],
+        *,
+        actor: Actor | None = None,
+        source: str = DETECTOR_SOURCE,
+    ) -> None:
+        if self._ledger is None:
+            return
+        event = NewEvent(
+            type=event_type,
+            ref=f"alert:{alert.id}",
+            actor=actor or Actor(DETECTOR_ACTOR),
+            layer="qerberos",
+            verdict="WARN" if alert.status == "active" else "ALLOW",
+            source=source,
+            details=details,
+            id=uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:{event_type}:{alert.status}:{alert.updated_at_ms}"),
+        )
+        try:
+            self._ledger.append([event])
+        except (LedgerError, SQLAlchemyError) as exc:
+            raise LedgerError(f"alert {alert.id} stored but its audit event was not appended") from exc
+
+    # -- live detection's cursor ---------------------------------------------------------------------
+
+    def cursor(self, name: str = "live") -> int:
+        """The last ledger ``seq`` processed (-1 before the first)."""
+        with self._engine.connect() as connection:
+            seq = connection.execute(select(_cursor.c.seq).where(_cursor.c.name == name)).scalar()
+        return -1 if seq is None else int(seq)
+
+    def save_cursor(self, seq: int, name: str = "live") -> None:
+        insert = sqlite_insert if self._engine.dialect.name == "sqlite" else pg_insert
+        statement = insert(_cursor).values(name=name, seq=seq)
+        statement = statement.on_conflict_do_update(index_elements=["name"], set_={"seq": statement.excluded.seq})
+        with _writing(self._engine, "the detector cursor") as connection:
+            connection.execute(statement)
+
+
+class _Row:
+    """Attribute access over a dict of column values (to build a view of a row just inserted)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def false_positive_labels(engine: Engine) -> pl.DataFrame:
+    """Dismissed alerts as training labels: ``squid_id``, ``window_start`` (Datetime ms UTC), ``label`` = 0.
+
+    One row per window a dismissed alert covered (its ``explanation.windows``), deduplicated. An identity
+    whose alert was dismissed was judged normal in those windows, whatever the detector said.
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(_alerts.c.squid_id, _alerts.c.explanation, _alerts.c.window_start_ms).where(
+                _alerts.c.status == "dismissed"
+            )
+        ).all()
+    squids: list[str] = []
+    starts: list[int] = []
+    for squid_id, explanation, window_start_ms in rows:
+        windows = json.loads(explanation).get("windows") or ([window_start_ms] if window_start_ms is not None else [])
+        for window in windows:
+            squids.append(squid_id)
+            starts.append(int(window))
+    frame = pl.DataFrame(
+        {"squid_id": squids, "window_start": starts, "label": [0] * len(squids)},
+        schema={"squid_id": pl.String, "window_start": pl.Int64, "label": pl.Int8},
+    )
+    return (
+        frame.with_columns(pl.col("window_start").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"))
+        .unique(["squid_id", "window_start"])
+        .sort(["squid_id", "window_start"])
+    )

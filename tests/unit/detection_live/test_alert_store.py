@@ -1,0 +1,111 @@
+"""Alerts: deduplicated per identity and pattern, resolved or dismissed with a reason, all in the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from models.alerts import AlertCandidate, AlertStore, ScoreRow, create_alert_tables, false_positive_labels
+from models.ledger import initialise
+from models.records import Actor, SearchQuery
+from qerberos.errors import ConflictError, NotFoundError, ValidationError
+
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def ledger(sqlite_settings):
+    ledger = initialise(sqlite_settings)
+    create_alert_tables(ledger.engine)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def store(ledger) -> AlertStore:
+    return AlertStore(ledger.engine, ledger=ledger)
+
+
+def candidate(
+    squid: str = "did:squid:a",
+    pattern: str = "brute_force",
+    severity: str = "high",
+    score: float = 0.7,
+    window: int = 10 * HOUR,
+) -> AlertCandidate:
+    return AlertCandidate(squid, pattern, "T1110", severity, score, f"{pattern} on {squid}",  # type: ignore[arg-type]
+                          {"rule": pattern}, window_start_ms=window)  # fmt: skip
+
+
+def alert_events(ledger, type_: str) -> list:
+    return list(ledger.search(SearchQuery(type=type_, limit=100)).records)
+
+
+def test_a_repeat_of_the_same_pattern_on_the_same_identity_updates_one_alert(store, ledger):
+    first = store.raise_alert(candidate(score=0.6))
+    again = store.raise_alert(candidate(score=0.9, window=11 * HOUR))
+    other_pattern = store.raise_alert(candidate(pattern="bulk_download"))
+    other_identity = store.raise_alert(candidate(squid="did:squid:b"))
+    assert ("created", "repeated", "created", "created") == (
+        first.kind, again.kind, other_pattern.kind, other_identity.kind)  # fmt: skip
+    assert first.alert.id == again.alert.id
+    stored = store.get(first.alert.id)
+    assert (2, 0.9, [10 * HOUR, 11 * HOUR]) == (stored.occurrences, stored.score, stored.explanation["windows"])
+    assert 3 == store.count(status="active")
+    created = alert_events(ledger, "security.alert.created")
+    assert 3 == len(created)
+    assert {"qerberos"} == {e.layer for e in created}
+    assert {"qerberos:detector"} == {e.source for e in created}
+    assert {"did:squid:a", "did:squid:b"} == {e.details["affectedIdentities"][0] for e in created}
+
+
+def test_a_rise_in_severity_is_recorded_as_an_update(store, ledger):
+    first = store.raise_alert(candidate(severity="medium"))
+    change = store.raise_alert(candidate(severity="critical"))
+    assert ("escalated", "critical") == (change.kind, store.get(first.alert.id).severity)
+    assert ["active"] == [e.details["status"] for e in alert_events(ledger, "security.alert.updated")]
+
+
+def test_dismissal_with_a_reason_is_appended_and_becomes_a_false_positive_label(store, ledger):
+    alert = store.raise_alert(candidate()).alert
+    store.raise_alert(candidate(window=11 * HOUR))
+    analyst = Actor("did:squid:analyst")
+    dismissed = store.set_status(alert.id, "dismissed", "planned load test", actor=analyst, source="local:analyst")
+    assert ("dismissed", "planned load test") == (dismissed.status, store.get(alert.id).reason)
+    [event] = alert_events(ledger, "security.alert.updated")
+    assert ("did:squid:analyst", "local:analyst", "dismissed", "planned load test") == (
+        event.actor.squid_id, event.source, event.details["status"], event.details["reason"])  # fmt: skip
+    labels = false_positive_labels(ledger.engine)
+    start = dt.datetime(1970, 1, 1, 10, tzinfo=dt.UTC)
+    assert [("did:squid:a", start, 0), ("did:squid:a", start + dt.timedelta(hours=1), 0)] == labels.rows()
+    assert ["squid_id", "window_start", "label"] == labels.columns
+    # a new occurrence after the dismissal opens a new alert
+    assert "created" == store.raise_alert(candidate()).kind
+
+
+def test_resolution_needs_a_reason_an_active_alert_and_a_known_id(store):
+    alert = store.raise_alert(candidate()).alert
+    with pytest.raises(ValidationError) as bad:
+        store.set_status(alert.id, "resolved", "  ")
+    assert {"reason"} == set(bad.value.details)
+    with pytest.raises(ValidationError):
+        store.set_status(alert.id, "active", "why not")
+    store.set_status(alert.id, "resolved", "password reset, attacker locked out")
+    with pytest.raises(ConflictError):
+        store.set_status(alert.id, "dismissed", "again")
+    with pytest.raises(NotFoundError):
+        store.set_status("00000000-0000-4000-8000-000000000000", "resolved", "x")
+    assert [] == store.active_for("did:squid:a")
+    assert 0 == false_positive_labels(store.engine).height
+
+
+def test_list_filters_and_latest_score(store):
+    store.raise_alert(candidate(severity="high"))
+    store.raise_alert(candidate(squid="did:squid:b", severity="low"))
+    assert ["did:squid:a"] == [a.squid_id for a in store.list(severity="high")]
+    assert 1 == len(store.list(limit=1))
+    store.record_scores([ScoreRow("did:squid:a", HOUR, 0.2, "1"), ScoreRow("did:squid:a", 2 * HOUR, 0.5, "1")])
+    store.record_scores([ScoreRow("did:squid:a", 2 * HOUR, 0.97, "2")])
+    assert ScoreRow("did:squid:a", 2 * HOUR, 0.97, "2") == store.latest_score("did:squid:a")
+    assert store.latest_score("did:squid:zz") is None

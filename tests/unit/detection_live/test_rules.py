@@ -1,0 +1,125 @@
+"""Rules on small hand-built event sequences: each fires at its threshold and not one event before."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from analytics.rules import LiveEvent, RuleEngine, RuleSpec, load_detection_config
+
+T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
+MIN = 60_000
+CONFIG = load_detection_config()
+
+
+def rule(name: str, **changes: object) -> RuleSpec:
+    spec = next(r for r in CONFIG.rules if r.name == name)
+    return dataclasses.replace(spec, **changes)
+
+
+def ev(
+    n: int,
+    *,
+    squid: str = "did:squid:a",
+    type: str = "login",
+    verdict: str = "DENY",
+    ref: str = "identity:a",
+    at: int | None = None,
+    layer: str = "squid",
+    ip: str | None = "1.2.3.4",
+    country: str | None = "DE",
+) -> LiveEvent:
+    return LiveEvent(n, squid, type, ref, layer, verdict, T0 + n * 1000 if at is None else at, None, ip, country)
+
+
+def fired(engine: RuleEngine, events: list[LiveEvent]) -> list[tuple[int, str, str]]:
+    return [(e.seq, h.rule, h.squid_id) for e in events for h in engine.observe(e)]
+
+
+def test_every_configured_rule_names_an_attack_technique():
+    assert {
+        "brute_force",
+        "password_spraying",
+        "permission_probing",
+        "privilege_escalation",
+        "bulk_download",
+        "bulk_export",
+        "off_hours_admin",
+        "new_location_login",
+        "api_abuse",
+    } == {r.name for r in CONFIG.rules}
+    assert all(r.technique.startswith("T1") for r in CONFIG.rules)
+
+
+def test_brute_force_fires_at_the_nth_deny_within_the_window_and_not_before():
+    engine = RuleEngine([rule("brute_force", threshold=5, window_seconds=600)])
+    hits = fired(engine, [ev(n) for n in range(5)])
+    assert [(4, "brute_force", "did:squid:a")] == hits
+
+
+def test_brute_force_does_not_fire_when_denies_are_spread_beyond_the_window():
+    engine = RuleEngine([rule("brute_force", threshold=5, window_seconds=600)])
+    assert [] == fired(engine, [ev(n, at=T0 + n * 3 * MIN) for n in range(10)])  # 4 within any 10 minutes
+
+
+def test_brute_force_ignores_allowed_sign_ins_and_other_types():
+    engine = RuleEngine([rule("brute_force", threshold=3, window_seconds=600)])
+    events = [ev(0, verdict="ALLOW"), ev(1, type="access"), ev(2), ev(3, verdict="ALLOW"), ev(4)]
+    assert [] == fired(engine, events)
+
+
+def test_repeats_fire_again_only_when_the_evidence_doubles():
+    engine = RuleEngine([rule("brute_force", threshold=5, window_seconds=600)])
+    hits = fired(engine, [ev(n) for n in range(20)])
+    assert [4, 9, 19] == [seq for seq, _, _ in hits]
+
+
+def test_permission_probing_counts_distinct_denied_resources():
+    engine = RuleEngine([rule("permission_probing", threshold=4)])
+    same_ref = [ev(n, type="access", ref="file:x", layer="qdrive") for n in range(10)]
+    assert [] == fired(engine, same_ref)
+    probing = [ev(10 + n, type="access", ref=f"file:{n}", layer="qdrive") for n in range(4)]
+    assert [(12, "permission_probing", "did:squid:a")] == fired(engine, probing)  # file:x, file:0..2
+
+
+def test_password_spraying_alerts_every_identity_denied_from_one_address():
+    engine = RuleEngine([rule("password_spraying", threshold=3)])
+    events = [ev(n, squid=f"did:squid:{n}") for n in range(2)]
+    assert [] == fired(engine, events)
+    hits = fired(engine, [ev(2, squid="did:squid:2"), ev(3, squid="did:squid:3")])
+    assert {"did:squid:0", "did:squid:1", "did:squid:2", "did:squid:3"} == {h[2] for h in hits}
+    assert [] == fired(engine, [ev(4, squid="did:squid:0", ip="9.9.9.9")])
+
+
+def test_privilege_escalation_fires_for_a_non_admin_and_not_for_a_known_admin():
+    spec = rule("privilege_escalation", threshold=3)
+    engine = RuleEngine([spec])
+    attempts = [ev(n, type="admin_operation", layer="dao", verdict="DENY" if n < 2 else "ALLOW") for n in range(3)]
+    assert [(2, "privilege_escalation", "did:squid:a")] == fired(engine, attempts)
+    admin = RuleEngine([spec])
+    old = [ev(0, squid="did:squid:admin", type="admin_operation", verdict="ALLOW", at=T0 - 24 * 60 * MIN)]
+    later = [ev(n, squid="did:squid:admin", type="admin_operation", verdict="ALLOW") for n in range(1, 6)]
+    assert [] == fired(admin, old + later)
+
+
+def test_bulk_download_fires_at_the_threshold():
+    engine = RuleEngine([rule("bulk_download", threshold=10)])
+    downloads = [ev(n, type="download", verdict="ALLOW", ref=f"file:{n}", layer="qdrive") for n in range(10)]
+    assert [9] == [seq for seq, _, _ in fired(engine, downloads)]
+
+
+def test_off_hours_admin_needs_a_history_and_an_unusual_hour():
+    engine = RuleEngine([rule("off_hours_admin", threshold=1, min_history=20)])
+    office = [ev(n, type="access", verdict="ALLOW", at=T0 + n * MIN) for n in range(30)]  # 08:00-08:29
+    assert [] == fired(engine, office)
+    assert [] == fired(engine, [ev(30, type="admin_operation", verdict="ALLOW", at=T0 + 40 * MIN)])  # usual hour
+    night = ev(31, type="admin_operation", verdict="ALLOW", at=T0 + 15 * 60 * MIN)  # 23:00
+    assert [(31, "off_hours_admin", "did:squid:a")] == fired(engine, [night])
+
+
+@pytest.mark.parametrize(("history", "country", "expected"), [(25, "RU", 1), (25, "DE", 0), (5, "RU", 0)])
+def test_new_location_login_fires_on_an_unseen_country_after_enough_history(history, country, expected):
+    engine = RuleEngine([rule("new_location_login")])
+    fired(engine, [ev(n, type="access", verdict="ALLOW") for n in range(history)])
+    assert expected == len(fired(engine, [ev(100, verdict="ALLOW", country=country)]))
