@@ -75,7 +75,8 @@ def insert_rows(connection: Connection, table: str, columns: Sequence[str], rows
         connection.exec_driver_sql(statement, list(rows))
         return
     copy_from_stdin = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with connection.connection.cursor() as cursor, cursor.copy(copy_from_stdin) as copy:
+    psycopg_connection: Any = connection.connection.driver_connection
+    with psycopg_connection.cursor() as cursor, cursor.copy(copy_from_stdin) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -112,7 +113,7 @@ def sequenced(engine: Engine) -> Iterator[Connection]:
 
 def create_schema(engine: Engine) -> None:
     """Create the ledger tables and their guards; safe to run again."""
-    SQLModel.metadata.create_all(engine, tables=[model.__table__ for model in LEDGER_TABLES])  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(engine, tables=[model.__table__ for model in LEDGER_TABLES])  # type: ignore[union-attr]
     with engine.begin() as connection:
         if is_sqlite(engine):
             _sqlite_guards(connection)
