@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Guard, Middleware
 
+from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController, detection_lifespan
 from api.controllers.audit import AuditController
 from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
@@ -80,11 +81,19 @@ def create_app(
         owns_ledger=ledger is None,
     )
     app = Litestar(
-        route_handlers=[AuditController, LedgerController, HealthController, MetricsController],
+        route_handlers=[
+            AuditController,
+            LedgerController,
+            HealthController,
+            MetricsController,
+            AnomalyController,
+            AlertsController,
+            AnomalyAlertsController,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),
         guards=[_permission_guard(hooks.requires)],
-        lifespan=[lifespan],
+        lifespan=[lifespan, detection_lifespan],  # detection needs the ledger the service lifespan opens
         on_startup=list(hooks.on_startup),
         on_shutdown=list(hooks.on_shutdown),
         openapi_config=_openapi_config(),

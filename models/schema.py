@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.alerts import create_alert_tables
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
 from qerberos.errors import LedgerError
@@ -15,6 +16,7 @@ def prepare(settings: Settings) -> Ledger:
     ledger = initialise(settings)
     try:
         create_identity_tables(ledger.engine)
+        create_alert_tables(ledger.engine)
     except SQLAlchemyError as exc:
         raise LedgerError(f"could not create the database schema: {exc.__class__.__name__}") from exc
     return ledger
