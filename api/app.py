@@ -23,6 +23,7 @@ from litestar.types import Guard, Middleware
 
 from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController, detection_lifespan
 from api.controllers.audit import AuditController
+from api.controllers.compliance import ComplianceController
 from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
@@ -89,6 +90,7 @@ def create_app(
             AnomalyController,
             AlertsController,
             AnomalyAlertsController,
+            ComplianceController,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),
