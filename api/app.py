@@ -27,6 +27,7 @@ from api.controllers.compliance import ComplianceController
 from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
+from api.controllers.risk import RiskController, close_risk
 from api.errors import EXCEPTION_HANDLERS
 from api.lifecycle import ServiceState, lifespan
 from api.metrics import InstrumentedASGI
@@ -91,13 +92,14 @@ def create_app(
             AlertsController,
             AnomalyAlertsController,
             ComplianceController,
+            RiskController,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),
         guards=[_permission_guard(hooks.requires)],
         lifespan=[lifespan, detection_lifespan],  # detection needs the ledger the service lifespan opens
         on_startup=list(hooks.on_startup),
-        on_shutdown=list(hooks.on_shutdown),
+        on_shutdown=[close_risk, *hooks.on_shutdown],  # close_risk writes the last queued risk history
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

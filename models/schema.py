@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from models.alerts import create_alert_tables
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
+from models.risk import create_risk_tables
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings
 
@@ -17,6 +18,7 @@ def prepare(settings: Settings) -> Ledger:
     try:
         create_identity_tables(ledger.engine)
         create_alert_tables(ledger.engine)
+        create_risk_tables(ledger.engine)
     except SQLAlchemyError as exc:
         raise LedgerError(f"could not create the database schema: {exc.__class__.__name__}") from exc
     return ledger
