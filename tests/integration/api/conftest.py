@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from api.app import SecurityHooks, create_app
 from models.database import create_ledger_engine
 from models.identities import create_identity, create_identity_tables
-from models.ledger import initialise
+from models.schema import prepare
 from qerberos.settings import Settings
 from tests.conftest import make_settings
 
@@ -45,7 +45,7 @@ def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("QERBEROS_AUTH_MODE", "local")
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     settings = make_settings(monkeypatch, tmp_path / "home")
-    initialise(settings).close()
+    prepare(settings).close()
     return settings
 
 
