@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from analytics.features import FEATURE_COLUMNS, FEATURE_SCHEMA, compute_features, features_to_parquet
+from analytics import features
+from analytics.features import (
+    FEATURE_COLUMNS,
+    FEATURE_SCHEMA,
+    HashCollisionError,
+    compute_features,
+    features_to_parquet,
+)
 from analytics.labels import label_windows
 from analytics.sources import EVENT_SCHEMA
 
@@ -210,3 +219,65 @@ def test_permuting_input_rows_does_not_change_the_features(events: pl.DataFrame,
     shuffled = events[order]
     expected = compute_features(events.lazy(), "1h").collect()
     assert_frame_equal(expected, compute_features(shuffled.lazy(), "1h").collect(), check_exact=False)
+
+
+@_fast
+@given(_events(), st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1))
+def test_the_run_seed_of_the_value_keys_does_not_change_the_features(events: pl.DataFrame, one: int, two: int) -> None:
+    for window in ("5m", "1d"):
+        expected = compute_features(events.lazy(), window, seed=one).collect()
+        assert_frame_equal(expected, compute_features(events.lazy(), window, seed=two).collect())
+
+
+@_fast
+@given(_events())
+def test_the_narrow_file_path_gives_the_features_of_the_lazy_path(events: pl.DataFrame) -> None:
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "events.parquet"
+        events.write_parquet(source)
+        written = pl.read_parquet(features_to_parquet(source, Path(work) / "f.parquet", ["5m", "1h", "1d"]))
+    expected = pl.concat([compute_features(events.lazy(), w).collect(engine="streaming") for w in ("5m", "1h", "1d")])
+    assert_frame_equal(expected, written)
+
+
+def test_features_to_parquet_takes_a_lazy_frame_and_equals_the_exact_values(tmp_path: Path) -> None:
+    out = features_to_parquet(_scenario().lazy(), tmp_path / "features.parquet", ["1h"])
+    assert_frame_equal(compute_features(_scenario().lazy(), "1h").collect(), pl.read_parquet(out))
+
+
+def test_an_identity_key_collision_is_refused_not_merged() -> None:
+    clash = pl.DataFrame(
+        {"s": [7, 8], "squid_id": ["did:squid:a", "did:squid:c"], "squid_id_max": ["did:squid:b", "did:squid:c"]},
+        schema={"s": pl.UInt64, "squid_id": pl.String, "squid_id_max": pl.String},
+    )
+    with pytest.raises(HashCollisionError, match="identity keys collide"):
+        features._checked_identities(clash)
+
+
+def test_a_dao_key_collision_is_refused_not_merged() -> None:
+    same_key = pl.DataFrame(
+        {"s": [1, 2], "d": [5, 5], "n": [3, 4], "dao_id": ["D1", "D2"], "dao_id_max": ["D1", "D2"]},
+        schema={"s": pl.UInt64, "d": pl.UInt64, "n": pl.UInt32, "dao_id": pl.String, "dao_id_max": pl.String},
+    )
+    with pytest.raises(HashCollisionError, match="DAO keys collide"):
+        features._membership(same_key)
+
+
+def test_peer_dao_is_the_most_used_then_the_smallest_id() -> None:
+    rows = [_event("A", MONDAY + dt.timedelta(minutes=m), dao="D2") for m in range(2)]
+    rows += [_event("A", MONDAY + dt.timedelta(minutes=10 + m), dao="D1") for m in range(2)]  # a tie: D1
+    rows += [_event("B", MONDAY + dt.timedelta(minutes=m), dao="D1") for m in range(3)]
+    rows += [_event("C", MONDAY + dt.timedelta(minutes=m), dao="D2") for m in range(5)]
+    actual = compute_features(_frame(rows).lazy(), "1h").collect()
+    # A (4) and B (3) share D1: mean 3.5, population std 0.5; C is alone in D2
+    assert [1.0, -1.0, 0.0] == actual["peer_deviation"].to_list()
+
+
+def test_daily_off_hours_count_each_hour_against_the_history_before_the_day() -> None:
+    rows = [_event("A", MONDAY + dt.timedelta(hours=9, minutes=m)) for m in range(20)]
+    tuesday = MONDAY + dt.timedelta(days=1)
+    rows += [_event("A", tuesday + dt.timedelta(hours=9)), _event("A", tuesday + dt.timedelta(hours=3))]
+    rows += [_event("A", tuesday + dt.timedelta(hours=3, minutes=5))]
+    actual = compute_features(_frame(rows).lazy(), "1d").collect()
+    # Tuesday: the two 03:00 events are off-hours; 09:00 is usual (20 of 20 earlier events)
+    assert [0.0, 2 / 3] == actual["off_hours_share"].to_list()
