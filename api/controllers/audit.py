@@ -19,6 +19,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
 from api import metrics
 from api.envelope import Envelope, ok
 from api.ingest_queue import IngestQueue, WriterGate
+from api.lifecycle import ServiceState
 from api.openapi_bodies import BATCH_LIMIT, NDJSON_TYPES, AuditBatchBody, AuditEventBody
 from api.schemas import AuditEvent, AuditEventCreated, AuditEventPage, BatchCreated, created_view, event_view
 from models.events import AuditEventRequest, check_details, convert_event, decode_event
@@ -64,7 +65,7 @@ def ingest_queue_of(request: Request[Any, Any, Any]) -> IngestQueue:
     queue: IngestQueue | None = state.get(INGEST_QUEUE_KEY)
     if queue is None:
         gate = writer_gate_of(request)
-        service = state.service
+        service: ServiceState = state.service
 
         def append(events: Sequence[NewEvent]) -> list[AppendResult]:
             ledger = service.require_ledger()
