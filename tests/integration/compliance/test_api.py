@@ -35,9 +35,7 @@ def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture
 def client(api_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient[Any]]:
     monkeypatch.setattr(compliance, "REPORT_WAIT_SECONDS", 0.05)
-    app = create_app(api_settings)
-    app.register(compliance.ComplianceController)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(api_settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -1,12 +1,11 @@
 """End to end: simulate traffic with attacks, ingest it through the API, watch the attackers' alerts appear.
 
-The real app (``api.app.create_app``, local-mode security on) with the detection controllers registered, a
+The real app (``api.app.create_app``, local-mode security on) with its detection controllers and engine, a
 detector trained on another seed as the MLflow champion, and the live engine tailing the ledger.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 
@@ -15,16 +14,14 @@ import pytest
 from litestar.testing import TestClient
 
 from analytics.labels import window_truth
-from analytics.model_store import ChampionWatcher
-from analytics.rules import load_detection_config
 from analytics.simulation import SimulationConfig, simulate, to_requests
 from api.app import create_app
-from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController
 from models.database import create_ledger_engine
 from models.identities import create_identity, create_identity_tables
-from models.ledger import initialise
 from models.records import SearchQuery
+from models.schema import prepare
 from pipelines.live_detection import LiveDetection
+from qerberos.settings import load_settings
 from tests.conftest import make_settings
 from tests.integration.detection_live.conftest import DAYS, IDENTITIES, LIVE_SEED
 
@@ -32,13 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
+def settings(tmp_path, monkeypatch, tracking_uri):
     monkeypatch.setenv("QERBEROS_AUTH_MODE", "local")
     monkeypatch.setenv("QERBEROS_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv("QERBEROS_RATE_LIMIT_PER_MINUTE", "0")
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    settings = make_settings(monkeypatch, tmp_path / "home")
-    initialise(settings).close()
+    make_settings(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("QERBEROS_MLFLOW_TRACKING_URI", tracking_uri)  # the service loads this store's champion
+    settings = load_settings()
+    prepare(settings).close()
     return settings
 
 
@@ -53,10 +52,7 @@ def token(settings, name: str, permissions: list[str]) -> dict[str, str]:
 
 @pytest.fixture
 def client(settings):
-    app = create_app(settings)
-    for controller in (AnomalyController, AlertsController, AnomalyAlertsController):
-        app.register(controller)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -71,22 +67,15 @@ def test_attackers_get_alerts_with_their_technique_and_benign_identities_mostly_
     writer = token(settings, "ingest", ["qerberos:audit:write"])
     analyst = token(settings, "analyst", ["alerts:read", "alerts:manage"])
     ledger = client.app.state.service.require_ledger()
-    config = load_detection_config()
-    config = dataclasses.replace(config, live=dataclasses.replace(config.live, poll_seconds=0.1))
-    detection = LiveDetection(ledger, ChampionWatcher(tracking_uri), config=config, tracking_uri=tracking_uri)
-    client.app.state.detection = detection
+    detection = client.app.state.detection  # the service's own engine, started by its lifespan
     detection.refresh_model()
     assert detection.detector() is not None
-    detection.start()
-    try:
-        result = simulate(SimulationConfig(identities=IDENTITIES, days=DAYS, seed=LIVE_SEED))
-        requests = list(to_requests(result.events))
-        for start in range(0, len(requests), 2000):
-            response = client.post("/audit/batch", json=requests[start : start + 2000], headers=writer)
-            assert 201 == response.status_code, response.text
-        wait_until_caught_up(detection, len(requests))
-    finally:
-        detection.stop()
+    result = simulate(SimulationConfig(identities=IDENTITIES, days=DAYS, seed=LIVE_SEED))
+    requests = list(to_requests(result.events))
+    for start in range(0, len(requests), 2000):
+        response = client.post("/audit/batch", json=requests[start : start + 2000], headers=writer)
+        assert 201 == response.status_code, response.text
+    wait_until_caught_up(detection, len(requests))
 
     response = client.get("/alerts", params={"limit": 1000}, headers=analyst)
     assert 200 == response.status_code, response.text
