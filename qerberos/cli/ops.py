@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from pipelines.backup import create_backup
 from pipelines.restore import RestoreRefusedError, restore_backup
 from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from qerberos.cli.serve import PID_FILE
+from qerberos.cli.serve import running_services
 from qerberos.settings import Settings, get_settings
 
 
@@ -62,9 +61,6 @@ def restore(
 
 def _refuse_while_running(settings: Settings) -> None:
     """A local service holding the database open must be stopped before its files are replaced."""
-    try:
-        pid = int((settings.home / PID_FILE).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return
-    raise fail(f"qerberos is running (pid {pid}): stop it first with `qerberos stop`")
+    pids = running_services(settings.home)
+    if pids:
+        raise fail(f"qerberos is running (pid {', '.join(map(str, pids))}): stop it first with `qerberos stop`")

@@ -1,11 +1,11 @@
 """Service commands: serve (foreground), start (background), stop, restart, status, config.
 
 ``serve`` runs uvicorn on ``QERBEROS_HOST:QERBEROS_PORT`` with ``api.app:serve_app`` in each worker and
-keeps a pid file (``QERBEROS_HOME/qerberos.pid``) while it runs, so ``stop`` and ``status`` also work on a
-foreground service. ``start`` launches ``serve`` detached, its output appended to
-``QERBEROS_LOG_DIR/service.log``, and returns once the service answers ``/health/live``. ``stop`` sends
-SIGTERM: uvicorn stops accepting connections, finishes the requests in flight, and the app writes a last
-checkpoint before exiting.
+keeps a pid file (``QERBEROS_HOME/qerberos-<host>-<port>.pid``) while it runs, so ``stop`` and ``status``
+also work on a foreground service, and several replicas (one per host and port) can share one home.
+``start`` launches ``serve`` detached, its output appended to ``QERBEROS_LOG_DIR/service.log``, and returns
+once the service answers ``/health/live``. ``stop`` sends SIGTERM: uvicorn stops accepting connections,
+finishes the requests in flight, and the app writes a last checkpoint before exiting.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,6 @@ import typer
 from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail
 from qerberos.settings import Settings, get_settings
 
-PID_FILE = "qerberos.pid"
 STARTUP_TIMEOUT = 30.0
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -140,7 +140,21 @@ def config() -> None:
 
 
 def _pid_path(settings: Settings) -> Path:
-    return settings.home / PID_FILE
+    """One pid file per host and port: replicas may share a home (a volume), each keeps its own."""
+    return settings.home / f"qerberos-{socket.gethostname()}-{settings.port}.pid"
+
+
+def running_services(home: Path) -> list[int]:
+    """The pids of this host's services of this home that are alive, whatever their port."""
+    pids = []
+    for path in home.glob(f"qerberos-{socket.gethostname()}-*.pid"):
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            pids.append(pid)
+    return pids
 
 
 def _running_pid(settings: Settings) -> int | None:

@@ -203,11 +203,6 @@ def test_the_scheduler_serves_its_metrics(stack: Stack) -> None:
     assert all(service.process.poll() is None for service in stack.services), "a process of the stack died"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: `qerberos serve` refuses to start while another serve's pid is in "
-    "QERBEROS_HOME/qerberos.pid ('already running'), so replicas cannot share one home natively",
-)
 def test_a_second_replica_starts_on_the_same_qerberos_home(stack: Stack) -> None:
     port = free_port()
     replica = Service(
