@@ -85,12 +85,20 @@ def library_versions() -> dict[str, str]:
 
 def use_tracking_uri(tracking_uri: str) -> None:
     """Point MLflow's fluent API (runs, ``load_model``) at one store, for tracking and the registry."""
+    _ensure_local_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 
 
 def client(tracking_uri: str) -> MlflowClient:
+    _ensure_local_store(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _ensure_local_store(tracking_uri: str) -> None:
+    """A local SQLite store (the default ``mlruns/mlflow.db``) needs its directory before MLflow opens it."""
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sha256_file(path: Path) -> str:

@@ -344,12 +344,14 @@ def _backup_keys(home: Path, target: Path, passphrase: str) -> None:
 
 
 def mlflow_local_store(tracking_uri: str) -> Path | None:
-    """The local path of an MLflow store (a ``file:`` directory or an SQLite file), None if remote."""
+    """The local directory of an MLflow store, None if remote: a ``file:`` store, or the directory of an
+    SQLite store's file, which holds its artifacts too in the default layout (``mlruns/mlflow.db`` beside
+    ``mlruns/<experiment>/``)."""
     parsed = urllib.parse.urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         return Path(urllib.parse.unquote(parsed.path or tracking_uri)).resolve()
     if parsed.scheme == "sqlite":
-        return Path(make_url(tracking_uri).database or "").resolve()
+        return Path(make_url(tracking_uri).database or "").resolve().parent
     return None
 
 

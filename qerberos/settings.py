@@ -46,6 +46,11 @@ class Settings:
     security_timeout: float = 2.0
     # ``qerberos report schedule`` serves its own /metrics (prometheus_client) on this port.
     scheduler_metrics_port: int = 9465
+    # Live detection runs inside the API process (``embedded``: the one-machine default) or not at all
+    # there (``off``: API replicas in production, beside one ``qerberos detect`` process, whose own
+    # /metrics is served on ``detector_metrics_port``).
+    live_detection: str = "embedded"
+    detector_metrics_port: int = 9466
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,13 +125,15 @@ def load_settings() -> Settings:
         rate_limit_per_minute=_number("RATE_LIMIT_PER_MINUTE", "6000", int),
         max_body_bytes=_number("MAX_BODY_BYTES", str(16 * 1024 * 1024), int),
         metrics_token=_optional("METRICS_TOKEN"),
-        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"file://{Path('mlruns').resolve()}"),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"),
         log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
         squid_cache_ttl=_number("SQUID_CACHE_TTL", "60", float),
         qonsent_cache_ttl=_number("QONSENT_CACHE_TTL", "30", float),
         qonsent_grace=_number("QONSENT_GRACE", "300", float),
         security_timeout=_number("SECURITY_TIMEOUT", "2", float),
         scheduler_metrics_port=_number("SCHEDULER_METRICS_PORT", "9465", int),
+        live_detection=_choice("LIVE_DETECTION", "embedded", ("embedded", "off")),
+        detector_metrics_port=_number("DETECTOR_METRICS_PORT", "9466", int),
     )
 
 

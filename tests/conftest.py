@@ -37,7 +37,7 @@ def postgres_url() -> Iterator[str]:
 def make_settings(monkeypatch: pytest.MonkeyPatch, home: Path, database_url: str | None = None) -> Settings:
     monkeypatch.setenv("QERBEROS_HOME", str(home))
     monkeypatch.setenv("QERBEROS_LOG_ORIGIN", "test.qerberos.local/audit")
-    monkeypatch.setenv("QERBEROS_MLFLOW_TRACKING_URI", (home.parent / "mlruns").as_uri())
+    monkeypatch.setenv("QERBEROS_MLFLOW_TRACKING_URI", f"sqlite:///{home.parent / 'mlruns' / 'mlflow.db'}")
     monkeypatch.setenv("QERBEROS_LOG_DIR", str(home.parent / "logs"))
     if database_url is None:
         monkeypatch.delenv("QERBEROS_DATABASE_URL", raising=False)

@@ -371,6 +371,10 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
     from analytics.model_store import ChampionWatcher
 
     state = app.state.service
+    if state.settings.live_detection == "off":  # a separate `qerberos detect` process does it
+        app.state.detection = None
+        yield
+        return
     ledger = state.require_ledger()
     watcher = ChampionWatcher(state.settings.mlflow_tracking_uri)
     uri = state.settings.mlflow_tracking_uri

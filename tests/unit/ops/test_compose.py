@@ -17,7 +17,7 @@ from tests.unit.ops._deploy import COMPOSE_FILE, REPO
 
 SCHEMA_FILE = REPO / "tests" / "fixtures" / "compose-spec.json"
 SETTINGS_VARIABLES = frozenset(f"QERBEROS_{field.name.upper()}" for field in dataclasses.fields(Settings))
-CORE_SERVICES = {"init", "qerberos", "proxy", "postgres", "redis", "mlflow", "prometheus", "scheduler"}
+CORE_SERVICES = {"init", "qerberos", "proxy", "postgres", "redis", "mlflow", "prometheus", "scheduler", "detector"}
 DEV_SERVICES = {"squid", "qonsent"}
 
 
@@ -116,7 +116,7 @@ def test_postgres_mlflow_and_prometheus_keep_data_in_named_volumes(compose: dict
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "mlflow-artifacts:/mlartifacts" in services["mlflow"]["volumes"]
     assert "prometheus-data:/prometheus" in services["prometheus"]["volumes"]
-    for name in ("init", "qerberos", "scheduler"):
+    for name in ("init", "qerberos", "scheduler", "detector"):
         assert "qerberos-home:/var/lib/qerberos" in services[name]["volumes"]
     assert {"qerberos-home", "postgres-data", "mlflow-artifacts", "prometheus-data"} == set(compose["volumes"])
 
@@ -168,7 +168,7 @@ def test_every_interpolated_variable_is_documented_in_the_header() -> None:
     assert set() == {variable for variable in variables if variable not in header}
 
 
-@pytest.mark.parametrize("name", ["init", "qerberos", "mlflow", "scheduler", "squid", "qonsent"])
+@pytest.mark.parametrize("name", ["init", "qerberos", "mlflow", "scheduler", "detector", "squid", "qonsent"])
 def test_python_services_run_the_image_built_from_the_dockerfile(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:

@@ -21,6 +21,7 @@ PLANNED_COMMANDS: dict[tuple[str, ...], frozenset[str]] = {
     ("init",): frozenset(),
     ("serve",): frozenset({"--workers"}),
     ("report", "schedule"): frozenset(),
+    ("detect",): frozenset(),
     ("dev", "squid"): frozenset({"--port"}),
     ("dev", "qonsent"): frozenset({"--port"}),
 }
@@ -67,7 +68,7 @@ def test_live_cli_walk_finds_a_registered_command_and_refuses_an_unknown_one() -
 
 
 def test_compose_runs_the_project_cli_in_every_python_service() -> None:
-    assert {"init", "qerberos", "scheduler", "squid", "qonsent"} == set(COMMANDS)
+    assert {"init", "qerberos", "scheduler", "detector", "squid", "qonsent"} == set(COMMANDS)
 
 
 @pytest.mark.parametrize("service", sorted(COMMANDS))
