@@ -44,8 +44,10 @@ status: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/pytest
 
+# Benchmarks (figures in the README): `make bench` runs the ledger one; others: `python -m bench NAME`.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@dpkg -s wrk > /dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk > /dev/null)
+	$(BIN)/python -m bench ledger
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

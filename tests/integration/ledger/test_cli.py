@@ -34,7 +34,7 @@ def test_init_is_idempotent_and_prints_the_verifier_key(backend_settings: Settin
     first = _run("init")
     second = _run("init")
     assert (first[0], second[0]) == (0, 0)
-    key_lines = [[line for line in output.splitlines() if line.startswith("verifier key: ")] for _, output in (first, second)]
+    key_lines = [[line for line in out.splitlines() if line.startswith("verifier key: ")] for _, out in (first, second)]
     assert key_lines[0] == key_lines[1]
     assert key_lines[0][0].startswith("verifier key: test.qerberos.local/audit+")
     assert ("admin.token" in first[1], "admin.token" in second[1]) == (True, False)
