@@ -51,6 +51,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged append survives power loss
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA analysis_limit=1000")  # ANALYZE samples: milliseconds, whatever the size
     cursor.close()
 
 
@@ -61,6 +62,17 @@ def _begin_sqlite(connection: Connection) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's planner fresh statistics (PostgreSQL's autovacuum does this by itself).
+
+    Without them a search filtered on actor and type picked the type index and scanned: ~8 s a page at
+    1M events, against ~14 ms with them. The ledger calls this each time its size doubles.
+    """
+    if is_sqlite(engine):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
 
 
 def insert_rows(connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:

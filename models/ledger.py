@@ -27,7 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
 from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
-from models.database import create_ledger_engine, create_schema, fetch_rows, insert_rows, is_sqlite, sequenced
+from models.database import (
+    create_ledger_engine,
+    create_schema,
+    fetch_rows,
+    insert_rows,
+    is_sqlite,
+    refresh_statistics,
+    sequenced,
+)
 from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
@@ -291,6 +299,8 @@ class Ledger:
         now_ms = int(time.time() * 1000)
         if latest is not None and not force and now_ms - latest.created_at_ms < self._checkpoint_interval * 1000:
             return str(latest.note)
+        if latest is None or size.bit_length() > latest.size.bit_length():
+            refresh_statistics(self._engine)  # the log doubled since: the planner's picture is stale
         return self._make_checkpoint(size, now_ms)
 
     def _make_checkpoint(self, size: int, now_ms: int) -> str:

@@ -147,3 +147,19 @@ def test_proof_arguments_out_of_range_are_validation_errors(ledger: Ledger) -> N
     ):
         with pytest.raises(ValidationError):
             call()
+
+
+def test_sqlite_planner_statistics_are_refreshed_when_the_log_doubles(ledger: Ledger) -> None:
+    if ledger.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's autovacuum keeps its own statistics
+    ledger.append([event(n, actor=f"did:squid:user{n % 50}") for n in range(400)])
+    ledger.checkpoint(force=True)
+    with ledger.engine.connect() as connection:
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT seq FROM ledger_entries WHERE actor_squid_id = 'did:squid:user7' "
+                "AND type = 'access' ORDER BY seq DESC LIMIT 10"
+            )
+        )
+    assert "ix_ledger_entries_actor_seq" in plan
