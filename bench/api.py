@@ -284,7 +284,8 @@ def _environment(root: Path) -> dict[str, str]:
         "QERBEROS_LOG_DIR": str(root / "logs"),
         "QERBEROS_CHECKPOINT_INTERVAL": "5",
         "QERBEROS_LOG_ORIGIN": "bench.qerberos.local/audit",
-        "QERBEROS_MLFLOW_TRACKING_URI": (root / "mlruns").as_uri(),
+        "QERBEROS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        "QERBEROS_LIVE_DETECTION": "off",  # as API replicas run in production, beside one `qerberos detect`
     }
 
 
