@@ -16,7 +16,8 @@ runner = CliRunner()
 
 def test_simulated_events_become_a_labelled_feature_table(sqlite_settings: Settings, tmp_path: Path) -> None:
     events = tmp_path / "sim.parquet"
-    simulated = runner.invoke(app, ["simulate", "--identities", "12", "--days", "3", "--seed", "3", "--out", str(events)])
+    arguments = ["simulate", "--identities", "12", "--days", "3", "--seed", "3", "--out", str(events)]
+    simulated = runner.invoke(app, arguments)
     assert 0 == simulated.exit_code, simulated.output
     table = tmp_path / "features.parquet"
     labels = tmp_path / "sim.labels.parquet"
