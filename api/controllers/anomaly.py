@@ -368,13 +368,12 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
 
     Register after ``api.lifecycle.lifespan``: ``lifespan=[lifespan, detection_lifespan]``.
     """
-    from analytics.model_store import ChampionWatcher
-
     state = app.state.service
     if state.settings.live_detection == "off":  # a separate `qerberos detect` process does it
         app.state.detection = None
         yield
         return
+    from analytics.model_store import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
     ledger = state.require_ledger()
     watcher = ChampionWatcher(state.settings.mlflow_tracking_uri)
     uri = state.settings.mlflow_tracking_uri
