@@ -28,28 +28,9 @@ machine's cores with the server. Steps:
 ``--reuse DIR`` runs again on a store kept with ``--keep`` (building a million events takes 1.5-5 minutes
 here); ``--analyze`` gathers SQLite's planner statistics first (see the two-filter search below).
 
-Figures (2026-11-27, 2 cores shared with wrk and with other benchmarks: load average 4-15, so throughput
-varied 2x between repeats; ``server_cpu_ms_per_request`` is the steadier figure; uvloop + httptools
-installed; 1.0-1.6 M stored events; every run: no acknowledged event missing, ``qerberos verify`` exit 0):
-
-"LD" = live detection running in every worker (HEAD since fc14b59); "no LD" = the same service at fc14b59^
-with this group commit (an exported tree, for comparison). --workers 2 everywhere.
-
-| scenario | req/s | p50 / p99 ms | server CPU ms/req | worker RSS MB |
-|---|---|---|---|---|
-| single POST, 32 conn, no LD | 1,090-2,128 | 12-25 / 92-163 | 0.42-0.47 | 171-184 |
-| single POST, 32 conn, LD | 360-531 | 48-52 / 457-875 | 1.8-2.8 | 420-975 |
-| batch of 1,000, 4 conn, no LD | 4.0-7.4 (4,000-7,400 ev/s) | 507-990 / 813-1,428 | 107-120 | 184-200 |
-| batch of 1,000, 4 conn, LD | 1.6-3.6 (1,600-3,650 ev/s) | 1,018-2,406 / 2,444-7,659 | 210-692 | 430-975 |
-| GET /audit/{id}, 4 conn, no LD | 2,117 | 1.5 / 16.5 | 0.77 | 178 |
-| GET /audit/{id}, 4 conn, LD | 1,250 | 2.3 / 288 | 1.44 | 430-764 |
-| GET /audit?actor=, 4 conn, no LD | 236 | 14 / 224 | 4.8 | 184 |
-| GET /audit?actor=&type=, no ANALYZE | 1.2 | 8,003 / 8,479 | 562 | |
-| GET /audit?actor=&type=, ANALYZE, no LD | 269 | 14 / 44 | 4.0 | 184 |
-
-``python -m bench api --workers 2 --events 1000000 --duration 15 --keep`` then
-``python -m bench api --workers 2 --duration 15 --reuse DIR --scenarios single,batch,ack`` and
-``python -m bench api --workers 2 --duration 15 --connections 4 --reuse DIR --scenarios get,search,search_actor_type``.
+Figures, with the commands that produced them: README.md, "Benchmarks". To rerun the read scenarios on a
+kept store: ``python -m bench api --workers 2 --duration 10 --connections 4 --reuse DIR --scenarios
+get,search,search_actor_type``.
 """
 
 from __future__ import annotations
