@@ -76,9 +76,21 @@ class _TrainingECDF:
     estimate would for a batch of one row; the probability is never 0, so its logarithm is finite.
     """
 
-    def _fit_ecdf(self, X: np.ndarray) -> None:
+    def fit(self, X: Any, y: Any = None) -> Any:
+        X = check_array(X, dtype=np.float64)
+        self._set_n_classes(y)  # type: ignore[attr-defined]  # from the PyOD detector this is mixed into
         self.train_sorted_ = np.sort(X, axis=0)
         self.skew_sign_ = np.sign(np.nan_to_num(skew(X, axis=0)))
+        self.decision_scores_ = self.decision_function(X)
+        self._process_decision_scores()  # type: ignore[attr-defined]
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        X = check_array(X, dtype=np.float64)
+        return self._combine(*self._tails(X)).sum(axis=1).ravel()
+
+    def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = self.train_sorted_.shape[0]
@@ -97,35 +109,15 @@ class _TrainingECDF:
 class TrainingECOD(_TrainingECDF, ECOD):
     """ECOD (Li et al. 2022) whose ECDFs come from the training data alone: batch-independent scores."""
 
-    def fit(self, X: Any, y: Any = None) -> TrainingECOD:
-        X = check_array(X, dtype=np.float64)
-        self._set_n_classes(y)
-        self._fit_ecdf(X)
-        self.decision_scores_ = self.decision_function(X)
-        self._process_decision_scores()
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        X = check_array(X, dtype=np.float64)
-        u_left, u_right, u_skew = self._tails(X)
-        return np.maximum(np.maximum(u_left, u_right), u_skew).sum(axis=1).ravel()
+    def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
+        return np.maximum(np.maximum(u_left, u_right), u_skew)
 
 
 class TrainingCOPOD(_TrainingECDF, COPOD):
     """COPOD (Li et al. 2020) whose ECDFs come from the training data alone: batch-independent scores."""
 
-    def fit(self, X: Any, y: Any = None) -> TrainingCOPOD:
-        X = check_array(X, dtype=np.float64)
-        self._set_n_classes(y)
-        self._fit_ecdf(X)
-        self.decision_scores_ = self.decision_function(X)
-        self._process_decision_scores()
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        X = check_array(X, dtype=np.float64)
-        u_left, u_right, u_skew = self._tails(X)
-        return np.maximum(u_skew, (u_left + u_right) / 2).sum(axis=1).ravel()
+    def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
+        return np.maximum(u_skew, (u_left + u_right) / 2)
 
 
 # name -> class; every entry takes ``contamination`` and scores rows independently of their batch.

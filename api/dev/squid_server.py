@@ -12,16 +12,14 @@ Ed25519 signature (base64) over the UTF-8 payload; ``GET /health``.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from litestar import Litestar, get, post
 from litestar.params import JSONBody
 
+from api.dev import _runner
 from api.security.local import verify_ed25519
 
 
@@ -54,17 +52,8 @@ def create_app(fixture: dict[str, Any]) -> Litestar:
 
 
 def serve(port: int, fixture: Path, host: str = "127.0.0.1") -> None:
-    uvicorn.run(create_app(json.loads(fixture.read_text())), host=host, port=port, log_level="warning")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="development sQuid")
-    parser.add_argument("--port", type=int, default=3010)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--fixture", type=Path, required=True)
-    args = parser.parse_args(argv)
-    serve(args.port, args.fixture, args.host)
+    _runner.serve(create_app, port, fixture, host)
 
 
 if __name__ == "__main__":
-    main()
+    _runner.main(create_app, "development sQuid", 3010)
