@@ -289,7 +289,10 @@ def _render_html(directory: Path) -> None:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(directory / OUTPUTS["ipynb"], as_version=4))
+    notebook = nbformat.read(directory / OUTPUTS["ipynb"], as_version=4)
+    for cell in notebook.cells:  # library warnings on stderr belong in the executed notebook, not the report
+        cell["outputs"] = [out for out in cell.get("outputs", []) if out.get("name") != "stderr"]
+    body, _ = exporter.from_notebook_node(notebook)
     # The report reads offline: no script from a CDN (nothing in it needs one; Chromium would wait for it).
     (directory / OUTPUTS["html"]).write_text(_EXTERNAL_SCRIPT.sub("", body), encoding="utf-8")
 
