@@ -65,7 +65,6 @@ WINDOWS: tuple[str, ...] = ("5m", "1h", "1d")
 AUTH_TYPES: tuple[str, ...] = ("authentication", "login")
 USUAL_HOUR_MIN_SHARE = 0.02
 MIN_HISTORY_EVENTS = 20
-KEY_COLUMNS: tuple[str, ...] = ("squid_id", "window_start", "window")
 FEATURE_COLUMNS: tuple[str, ...] = (
     "event_count",
     "distinct_refs",

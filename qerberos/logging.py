@@ -96,10 +96,6 @@ class _ConsoleFormatter(logging.Formatter):
         return line
 
 
-def default_log_dir(home: Path) -> Path:
-    return home.parent / "logs"
-
-
 def configure_logging(level: str = "INFO", log_dir: Path | None = None, *, stream: TextIO | None = None) -> None:
     """Install qerberos's handlers on the root logger (again: replaces the earlier ones)."""
     stream = stream or sys.stderr

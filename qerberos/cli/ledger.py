@@ -73,10 +73,6 @@ def ingest(
     typer.echo(f"appended {appended} events")
 
 
-class _BadLine(Exception):
-    pass
-
-
 def _batches(stream: TextIO, batch_size: int) -> Iterator[list[NewEvent]]:
     batch: list[NewEvent] = []
     for number, line in enumerate(stream, start=1):
