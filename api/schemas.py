@@ -7,6 +7,7 @@ routes are ``models.events.AuditEventRequest``, shared with ``qerberos ingest``.
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -18,7 +19,12 @@ Verdict = Literal["ALLOW", "DENY", "WARN"]
 
 
 class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """Base of the response shapes: camelCase names, optional fields left out when empty."""
+    """Base of the response shapes: camelCase names, optional fields left out when empty.
+
+    Ids are ``uuid.UUID`` and hashes ``bytes`` in the event shapes: msgspec writes them as the canonical
+    UUID string and standard base64 in C, the same text ``str()`` and ``b64()`` make, several times cheaper
+    (a batch answer holds 1,000 of each, a search page 100).
+    """
 
 
 class IdentityRef(_Schema, frozen=True):
@@ -30,10 +36,10 @@ class IdentityRef(_Schema, frozen=True):
 class AuditEventCreated(_Schema, frozen=True):
     """``data`` of ``POST /audit`` (and each item of a batch). ``seq`` and ``leafHash`` are additions."""
 
-    id: str
+    id: uuid.UUID
     timestamp: str
     seq: int
-    leaf_hash: str
+    leaf_hash: bytes
     cid: str | None = None
 
 
@@ -41,7 +47,7 @@ class AuditEvent(_Schema, frozen=True):
     """A stored event: the contract's ``AuditEvent`` plus ``seq``, ``leafHash``, ``receivedAt``
     and ``detailsCommitment`` (``details`` is absent once erased; the commitment stays)."""
 
-    id: str
+    id: uuid.UUID
     type: str
     ref: str
     actor: IdentityRef
@@ -49,7 +55,7 @@ class AuditEvent(_Schema, frozen=True):
     verdict: Verdict
     timestamp: str
     seq: int
-    leaf_hash: str
+    leaf_hash: bytes
     received_at: str
     details_commitment: str
     details: dict[str, Any] | None = None
@@ -165,10 +171,10 @@ def b64(data: bytes) -> str:
 def created_view(result: AppendResult) -> AuditEventCreated:
     record = result.record
     return AuditEventCreated(
-        id=str(record.id),
+        id=record.id,
         timestamp=iso_timestamp(record.occurred_at),
         seq=record.seq,
-        leaf_hash=b64(record.leaf_hash),
+        leaf_hash=record.leaf_hash,
         cid=record.cid,
     )
 
@@ -176,7 +182,7 @@ def created_view(result: AppendResult) -> AuditEventCreated:
 def event_view(record: LedgerRecord) -> AuditEvent:
     actor = record.actor
     return AuditEvent(
-        id=str(record.id),
+        id=record.id,
         type=record.type,
         ref=record.ref,
         actor=IdentityRef(actor.squid_id, actor.sub_id, actor.dao_id),
@@ -184,7 +190,7 @@ def event_view(record: LedgerRecord) -> AuditEvent:
         verdict=record.verdict,
         timestamp=iso_timestamp(record.occurred_at),
         seq=record.seq,
-        leaf_hash=b64(record.leaf_hash),
+        leaf_hash=record.leaf_hash,
         received_at=iso_timestamp(record.received_at),
         details_commitment=record.details_commitment,
         details=None if record.details is None else dict(record.details),
