@@ -15,8 +15,8 @@ T = TypeVar("T")
 
 def iso_timestamp(moment: dt.datetime | None = None) -> str:
     """ISO 8601 in UTC with milliseconds and ``Z``, the contract's spelling (``2024-02-08T15:30:00.000Z``)."""
-    moment = (moment or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    moment = dt.datetime.now(dt.UTC) if moment is None else moment.astimezone(dt.UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"; ~2x cheaper than strftime
 
 
 class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
