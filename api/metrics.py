@@ -12,6 +12,8 @@ With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` must be set before t
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import logging
 import os
 import re
@@ -108,16 +110,22 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def record_ingested(results: Iterable[AppendResult]) -> None:
-    """Count newly created events (not idempotent replays) by layer and verdict."""
-    newest = 0.0
+    """Count newly created events (not idempotent replays) by layer and verdict.
+
+    Counted per label pair first, so a batch of 1,000 costs one ``labels().inc(n)`` per pair, not 1,000.
+    """
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    newest: dt.datetime | None = None
     for result in results:
-        if not result.created:
-            continue
-        record = result.record
-        EVENTS_INGESTED.labels(_layer_label(record.layer), record.verdict).inc()
-        newest = max(newest, record.received_at.timestamp())
-    if newest:
-        LAST_INGEST.set(newest)
+        if result.created:
+            record = result.record
+            counts[record.layer, record.verdict] += 1
+            if newest is None or record.received_at > newest:
+                newest = record.received_at
+    for (layer, verdict), count in counts.items():
+        EVENTS_INGESTED.labels(_layer_label(layer), verdict).inc(count)
+    if newest is not None:
+        LAST_INGEST.set(newest.timestamp())
 
 
 def _layer_label(layer: str) -> str:
