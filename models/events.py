@@ -98,12 +98,13 @@ def check_details(details: Mapping[str, Any] | None) -> None:
         )
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, Mapping):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _depth(value: Mapping[str, Any] | list[Any]) -> int:
+    """Levels of nesting of decoded JSON (objects are dicts, arrays lists); scalars cost no call."""
+    deepest = 0
+    for child in value.values() if isinstance(value, Mapping) else value:
+        if isinstance(child, (dict, list)):
+            deepest = max(deepest, _depth(child))
+    return 1 + deepest
 
 
 def _explain(raw: bytes | str, exc: msgspec.DecodeError) -> ValidationError:

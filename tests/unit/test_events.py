@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.events import MAX_DETAILS_BYTES, decode_event
+from models.events import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, decode_event
 from qerberos.errors import PayloadTooLargeError, ValidationError
 
 VALID = (
@@ -54,3 +54,14 @@ def test_details_are_bounded_in_depth_and_size() -> None:
     big = '{"blob":"' + "x" * MAX_DETAILS_BYTES + '"}'
     with pytest.raises(PayloadTooLargeError):
         decode_event(VALID.replace(b'{"operation":"download"}', big.encode()))
+
+
+@pytest.mark.parametrize("container", ["object", "array"])
+def test_details_may_nest_exactly_to_the_limit(container: str) -> None:
+    inner = "[1]" if container == "array" else '{"b":1}'
+    at_limit = '{"a":' * (MAX_DETAILS_DEPTH - 2) + '{"x":"flat","y":' + inner + "}" + "}" * (MAX_DETAILS_DEPTH - 2)
+    decode_event(VALID.replace(b'{"operation":"download"}', at_limit.encode()))
+    one_more = '{"a":' + at_limit + "}"
+    with pytest.raises(ValidationError) as caught:
+        decode_event(VALID.replace(b'{"operation":"download"}', one_more.encode()))
+    assert "details" in caught.value.details
