@@ -2,7 +2,8 @@
 
 Bearer tokens are looked up by their SHA-256; signed headers are verified here with the identity's Ed25519
 public key (see ``signed_request``). Lookups run in a worker thread and are cached for ``LOOKUP_TTL``
-seconds, so disabling an identity takes effect within that time.
+seconds, so disabling an identity takes effect within that time. For bearer tokens the cache holds the
+answer itself (caller and credential), so a request with a known token costs one hash and one dict lookup.
 """
 
 from __future__ import annotations
@@ -31,19 +32,18 @@ class LocalIdentities:
 
     def __init__(self, engine: Engine, *, clock: Clock = time.monotonic) -> None:
         self._engine = engine
-        self._by_token: TTLCache[str, Identity | object] = TTLCache(clock=clock)
+        self._by_token: TTLCache[str, tuple[Caller, Credential] | object] = TTLCache(clock=clock)
         self._by_squid_id: TTLCache[str, Identity | object] = TTLCache(clock=clock)
 
     async def verify_token(self, token: str) -> tuple[Caller, Credential]:
         token_hash = hash_token(token)
-        identity = self._by_token.get(token_hash)
-        if identity is None:
-            found = await anyio.to_thread.run_sync(find_by_token_hash, self._engine, token_hash)
-            identity = found if found is not None else _MISSING
-            self._by_token.set(token_hash, identity, LOOKUP_TTL)
-        if not isinstance(identity, Identity) or identity.disabled:
+        answer = self._by_token.get(token_hash)
+        if answer is None:
+            answer = _bearer_answer(await anyio.to_thread.run_sync(find_by_token_hash, self._engine, token_hash))
+            self._by_token.set(token_hash, answer, LOOKUP_TTL)
+        if not isinstance(answer, tuple):
             raise AuthenticationError("SQUID_IDENTITY_INVALID", "the bearer token is not valid")
-        return _caller(identity), Credential("bearer", identity.permission_set)
+        return answer
 
     async def verify_signature(self, squid_id: str, signature: str, payload: str) -> tuple[Caller, Credential]:
         identity = self._by_squid_id.get(squid_id)
@@ -73,6 +73,13 @@ def verify_ed25519(public_key_b64: str, signature: str, message: bytes) -> bool:
 def _b64decode(text: str) -> bytes:
     normal = text.strip().replace("-", "+").replace("_", "/")
     return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
+
+
+def _bearer_answer(identity: Identity | None) -> tuple[Caller, Credential] | object:
+    """What a bearer token of this identity proves; ``_MISSING`` for an unknown or disabled identity."""
+    if identity is None or identity.disabled:
+        return _MISSING
+    return _caller(identity), Credential("bearer", identity.permission_set)
 
 
 def _caller(identity: Identity) -> Caller:
