@@ -25,6 +25,11 @@ machine's cores with the server. Steps:
 4. stop the server (SIGTERM: a graceful stop) and check that the ledger holds at least every acknowledged
    event and that ``qerberos verify`` passes; print the ``summary`` line.
 
+``--stages N`` measures instead, in this process and without HTTP, the CPU of each stage of ``POST /audit/batch``
+on the batch the ``batch`` scenario sends (decode and validate, ``NewEvent``s, ``Ledger.append``, metrics, the
+answer's views, its JSON), median over N batches appended to an empty ledger (SQLite under a temporary
+``QERBEROS_HOME``, or ``QERBEROS_DATABASE_URL`` when set); one JSON line, milliseconds per 1,000 events.
+
 ``--reuse DIR`` runs again on a store kept with ``--keep`` (building a million events takes 1.5-5 minutes
 here); ``--analyze`` gathers SQLite's planner statistics first (see the two-filter search below).
 
@@ -45,18 +50,24 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from litestar.serialization import encode_json
 
+from api import metrics
+from api.controllers import audit
+from api.envelope import ok
+from api.schemas import BatchCreated, created_view
 from models.database import create_ledger_engine
 from models.identities import create_identity, create_identity_tables
 from models.ledger import Ledger, initialise
@@ -151,7 +162,12 @@ def main(argv: list[str]) -> None:
         help="run SQLite's ANALYZE on the store first (planner statistics; qerberos does not gather them itself)",
     )
     parser.add_argument("--reuse", type=Path, help="a directory kept by --keep: its store is used as it is")
+    parser.add_argument("--stages", type=int, metavar="N", help="CPU per stage of the batch route over N batches")
     args = parser.parse_args(argv)
+    if args.stages:
+        with tempfile.TemporaryDirectory(prefix="qerberos-bench-api-") as directory:
+            _batch_stages(Path(directory), args.stages)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (Debian: apt-get install -y wrk)")
     root = args.reuse or Path(tempfile.mkdtemp(prefix="qerberos-bench-api-"))
@@ -252,6 +268,47 @@ def _run(args: argparse.Namespace, root: Path) -> None:
     )
     if failures:
         sys.exit(1)
+
+
+def _batch_stages(root: Path, batches: int) -> None:
+    """Where the batch route's CPU goes: each stage as ``AuditController.log_batch`` runs it, timed apart."""
+    os.environ.update(_environment(root))
+    source = "local:bench"
+    body = _batch_body()
+    timings: dict[str, list[float]] = {}
+
+    def timed(stage: str, work: Callable[..., Any], *args: Any) -> Any:
+        started = time.process_time()
+        value = work(*args)
+        timings.setdefault(stage, []).append(time.process_time() - started)
+        return value
+
+    with initialise(load_settings()) as ledger:
+        for _ in range(batches):
+            requests = timed("decode", audit._decode_batch, body, "application/json")
+            events = timed("new_events", lambda items: [item.to_new_event(source) for item in items], requests)
+            results = timed("append", ledger.append, events)
+            timed("metrics", metrics.record_ingested, results)
+            views = timed("views", lambda items: [created_view(item) for item in items], results)
+            data = BatchCreated(count=len(views), created=len(views), events=views)
+            timed("encode", lambda answer: encode_json(ok(answer)), data)
+    per_thousand = {
+        f"{stage}_ms": round(statistics.median(spent) * 1e6 / _BATCH_SIZE, 2) for stage, spent in timings.items()
+    }
+    total = sum(per_thousand.values())
+    _emit(
+        "batch_stages", batches=batches, **per_thousand, total_ms=round(total, 2), events_per_cpu_s=round(1e6 / total)
+    )
+
+
+def _batch_body() -> bytes:
+    """The body of the ``batch`` scenario (the same text its Lua script builds)."""
+    items = [
+        f'{{"type":"access","ref":"file:batch-{i}","actor":{{"squidId":"did:squid:user{i % 997}"}},"layer":"qdrive",'
+        f'"verdict":"ALLOW","details":{{"operation":"download","n":{i}}}}}'
+        for i in range(1, _BATCH_SIZE + 1)
+    ]
+    return ("[" + ",".join(items) + "]").encode()
 
 
 def _environment(root: Path) -> dict[str, str]:
