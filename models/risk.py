@@ -24,7 +24,20 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, Float, Index, Integer, SmallInteger, String, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    bindparam,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -78,6 +91,14 @@ class RiskCurrentRow(SQLModel, table=True):
 
 _history = RiskScoreRow.__table__  # type: ignore[attr-defined]
 _current = RiskCurrentRow.__table__  # type: ignore[attr-defined]
+_CURRENT = select(_current).where(_current.c.identity == bindparam("identity"))
+_CURRENT_COLUMNS = ("identity", "score", "level", "level_rank", "factors", "computed_at_ms")
+_NEWEST = (
+    select(_history.c.score, _history.c.operation, _history.c.computed_at_ms)
+    .where(_history.c.identity == bindparam("identity"))
+    .order_by(_history.c.id.desc())
+    .limit(1)
+)
 
 
 def create_risk_tables(engine: Engine) -> None:
@@ -141,15 +162,21 @@ def level_change(previous: CurrentRisk | None, record: RiskRecord) -> LevelChang
 class RiskStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+        upsert = (sqlite_insert if engine.dialect.name == "sqlite" else pg_insert)(_current)
+        self._upsert_current = upsert.on_conflict_do_update(
+            index_elements=["identity"], set_={k: upsert.excluded[k] for k in _CURRENT_COLUMNS if k != "identity"}
+        )
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
-    def current(self, identity: str) -> CurrentRisk | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(select(_current).where(_current.c.identity == identity)).first()
+    def current(self, identity: str, connection: Connection | None = None) -> CurrentRisk | None:
+        """The identity's current risk, read on ``connection`` when given (the caller's transaction)."""
+        if connection is None:
+            with self._engine.connect() as own:
+                return self.current(identity, own)
+        row = connection.execute(_CURRENT, {"identity": identity}).first()
         return None if row is None else _current_of(row)
 
     def record(self, record: RiskRecord) -> bool:
@@ -159,44 +186,37 @@ class RiskStore:
         return self.record_many([record]) == 1
 
     def record_many(self, records: Sequence[RiskRecord]) -> int:
-        """``record`` for each, in one transaction; returns how many were written."""
+        """``record`` for each, in one transaction; returns how many were written.
+
+        The history rows go in one multi-row insert and the current levels in one multi-row upsert: the
+        write-behind writer stores hundreds a second, and each statement costs ~0.1 ms of the API's CPU."""
         now = int(time.time() * 1000)
-        written = 0
         try:
             with self._write() as connection:
-                for record in records:
-                    written += self._record_in(connection, record, now)
+                rows = [_history_values(record, now) for record in self._fresh(connection, records)]
+                if rows:
+                    connection.execute(_history.insert(), rows)
+                current = {row["identity"]: _current_values(row) for row in rows if row["operation"] is None}
+                if current:  # an identity's newest identity assessment wins
+                    connection.execute(self._upsert_current, list(current.values()))
         except (SQLAlchemyError, LedgerError) as exc:
             raise LedgerError(f"could not store the risk score: {exc.__class__.__name__}") from exc
-        return written
+        return len(rows)
 
-    def _record_in(self, connection: Connection, record: RiskRecord, now: int) -> bool:
-        last = connection.execute(
-            select(_history.c.score, _history.c.operation, _history.c.computed_at_ms)
-            .where(_history.c.identity == record.identity)
-            .order_by(_history.c.id.desc())
-            .limit(1)
-        ).first()
-        if last is not None and tuple(last) == (record.score, record.operation, record.computed_at_ms):
-            return False
-        factors = record.factors_json()
-        connection.execute(
-            _history.insert().values(
-                identity=record.identity, score=record.score, level=record.level, factors=factors,
-                operation=record.operation, computed_at_ms=record.computed_at_ms, recorded_at_ms=now,
-            )
-        )  # fmt: skip
-        if record.operation is None:
-            values = {
-                "identity": record.identity, "score": record.score, "level": record.level,
-                "level_rank": LEVEL_RANK[record.level], "factors": factors, "computed_at_ms": record.computed_at_ms,
-            }  # fmt: skip
-            statement = self._insert(_current).values(values)
-            statement = statement.on_conflict_do_update(
-                index_elements=["identity"], set_={k: statement.excluded[k] for k in values if k != "identity"}
-            )
-            connection.execute(statement)
-        return True
+    @staticmethod
+    def _fresh(connection: Connection, records: Sequence[RiskRecord]) -> list[RiskRecord]:
+        """The records that differ from the identity's newest row (stored, or earlier in ``records``)."""
+        newest: dict[str, tuple[float, str | None, int] | None] = {}
+        fresh: list[RiskRecord] = []
+        for record in records:
+            if record.identity not in newest:
+                row = connection.execute(_NEWEST, {"identity": record.identity}).first()
+                newest[record.identity] = None if row is None else (row.score, row.operation, row.computed_at_ms)
+            key = (record.score, record.operation, record.computed_at_ms)
+            if newest[record.identity] != key:
+                newest[record.identity] = key
+                fresh.append(record)
+        return fresh
 
     def _write(self) -> contextlib.AbstractContextManager[Connection]:
         """SQLite: ``BEGIN IMMEDIATE`` (a read-then-write transaction that began deferred could not upgrade
@@ -233,6 +253,18 @@ class RiskStore:
             return [_current_of(row) for row in connection.execute(statement)]
 
 
+def _history_values(record: RiskRecord, recorded_at_ms: int) -> dict[str, Any]:
+    return {
+        "identity": record.identity, "score": record.score, "level": record.level, "factors": record.factors_json(),
+        "operation": record.operation, "computed_at_ms": record.computed_at_ms, "recorded_at_ms": recorded_at_ms,
+    }  # fmt: skip
+
+
+def _current_values(history_row: dict[str, Any]) -> dict[str, Any]:
+    current = {name: history_row[name] for name in _CURRENT_COLUMNS if name != "level_rank"}
+    return {**current, "level_rank": LEVEL_RANK[history_row["level"]]}
+
+
 def _current_of(row: Any) -> CurrentRisk:
     return CurrentRisk(row.identity, float(row.score), row.level, json.loads(row.factors), int(row.computed_at_ms))
 
@@ -259,10 +291,10 @@ class RiskWriter:
         self._thread = threading.Thread(target=self._run, name="qerberos-risk-writer", daemon=True)
         self._thread.start()
 
-    def current(self, identity: str) -> CurrentRisk | None:
+    def current(self, identity: str, connection: Connection | None = None) -> CurrentRisk | None:
         with self._lock:
             recent = self._recent.get(identity)
-        return recent if recent is not None else self._store.current(identity)
+        return recent if recent is not None else self._store.current(identity, connection)
 
     def submit(self, record: RiskRecord) -> None:
         key = (record.score, record.operation, record.computed_at_ms)

@@ -48,3 +48,20 @@ def test_the_writer_answers_queued_levels_and_stores_them_on_flush(tmp_path: Pat
     assert current is not None and "high" == current.level
     writer.close()
     assert [0.7] == [r.score for r in store.history("did:squid:a")]
+
+
+def test_a_batch_skips_repeats_and_keeps_the_newest_identity_assessment_current(tmp_path: Path) -> None:
+    store = RiskStore(create_engine(f"sqlite:///{tmp_path / 'risk.db'}"))
+    create_risk_tables(store.engine)
+    store.record(_record(0.4, "medium", 1))
+    batch = [
+        _record(0.4, "medium", 1),  # the stored newest row again
+        _record(0.7, "high", 2),
+        _record(0.7, "high", 2),  # a repeat within the batch
+        _record(0.9, "critical", 2, operation="payment"),
+        _record(0.2, "low", 3),
+    ]
+    assert 3 == store.record_many(batch)
+    assert [0.2, 0.9, 0.7, 0.4] == [r.score for r in store.history("did:squid:a")]
+    current = store.current("did:squid:a")
+    assert current is not None and (0.2, "low", 3) == (current.score, current.level, current.computed_at_ms)
