@@ -58,6 +58,7 @@ class RiskConfig:
     as_of_rounding_ms: int = 60_000
     future_skew_ms: int = 300_000
     history_limit: int = 2000
+    cache_rows: int = 2_000_000
     alert_half_life_ms: int = 72 * _HOUR_MS
     alert_saturation: float = 1.5
     max_alerts: int = 100
@@ -153,6 +154,7 @@ def _from_mapping(raw: Mapping[str, Any]) -> RiskConfig:
         as_of_rounding_ms=max(1, round(float(raw.get("as_of_rounding_seconds", 60)) * 1000)),
         future_skew_ms=round(float(raw.get("future_skew_seconds", 300)) * 1000),
         history_limit=int(raw.get("history_limit", base.history_limit)),
+        cache_rows=int(raw.get("cache_rows", base.cache_rows)),
         alert_half_life_ms=hours(alerts, "half_life_hours", base.alert_half_life_ms),
         alert_saturation=float(alerts.get("saturation", base.alert_saturation)),
         max_alerts=int(alerts.get("max_alerts", base.max_alerts)),

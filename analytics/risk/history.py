@@ -1,33 +1,63 @@
-"""Read what a score depends on: the identity's ledger events, its alerts, and the ledger's "now".
+"""Read what a score depends on from the ledger: a snapshot of its state ("now") and an identity's events.
 
 Only indexed, bounded queries (TEAM.md: ``ledger_entries`` has an index on ``(actor_squid_id, seq)``):
 
-- "now" (``ledger_now_ms``): the newest ``occurred_at_ms`` (``ix_ledger_entries_occurred``, one index
-  probe), but never later than the newest receipt time (the primary key's last row) plus a skew, so a
-  client's far-future timestamp cannot freeze risk; rounded down to ``as_of_rounding``. It depends only on
-  the ledger's state: the same ledger and request give the same answer. Risk time is ledger time: on an
-  idle ledger, risk does not decay until events arrive.
-- the identity's newest ``history_limit`` events (``ix_ledger_entries_actor_seq`` + ``event_details``'
-  primary key), of which those dated after "now" and qerberos's own (layer ``qerberos``: alerts, risk
-  changes) are left out. "Never seen for this identity" means within these events.
+- the snapshot (``ledger_snapshot``, one statement of three index probes): the ledger's size and its "now",
+  the newest ``occurred_at_ms`` (``ix_ledger_entries_occurred``) but never later than the newest receipt
+  time (the primary key's last row) plus a skew, so a client's far-future timestamp cannot freeze risk;
+  rounded down to ``as_of_rounding``. It depends only on the ledger's state: the same ledger and request
+  give the same answer. Risk time is ledger time: on an idle ledger, risk does not decay until events arrive.
+- an identity's events (``read_rows``): its newest ``limit`` rows with ``seq`` in a range below the
+  snapshot's size (``ix_ledger_entries_actor_seq`` + ``event_details``' primary key), so every read of one
+  assessment sees the same ledger prefix, on PostgreSQL's read-committed statements too. Of these rows,
+  qerberos's own (layer ``qerberos``: alerts, risk changes) and those dated after "now" are left out of the
+  history (``history_cache.py``). "Never seen for this identity" means within these events.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from typing import Any, Protocol
+import dataclasses
+from collections.abc import Iterator
+from typing import Protocol
 
 import msgspec
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
-from analytics.risk.factors import AlertView, DetectorScoreView, HistoryEvent
+from analytics.risk.factors import AlertView, DetectorScoreView
 from models.tables import EventDetails, LedgerEntry
 
-logger = logging.getLogger(__name__)
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
 OWN_LAYER = "qerberos"
+#: ``Ledger.erase`` deletes an identity's details and appends this event (actor: the identity).
+ERASURE_TYPE = "gdpr.erasure"
+
+_SNAPSHOT = select(
+    select(func.max(_entries.c.seq)).scalar_subquery(),
+    select(func.max(_entries.c.occurred_at_ms)).scalar_subquery(),
+    select(_entries.c.received_at_ms).order_by(_entries.c.seq.desc()).limit(1).scalar_subquery(),
+)
+_ROWS = (
+    select(_entries.c.occurred_at_ms, _entries.c.type, _entries.c.layer, _entries.c.verdict, _details.c.details)
+    .outerjoin(_details, _details.c.seq == _entries.c.seq)
+    .where(
+        _entries.c.actor_squid_id == bindparam("identity"),
+        _entries.c.seq >= bindparam("start"),
+        _entries.c.seq < bindparam("size"),
+    )
+    .order_by(_entries.c.seq.desc())
+    .limit(bindparam("limit"))
+)
+_ALL_ROWS = (
+    select(
+        _entries.c.actor_squid_id, _entries.c.occurred_at_ms, _entries.c.type, _entries.c.layer, _entries.c.verdict,
+        _details.c.details,
+    )
+    .outerjoin(_details, _details.c.seq == _entries.c.seq)
+    .where(_entries.c.seq < bindparam("size"))
+    .order_by(_entries.c.seq)
+)  # fmt: skip
+_STREAM = {"stream_results": True, "yield_per": 10_000}  # PostgreSQL: a server-side cursor, not 1 M rows at once
 
 
 class _Access(msgspec.Struct):
@@ -39,98 +69,86 @@ class _Access(msgspec.Struct):
 
 
 _access_decoder = msgspec.json.Decoder(_Access)
+_NO_ACCESS = _Access()
 
 
-class AlertLike(Protocol):
-    """What risk reads of an alert row (``models.alerts``; TEAM.md alerts contract)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """The ledger's state an assessment reads: ``size`` entries (seq ``0..size-1``) and its "now"."""
 
-    severity: str
-    score: float
-    status: str
-    created_at_ms: int
-    updated_at_ms: int
-    pattern: str
-    technique: str | None
+    size: int
+    as_of_ms: int
 
 
-class AlertSource(Protocol):
-    """The read side of ``models.alerts.AlertStore`` that risk needs."""
+#: What a history event holds besides its time: ``(type, verdict, ip, country, device)``.
+EventFields = tuple[str, str, str | None, str | None, str | None]
 
-    def active_for(self, squid_id: str) -> Sequence[AlertLike]: ...
 
-    def latest_score(self, squid_id: str) -> Any: ...
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One of an identity's ledger rows as risk reads it; ``own``: qerberos's own (no access details read)."""
+
+    occurred_at_ms: int
+    own: bool
+    fields: EventFields
+
+    @property
+    def erases_details(self) -> bool:
+        return self.own and self.fields[0] == ERASURE_TYPE
+
+
+class AlertReader(Protocol):
+    """What the risk service reads of detection, on the connection it reads the ledger with
+    (``analytics.risk.alerts.AlertTables``)."""
+
+    def active_alerts(self, connection: Connection, identity: str) -> tuple[AlertView, ...]: ...
+
+    def latest_score(self, connection: Connection, identity: str) -> DetectorScoreView | None: ...
 
 
 class NoAlerts:
-    """An alert source with nothing in it (before detection is wired, and in tests)."""
+    """An alert reader with nothing to read (detection not installed, and in tests)."""
 
-    def active_for(self, squid_id: str) -> Sequence[Any]:
+    def active_alerts(self, connection: Connection, identity: str) -> tuple[AlertView, ...]:
         return ()
 
-    def latest_score(self, squid_id: str) -> Any:
+    def latest_score(self, connection: Connection, identity: str) -> DetectorScoreView | None:
         return None
 
 
-def alert_views(rows: Sequence[Any]) -> tuple[AlertView, ...]:
-    return tuple(
-        AlertView(
-            severity=str(row.severity),
-            score=float(row.score or 0.0),
-            status=str(row.status),
-            created_at_ms=int(row.created_at_ms),
-            updated_at_ms=int(row.updated_at_ms),
-            pattern=str(row.pattern),
-            technique=getattr(row, "technique", None),
-        )
-        for row in rows
-    )
-
-
-def detector_view(latest: Any) -> DetectorScoreView | None:
-    """``AlertStore.latest_score`` may answer a row (``score``, ``window_start_ms``), a number, or None."""
-    if latest is None:
-        return None
-    if isinstance(latest, int | float):
-        return DetectorScoreView(float(latest), None)
-    start = getattr(latest, "window_start_ms", None)
-    return DetectorScoreView(float(latest.score), None if start is None else int(start))
-
-
-def ledger_now_ms(connection: Connection, *, rounding_ms: int, future_skew_ms: int) -> int:
-    """The ledger's "now" (see the module doc); 0 for an empty ledger."""
-    newest = connection.execute(select(func.max(_entries.c.occurred_at_ms))).scalar()
-    if newest is None:
-        return 0
-    received = connection.execute(
-        select(_entries.c.received_at_ms).order_by(_entries.c.seq.desc()).limit(1)
-    ).scalar_one()
+def ledger_snapshot(connection: Connection, *, rounding_ms: int, future_skew_ms: int) -> LedgerSnapshot:
+    """The ledger's size and "now" (see the module doc); now is 0 for an empty ledger."""
+    last_seq, newest, received = connection.execute(_SNAPSHOT).one()
+    if last_seq is None:
+        return LedgerSnapshot(0, 0)
     now = min(int(newest), int(received) + future_skew_ms)
-    return now - now % rounding_ms
+    return LedgerSnapshot(int(last_seq) + 1, now - now % rounding_ms)
 
 
-def read_history(connection: Connection, identity: str, as_of_ms: int, limit: int) -> tuple[HistoryEvent, ...]:
-    """The identity's newest ``limit`` events dated up to ``as_of_ms``, oldest first, without qerberos's own."""
-    rows = connection.execute(
-        select(_entries.c.occurred_at_ms, _entries.c.type, _entries.c.layer, _entries.c.verdict, _details.c.details)
-        .outerjoin(_details, _details.c.seq == _entries.c.seq)
-        .where(_entries.c.actor_squid_id == identity)
-        .order_by(_entries.c.seq.desc())
-        .limit(limit)
-    ).all()
-    events: list[HistoryEvent] = []
-    for occurred, type_, layer, verdict, details in rows:
-        if layer == OWN_LAYER or occurred > as_of_ms:
-            continue
-        access = _decode_access(details)
-        events.append(HistoryEvent(occurred, type_, verdict, access.ip, access.country, access.device))
-    events.reverse()
-    return tuple(events)
+def read_rows(connection: Connection, identity: str, *, start: int, size: int, limit: int) -> list[LedgerRow]:
+    """The identity's newest ``limit`` rows with ``start <= seq < size``, oldest first."""
+    rows = connection.execute(_ROWS, {"identity": identity, "start": start, "size": size, "limit": limit}).all()
+    return [_row(*row) for row in reversed(rows)]
+
+
+def read_all_rows(connection: Connection, size: int) -> Iterator[tuple[str, LedgerRow]]:
+    """Every ``(identity, row)`` with ``seq < size`` in seq order, in one pass over the ledger."""
+    rows = connection.execution_options(**_STREAM).execute(_ALL_ROWS, {"size": size})
+    for identity, *row in rows:
+        yield identity, _row(*row)
+
+
+def _row(occurred: int, type_: str, layer: str, verdict: str, details: str | None) -> LedgerRow:
+    if layer == OWN_LAYER:
+        return LedgerRow(occurred, True, (type_, verdict, None, None, None))
+    access = _decode_access(details)
+    return LedgerRow(occurred, False, (type_, verdict, access.ip, access.country, access.device))
 
 
 def _decode_access(details: str | None) -> _Access:
     if not details:
-        return _Access()
+        return _NO_ACCESS
     try:
         return _access_decoder.decode(details)
     except msgspec.DecodeError:  # erased, not an object, or other types under these keys: no access data
-        return _Access()
+        return _NO_ACCESS

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
 from analytics.risk.events import level_changed_event
 from analytics.risk.factors import OperationContext
-from analytics.risk.history import AlertSource, NoAlerts, alert_views, detector_view, ledger_now_ms, read_history
+from analytics.risk.history import AlertReader, LedgerSnapshot, NoAlerts, ledger_snapshot
+from analytics.risk.history_cache import HistoryCache
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
 from models.records import NewEvent
-from models.risk import LevelChange, RiskRecord, RiskStore, RiskWriter, level_change
+from models.risk import CurrentRisk, LevelChange, RiskRecord, RiskStore, RiskWriter, level_change
 
 logger = logging.getLogger(__name__)
 _ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
@@ -35,7 +37,7 @@ class RiskService:
         config: RiskConfig,
         *,
         ledger: LedgerAppender | None = None,
-        alerts: AlertSource | None = None,
+        alerts: AlertReader | None = None,
         store: RiskStore | None = None,
         write_behind: bool = False,
     ) -> None:
@@ -44,9 +46,10 @@ class RiskService:
         self._engine = engine
         self._config = config
         self._ledger = ledger
-        self._alerts: AlertSource = alerts if alerts is not None else NoAlerts()
+        self._alerts: AlertReader = alerts if alerts is not None else NoAlerts()
         self._store = store if store is not None else RiskStore(engine)
         self._writer = RiskWriter(self._store) if write_behind else None
+        self._histories = HistoryCache(limit=config.history_limit, max_rows=config.cache_rows)
 
     def close(self) -> None:
         """Store what the write-behind writer still holds."""
@@ -57,6 +60,18 @@ class RiskService:
         if self._writer is not None:
             self._writer.flush()
 
+    def prime(self) -> int:
+        """Read every identity's events into memory in one pass over the ledger, so that no first assessment
+        pays the scattered per-identity read (``HistoryCache.prime``). Returns how many identities."""
+        started = time.perf_counter()
+        with self._engine.connect() as connection:
+            primed = self._histories.prime(connection, self._snapshot(connection))
+        logger.info(
+            "risk history of %d identities read in %.1f s (%d rows held)",
+            primed, time.perf_counter() - started, self._histories.rows_held,
+        )  # fmt: skip
+        return primed
+
     @property
     def config(self) -> RiskConfig:
         return self._config
@@ -65,23 +80,23 @@ class RiskService:
     def store(self) -> RiskStore:
         return self._store
 
-    def inputs(
-        self, identity: str, *, operation: str | None = None, context: OperationContext | None = None,
-        factors: Sequence[str] | None = None,
+    def _snapshot(self, connection: Connection) -> LedgerSnapshot:
+        return ledger_snapshot(
+            connection, rounding_ms=self._config.as_of_rounding_ms, future_skew_ms=self._config.future_skew_ms
+        )
+
+    def _inputs(
+        self, connection: Connection, identity: str, *, operation: str | None, context: OperationContext | None,
+        names: set[str],
     ) -> RiskInputs:  # fmt: skip
-        """Everything the score depends on, read in one database transaction (plus the alert store's)."""
-        names = set(select_factors(factors))
-        config = self._config
-        with self._engine.connect() as connection:
-            as_of = ledger_now_ms(
-                connection, rounding_ms=config.as_of_rounding_ms, future_skew_ms=config.future_skew_ms
-            )
-            history = read_history(connection, identity, as_of, config.history_limit)
-        alerts = alert_views(self._alerts.active_for(identity)) if names & _ALERT_FACTORS else ()
-        detector = detector_view(self._alerts.latest_score(identity)) if "detector_score" in names else None
+        """Everything the score depends on, read in one database transaction."""
+        snapshot = self._snapshot(connection)
+        alerts = self._alerts.active_alerts(connection, identity) if names & _ALERT_FACTORS else ()
+        detector = self._alerts.latest_score(connection, identity) if "detector_score" in names else None
         return RiskInputs(
-            identity=identity, as_of_ms=as_of, alerts=alerts, detector=detector, history=history,
-            operation=operation, context=context or OperationContext(),
+            identity=identity, as_of_ms=snapshot.as_of_ms, alerts=alerts, detector=detector,
+            history=self._histories.history(connection, identity, snapshot), operation=operation,
+            context=context or OperationContext(),
         )  # fmt: skip
 
     def assess(
@@ -97,19 +112,21 @@ class RiskService:
 
         Only an identity assessment (no operation, no context, every factor) moves the identity's level.
         """
-        select_factors(factors)  # unknown names fail before any read
-        inputs = self.inputs(identity, operation=operation, context=access, factors=factors)
-        assessment = assess(inputs, self._config, factors)
+        names = set(select_factors(factors))  # unknown names fail before any read
         tracks_level = (
             operation is None
             and not context
             and access in (None, OperationContext())
-            and (factors is None or set(ADDITIVE_FACTORS) <= set(factors))
+            and set(ADDITIVE_FACTORS) <= names
         )
-        self._keep(assessment, tracks_level)
+        with self._engine.connect() as connection:
+            inputs = self._inputs(connection, identity, operation=operation, context=access, names=names)
+            previous = (self._writer or self._store).current(identity, connection) if tracks_level else None
+        assessment = assess(inputs, self._config, factors)
+        self._keep(assessment, tracks_level, previous)
         return assessment
 
-    def _keep(self, assessment: RiskAssessment, tracks_level: bool) -> None:
+    def _keep(self, assessment: RiskAssessment, tracks_level: bool, previous: CurrentRisk | None) -> None:
         record = RiskRecord(
             identity=assessment.identity,
             score=assessment.score,
@@ -119,7 +136,6 @@ class RiskService:
             operation=None if tracks_level else (assessment.operation or "(custom)"),
         )
         if tracks_level:
-            previous = (self._writer or self._store).current(assessment.identity)
             if previous is not None and (previous.computed_at_ms, previous.score) == (
                 assessment.as_of_ms,
                 assessment.score,

@@ -19,7 +19,15 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, FromQuery, RawBody
 from sqlalchemy import Engine
 
-from analytics.risk import FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment, RiskService, load_config
+from analytics.risk import (
+    FACTOR_NAMES,
+    LEVELS,
+    AlertReader,
+    OperationContext,
+    RiskAssessment,
+    RiskService,
+    load_config,
+)
 from analytics.risk.events import iso_ms
 from api.envelope import Envelope, ok
 from models.ledger import Ledger
@@ -87,7 +95,8 @@ class _RiskScoreBody(Operation):
 
 
 def risk_service(request: Request[Any, Any, Any]) -> RiskService:
-    """The app's ``RiskService`` (``app.state.risk``), built on first use over the ledger's database."""
+    """The app's ``RiskService`` (``app.state.risk``), built on first use over the ledger's database; it reads
+    every identity's events into memory in the background meanwhile (``RiskService.prime``)."""
     service: RiskService | None = request.app.state.get("risk")
     if service is not None:
         return service
@@ -96,6 +105,7 @@ def risk_service(request: Request[Any, Any, Any]) -> RiskService:
         if service is None:
             ledger: Ledger = request.app.state.service.require_ledger()
             service = build_service(ledger.engine, ledger, write_behind=True)
+            threading.Thread(target=service.prime, name="qerberos-risk-prime", daemon=True).start()
             request.app.state.risk = service
     return service
 
@@ -108,17 +118,18 @@ def close_risk(app: Litestar) -> None:
 
 
 def build_service(engine: Engine, ledger: Ledger | None, *, write_behind: bool = False) -> RiskService:
-    """Risk over ``engine`` with the configured weights and, when detection is installed, its alert store.
+    """Risk over ``engine`` with the configured weights and, when detection is installed, its alert tables.
     ``write_behind``: the history is stored by a background writer (the served app; close it at shutdown)."""
     create_risk_tables(engine)
-    alerts: Any = None
+    alerts: AlertReader | None = None
     try:
-        from models.alerts import AlertStore, create_alert_tables
+        from analytics.risk.alerts import AlertTables
+        from models.alerts import create_alert_tables
     except ImportError:  # detection not installed: alerts and detector scores count 0
         pass
     else:
         create_alert_tables(engine)
-        alerts = AlertStore(engine)
+        alerts = AlertTables()
     return RiskService(engine, load_config(), ledger=ledger, alerts=alerts, write_behind=write_behind)
 
 
