@@ -17,6 +17,7 @@ Only indexed, bounded queries (TEAM.md: ``ledger_entries`` has an index on ``(ac
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -139,10 +140,18 @@ def read_all_rows(connection: Connection, size: int) -> Iterator[tuple[str, Ledg
 
 
 def _row(occurred: int, type_: str, layer: str, verdict: str, details: str | None) -> LedgerRow:
+    """Its strings interned: the history cache holds them for every identity, and a handful of types,
+    verdicts, countries and devices would otherwise be one string object per row."""
+    intern = sys.intern
     if layer == OWN_LAYER:
-        return LedgerRow(occurred, True, (type_, verdict, None, None, None))
+        return LedgerRow(occurred, True, (intern(type_), intern(verdict), None, None, None))
     access = _decode_access(details)
-    return LedgerRow(occurred, False, (type_, verdict, access.ip, access.country, access.device))
+    ip, country, device = access.ip, access.country, access.device
+    return LedgerRow(
+        occurred,
+        False,
+        (intern(type_), intern(verdict), ip and intern(ip), country and intern(country), device and intern(device)),
+    )
 
 
 def _decode_access(details: str | None) -> _Access:

@@ -15,7 +15,8 @@ The history is the same as a full read at the same ledger state (``history.read_
 - ``prime`` reads the whole ledger once (~5 s of CPU at 1 M events), so that no identity pays the
   scattered read on its first assessment; it runs only when every row fits in the cache.
 
-Memory: 10 bytes per row (time and an index into the identity's distinct ``EventFields``), bounded by
+Memory: 12 bytes per row (time and an index into the identity's distinct ``EventFields``, whose strings
+are interned) plus those fields, ~20 bytes a row in all at 1 M events; bounded by
 ``max_rows`` per process; the identities used least recently leave first. ``max_rows = 0`` keeps nothing.
 """
 
@@ -49,7 +50,7 @@ class _Entry:
     def of(cls, size: int, rows: Sequence[tuple[int, EventFields | None]]) -> _Entry:
         """From ``(occurred_at_ms, fields or None for an own row)``, oldest first."""
         index: dict[EventFields | None, int] = {None: _OWN}
-        kinds = array.array("H", (index.setdefault(fields, len(index)) for _, fields in rows))
+        kinds = array.array("I", (index.setdefault(fields, len(index)) for _, fields in rows))
         return cls(size, array.array("q", (time for time, _ in rows)), kinds, tuple(index))
 
     def rows(self) -> list[tuple[int, EventFields | None]]:
@@ -64,6 +65,30 @@ class _Entry:
             for time, kind in zip(self.times, self.kinds, strict=True)
             if kind != _OWN and time <= as_of_ms
         )
+
+
+class _Met:
+    """An identity's rows as one pass over the ledger meets them, as compact as an entry (at 1 M events,
+    a tuple per row would hold ~400 MB until the pass ends); at most ``2 x limit`` are kept."""
+
+    __slots__ = ("fields", "kinds", "times")
+
+    def __init__(self) -> None:
+        self.times = array.array("q")
+        self.kinds = array.array("I")
+        self.fields: dict[EventFields | None, int] = {None: _OWN}
+
+    def add(self, row: LedgerRow, limit: int) -> None:
+        self.times.append(row.occurred_at_ms)
+        self.kinds.append(self.fields.setdefault(None if row.own else row.fields, len(self.fields)))
+        if len(self.times) >= 2 * limit:
+            del self.times[:-limit]
+            del self.kinds[:-limit]
+
+    def entry(self, size: int, limit: int) -> _Entry:
+        fields = tuple(self.fields)
+        newest = zip(self.times[-limit:], self.kinds[-limit:], strict=True)
+        return _Entry.of(size, [(time, fields[kind]) for time, kind in newest])
 
 
 def _pairs(rows: Sequence[LedgerRow]) -> list[tuple[int, EventFields | None]]:
@@ -102,15 +127,15 @@ class HistoryCache:
         more rows than the cache may)."""
         if not 0 < snapshot.size <= self._max_rows:
             return 0
-        newest: dict[str, collections.deque[tuple[int, EventFields | None]]] = {}
+        met: dict[str, _Met] = {}
         for identity, row in read_all_rows(connection, snapshot.size):
-            pairs = newest.get(identity)
-            if pairs is None:
-                pairs = newest[identity] = collections.deque(maxlen=self._limit)
-            pairs.append((row.occurred_at_ms, None if row.own else row.fields))
-        for identity, pairs in newest.items():
-            self._keep(identity, _Entry.of(snapshot.size, pairs))
-        return len(newest)
+            rows = met.get(identity)
+            if rows is None:
+                rows = met[identity] = _Met()
+            rows.add(row, self._limit)
+        for identity, rows in met.items():
+            self._keep(identity, rows.entry(snapshot.size, self._limit))
+        return len(met)
 
     def _read(self, connection: Connection, identity: str, size: int) -> _Entry:
         return _Entry.of(size, _pairs(read_rows(connection, identity, start=0, size=size, limit=self._limit)))
