@@ -5,8 +5,10 @@
 ``python -m bench ledger --backend sqlite --events 10000000`` (proofs and peak memory at 10M; ~30 min)
 
 Figures (one JSON object per line):
-- ``bare_executemany_rows_per_s``: the same database taking the same rows through a bare executemany
-  into a second, fresh ledger's ``ledger_entries`` (same indexes and constraints, a commit per 1,000);
+- ``bare_executemany_rows_per_s``: the same database taking the same rows as the appends (per event its
+  ``ledger_entries`` row, its ``event_details`` row and the ``merkle_nodes`` it completes) through a bare
+  executemany per table into a second, fresh ledger (same indexes and constraints, a commit per 1,000
+  events); counted in events per second, so it compares with ``append_events_per_s`` directly;
 - ``append_events_per_s``: ``Ledger.append`` in batches of 1,000 (of 10,000 beyond a million events, to
   build a 10-million-entry log in one sitting: ``--events 10000000``);
 - ``raw_sha256_per_s``, ``driver_read_rows_per_s`` and ``verify_events_per_s``: the full re-derivation
@@ -32,10 +34,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from models import merkle
 from models.database import create_ledger_engine, create_schema, fetch_rows, sequenced
 from models.ledger import Ledger, initialise
 from models.records import Actor, NewEvent
-from models.tables import LedgerEntry
+from models.tables import EventDetails, LedgerEntry, MerkleNode
 from models.verification import verify_ledger
 from qerberos.settings import load_settings
 
@@ -48,7 +51,11 @@ _READ = (
     " ORDER BY e.seq"
 )
 _READ_CHUNK = 20_000
-_COLUMNS = tuple(column.name for column in LedgerEntry.__table__.columns)  # type: ignore[attr-defined]
+_TABLES = {
+    table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[attr-defined]
+    for table in (LedgerEntry, EventDetails, MerkleNode)
+}
+_BARE_DETAILS = '{"ip":"10.0.1.2","size":123456}'  # the size of the details of ``_event``
 
 
 def main(argv: list[str]) -> None:
@@ -138,28 +145,39 @@ def _run(args: argparse.Namespace, bare_url: str) -> None:
 
 
 class _BareInserts:
-    """The physical limit: rows of the ledger's shape through a bare driver executemany into the
-    ``ledger_entries`` of a second, fresh ledger in the same database server (same indexes, constraints
-    and durability settings), one commit per 1,000 under the same sequencer.
+    """The physical limit: the rows an append of 1,000 events writes (their ``ledger_entries`` and
+    ``event_details`` rows and the ``merkle_nodes`` they complete), through a bare driver executemany per
+    table into a second, fresh ledger in the same database server (same indexes, constraints and
+    durability settings), one commit per 1,000 events under the same sequencer.
 
     Each batch's rows are made outside the timed part, so that memory stays flat and only the database
-    is measured.
+    is measured; ``rate`` counts events (entries), each with its details and nodes.
     """
 
     def __init__(self, url: str) -> None:
         self._engine = create_ledger_engine(url)
         create_schema(self._engine)
         marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
-        values = ", ".join([marker] * len(_COLUMNS))
-        self._statement = f"INSERT INTO ledger_entries ({', '.join(_COLUMNS)}) VALUES ({values})"
+        self._statements = {
+            table: f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+            for table, columns in _TABLES.items()
+        }
         self.rows = 0
+        self._frontier: dict[merkle.Key, bytes] = {}
         self._elapsed = 0.0
 
     def insert_batch(self) -> None:
-        rows = [_bare_row(n) for n in range(self.rows, self.rows + _BATCH)]
+        entries = [_bare_row(n) for n in range(self.rows, self.rows + _BATCH)]
+        nodes, self._frontier = merkle.append_batch(self.rows, [row[-2] for row in entries], self._frontier)
+        batch = {
+            "ledger_entries": entries,
+            "event_details": [(row[0], os.urandom(16), _BARE_DETAILS) for row in entries],
+            "merkle_nodes": nodes,
+        }
         started = time.perf_counter()
         with sequenced(self._engine) as connection:
-            connection.exec_driver_sql(self._statement, rows)
+            for table, statement in self._statements.items():
+                connection.exec_driver_sql(statement, batch[table])
         self._elapsed += time.perf_counter() - started
         self.rows += _BATCH
 
