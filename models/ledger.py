@@ -34,6 +34,7 @@ from models.database import (
     insert_rows,
     is_sqlite,
     refresh_statistics,
+    row_writer,
     sequenced,
 )
 from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
@@ -87,8 +88,7 @@ class ConsistencyProof:
         return {"first": self.first, "second": self.second, "proof": [b64(node) for node in self.proof]}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Prepared:
+class _Prepared(msgspec.Struct, frozen=True):
     """A validated event with everything that does not depend on its position in the log."""
 
     event: NewEvent
@@ -174,44 +174,45 @@ class Ledger:
         received_at_ms = to_epoch_ms(dt.datetime.now(dt.UTC))
         received_at = from_epoch_ms(received_at_ms)
         results: list[AppendResult] = []
-        entry_rows: list[tuple[Any, ...]] = []
         detail_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
         chain_hash = head.chain_hash
         sha256 = hashlib.sha256
-        for index, item in enumerate(prepared):
-            if item.id in known:
-                results.append(AppendResult(_check_same(index, item, known[item.id]), created=False))
-                continue
-            event, actor = item.event, item.event.actor
-            seq = head.size + len(entry_rows)
-            occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
-            canonical = canonical_record(
-                seq=seq, event_id=item.id, type=event.type, ref=event.ref, squid_id=actor.squid_id,
-                sub_id=actor.sub_id, dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict,
-                details_commitment=item.commitment, cid=event.cid, occurred_at_ms=occurred_at_ms,
-                received_at_ms=received_at_ms, source=event.source,
-            )  # fmt: skip
-            leaf = sha256(b"\x00" + canonical).digest()
-            chain_hash = sha256(chain_hash + leaf).digest()
-            entry_rows.append((
-                seq, item.id, event.type, event.ref, actor.squid_id, actor.sub_id, actor.dao_id, event.layer,
-                event.verdict, item.commitment, event.cid, occurred_at_ms, received_at_ms, event.source,
-                canonical.decode(), leaf, chain_hash,
-            ))  # fmt: skip
-            detail_rows.append((seq, item.salt, item.details_text))
-            leaf_hashes.append(leaf)
-            record = LedgerRecord(
-                seq=seq, id=item.uuid, type=event.type, ref=event.ref, actor=actor, layer=event.layer,
-                verdict=event.verdict, details=event.details, details_commitment=item.commitment, cid=event.cid,
-                occurred_at=received_at if item.occurred_at_ms is None else from_epoch_ms(occurred_at_ms),
-                received_at=received_at, source=event.source, leaf_hash=leaf, chain_hash=chain_hash,
-            )  # fmt: skip
-            known[item.id] = record
-            results.append(AppendResult(record, created=True))
-        if entry_rows:
+        # each entry is written as soon as it is hashed: PostgreSQL indexes it while the next one is hashed
+        with row_writer(connection, "ledger_entries", _ENTRY_COLUMNS) as write_entry:
+            for index, item in enumerate(prepared):
+                if item.id in known:
+                    results.append(AppendResult(_check_same(index, item, known[item.id]), created=False))
+                    continue
+                event, actor = item.event, item.event.actor
+                seq = head.size + len(leaf_hashes)
+                occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
+                canonical = canonical_record(
+                    seq=seq, event_id=item.id, type=event.type, ref=event.ref, squid_id=actor.squid_id,
+                    sub_id=actor.sub_id, dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict,
+                    details_commitment=item.commitment, cid=event.cid, occurred_at_ms=occurred_at_ms,
+                    received_at_ms=received_at_ms, source=event.source,
+                )  # fmt: skip
+                leaf = sha256(b"\x00" + canonical).digest()
+                chain_hash = sha256(chain_hash + leaf).digest()
+                write_entry((
+                    seq, item.id, event.type, event.ref, actor.squid_id, actor.sub_id, actor.dao_id, event.layer,
+                    event.verdict, item.commitment, event.cid, occurred_at_ms, received_at_ms, event.source,
+                    canonical.decode(), leaf, chain_hash,
+                ))  # fmt: skip
+                detail_rows.append((seq, item.salt, item.details_text))
+                leaf_hashes.append(leaf)
+                record = LedgerRecord(
+                    seq=seq, id=item.uuid, type=event.type, ref=event.ref, actor=actor, layer=event.layer,
+                    verdict=event.verdict, details=event.details, details_commitment=item.commitment,
+                    cid=event.cid, received_at=received_at, source=event.source, leaf_hash=leaf,
+                    chain_hash=chain_hash,
+                    occurred_at=received_at if item.occurred_at_ms is None else from_epoch_ms(occurred_at_ms),
+                )  # fmt: skip
+                known[item.id] = record
+                results.append(AppendResult(record, created=True))
+        if leaf_hashes:
             new_nodes, _ = merkle.append_batch(head.size, leaf_hashes, head.frontier)
-            insert_rows(connection, "ledger_entries", _ENTRY_COLUMNS, entry_rows)
             insert_rows(connection, "event_details", ("seq", "salt", "details"), detail_rows)
             if new_nodes:
                 insert_rows(connection, "merkle_nodes", ("level", "idx", "hash"), new_nodes)
@@ -432,7 +433,8 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
     salt = randomness[:_SALT_BYTES]
     details = canonical_json(None if event.details is None else dict(event.details))
-    event_id = event.id if event.id is not None else _random_uuid4(randomness[_SALT_BYTES:])
+    # RFC 9562 version 4 from the batch's randomness (one ``os.urandom`` call serves the whole batch)
+    event_id = event.id if event.id is not None else uuid.UUID(bytes=randomness[_SALT_BYTES:], version=4)
     return _Prepared(
         event=event,
         id=str(event_id),
@@ -442,14 +444,6 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
         details_text=details.decode(),
         commitment=commit_canonical_details(details, salt),
     )
-
-
-def _random_uuid4(random16: bytes) -> uuid.UUID:
-    """RFC 9562 version 4 UUID from 16 random bytes (one ``os.urandom`` call serves a whole batch)."""
-    raw = bytearray(random16)
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return uuid.UUID(bytes=bytes(raw))
 
 
 def _record_from_row(row: Mapping[str, Any], details: Mapping[str, Any] | None) -> LedgerRecord:

@@ -1,4 +1,9 @@
-"""The ledger's value objects: what goes in (``NewEvent``) and what is stored (``LedgerRecord``)."""
+"""The ledger's value objects: what goes in (``NewEvent``) and what is stored (``LedgerRecord``).
+
+What the ledger builds per row (``LedgerRecord``, ``AppendResult``, ``Actor``) are frozen msgspec Structs:
+every append and every search page makes one per event, and a Struct is built in C at about a third of
+the CPU of a frozen dataclass (whose ``__init__`` sets each field through ``object.__setattr__``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import msgspec
+
 Verdict = Literal["ALLOW", "DENY", "WARN"]
 VERDICTS: tuple[Verdict, ...] = ("ALLOW", "DENY", "WARN")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(msgspec.Struct, frozen=True):
     """A sQuid identity, optionally narrowed to a sub-identity and a DAO."""
 
     squid_id: str
@@ -41,8 +47,7 @@ class NewEvent:
     occurred_at: dt.datetime | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LedgerRecord:
+class LedgerRecord(msgspec.Struct, frozen=True):
     """An event as the ledger stores it. ``details`` is None once erased (the commitment stays)."""
 
     seq: int
@@ -62,8 +67,7 @@ class LedgerRecord:
     chain_hash: bytes
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(msgspec.Struct, frozen=True):
     """One appended event; ``created`` is False when an identical earlier submission was found."""
 
     record: LedgerRecord
@@ -85,8 +89,7 @@ class SearchQuery:
     cursor: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SearchPage:
+class SearchPage(msgspec.Struct, frozen=True):
     records: Sequence[LedgerRecord]
     total_count: int
     has_more: bool
