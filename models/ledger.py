@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
 import msgspec
@@ -54,6 +54,13 @@ _details = EventDetails.__table__  # type: ignore[attr-defined]
 _nodes = MerkleNode.__table__  # type: ignore[attr-defined]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 _ENTRY_COLUMNS = tuple(column.name for column in _entries.columns)
+_RECORD_COLUMNS = tuple(name for name in _ENTRY_COLUMNS if name != "canonical")
+_SELECT_RECORDS = (
+    f"SELECT {', '.join(f'e.{name}' for name in _RECORD_COLUMNS)}, d.details"
+    " FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq"
+)
+_Condition = tuple[Any, ...]
+"""A term of a WHERE clause with ``?`` placeholders, followed by their values."""
 
 
 def b64(data: bytes) -> str:
@@ -221,7 +228,7 @@ class Ledger:
     def _known(self, connection: Connection, ids: set[str]) -> dict[str, LedgerRecord]:
         if not ids:
             return {}
-        return {str(record.id): record for record in self._select(connection, _entries.c.id.in_(ids))}
+        return {str(record.id): record for record in _select(connection, [(f"e.id IN ({_markers(ids)})", *ids)])}
 
     def _head(self, connection: Connection) -> _Head:
         last = connection.execute(
@@ -240,28 +247,34 @@ class Ledger:
 
     def get(self, event_id: uuid.UUID) -> LedgerRecord:
         with self._engine.connect() as connection:
-            found = self._select(connection, _entries.c.id == str(event_id))
+            found = _select(connection, [("e.id = ?", str(event_id))])
         if not found:
             raise NotFoundError(f"no audit event with id {event_id}")
         return found[0]
 
     def get_by_seq(self, seq: int) -> LedgerRecord:
         with self._engine.connect() as connection:
-            found = self._select(connection, _entries.c.seq == seq)
+            found = _select(connection, [("e.seq = ?", seq)])
         if not found:
             raise NotFoundError(f"no audit event at sequence number {seq}")
         return found[0]
 
     def search(self, query: SearchQuery) -> SearchPage:
+        """One page of the events matching ``query``, newest first, and how many match in all.
+
+        Both statements go to the driver as plain SQL (see ``_select``); the count reads only the index of
+        the filtered column (``(actor_squid_id, seq)`` for an actor), never the rows.
+        """
         conditions = _search_conditions(query)
         page_conditions = list(conditions)
         if query.cursor is not None:
-            page_conditions.append(_entries.c.seq < _decode_cursor(query.cursor))
+            page_conditions.append(("e.seq < ?", _decode_cursor(query.cursor)))
         with self._engine.connect() as connection:
-            total = connection.execute(select(func.count()).select_from(_entries).where(*conditions)).scalar_one()
-            records = self._select(
+            where, parameters = _where(conditions)
+            ((total,),) = fetch_rows(connection, f"SELECT count(*) FROM ledger_entries e{where}", parameters)
+            records = _select(
                 connection,
-                *page_conditions,
+                page_conditions,
                 limit=query.limit + 1,
                 offset=0 if query.cursor is not None else query.offset,
             )
@@ -269,24 +282,6 @@ class Ledger:
         records = records[: query.limit]
         next_cursor = _encode_cursor(records[-1].seq) if has_more and records else None
         return SearchPage(records, total, has_more, next_cursor)
-
-    def _select(
-        self, connection: Connection, *conditions: Any, limit: int | None = None, offset: int = 0
-    ) -> list[LedgerRecord]:
-        statement = (
-            select(_entries, _details.c.details)
-            .outerjoin(_details, _details.c.seq == _entries.c.seq)
-            .where(*conditions)
-            .order_by(_entries.c.seq.desc())
-            .offset(offset)
-        )
-        if limit is not None:
-            statement = statement.limit(limit)
-        rows = connection.execute(statement).mappings()
-        return [
-            _record_from_row(row, None if row["details"] is None else msgspec.json.decode(row["details"]))
-            for row in rows
-        ]
 
     # -- checkpoints and proofs --------------------------------------------------------------------
 
@@ -446,23 +441,59 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
     )
 
 
-def _record_from_row(row: Mapping[str, Any], details: Mapping[str, Any] | None) -> LedgerRecord:
+def _select(
+    connection: Connection, conditions: Sequence[_Condition], *, limit: int | None = None, offset: int = 0
+) -> list[LedgerRecord]:
+    """Records with their details, newest first.
+
+    Plain SQL through the driver (``fetch_rows``): SQLAlchemy's compiled statement and mapping rows cost
+    more than the index lookups of a page of 100. The stored canonical text is not read: a record does not
+    carry it.
+    """
+    where, parameters = _where(conditions)
+    statement = f"{_SELECT_RECORDS}{where} ORDER BY e.seq DESC"
+    if limit is not None:
+        statement += " LIMIT ? OFFSET ?"
+        parameters.extend((limit, offset))
+    return [_record_from_row(row) for row in fetch_rows(connection, statement, parameters)]
+
+
+def _where(conditions: Iterable[_Condition]) -> tuple[str, list[Any]]:
+    """`` WHERE a AND b`` (empty without conditions) and the values of its placeholders, in order."""
+    terms: list[str] = []
+    parameters: list[Any] = []
+    for term, *values in conditions:
+        terms.append(term)
+        parameters.extend(values)
+    return (" WHERE " + " AND ".join(terms) if terms else ""), parameters
+
+
+def _markers(values: Sized) -> str:
+    return ", ".join(["?"] * len(values))
+
+
+def _record_from_row(row: Sequence[Any]) -> LedgerRecord:
+    """A record from a row of ``_SELECT_RECORDS`` (its columns in that order)."""
+    (
+        seq, event_id, event_type, ref, squid_id, sub_id, dao_id, layer, verdict, details_commitment, cid,
+        occurred_at_ms, received_at_ms, source, leaf_hash, chain_hash, details,
+    ) = row  # fmt: skip
     return LedgerRecord(
-        seq=row["seq"],
-        id=uuid.UUID(row["id"]),
-        type=row["type"],
-        ref=row["ref"],
-        actor=Actor(row["actor_squid_id"], row["actor_sub_id"], row["actor_dao_id"]),
-        layer=row["layer"],
-        verdict=row["verdict"],
-        details=details,
-        details_commitment=row["details_commitment"],
-        cid=row["cid"],
-        occurred_at=from_epoch_ms(row["occurred_at_ms"]),
-        received_at=from_epoch_ms(row["received_at_ms"]),
-        source=row["source"],
-        leaf_hash=row["leaf_hash"],
-        chain_hash=row["chain_hash"],
+        seq=seq,
+        id=uuid.UUID(event_id),
+        type=event_type,
+        ref=ref,
+        actor=Actor(squid_id, sub_id, dao_id),
+        layer=layer,
+        verdict=verdict,
+        details=None if details is None else msgspec.json.decode(details),
+        details_commitment=details_commitment,
+        cid=cid,
+        occurred_at=from_epoch_ms(occurred_at_ms),
+        received_at=from_epoch_ms(received_at_ms),
+        source=source,
+        leaf_hash=leaf_hash,
+        chain_hash=chain_hash,
     )
 
 
@@ -494,20 +525,21 @@ def _check_same(index: int, item: _Prepared, stored: LedgerRecord) -> LedgerReco
     return stored
 
 
-def _search_conditions(query: SearchQuery) -> list[Any]:
-    conditions: list[Any] = []
-    for column, value in (
-        (_entries.c.type, query.type),
-        (_entries.c.actor_squid_id, query.actor),
-        (_entries.c.layer, query.layer),
-        (_entries.c.verdict, query.verdict),
-    ):
-        if value is not None:
-            conditions.append(column == value)
+def _search_conditions(query: SearchQuery) -> list[_Condition]:
+    conditions: list[_Condition] = [
+        (f"e.{column} = ?", value)
+        for column, value in (
+            ("type", query.type),
+            ("actor_squid_id", query.actor),
+            ("layer", query.layer),
+            ("verdict", query.verdict),
+        )
+        if value is not None
+    ]
     if query.start is not None:
-        conditions.append(_entries.c.occurred_at_ms >= to_epoch_ms(query.start))
+        conditions.append(("e.occurred_at_ms >= ?", to_epoch_ms(query.start)))
     if query.end is not None:
-        conditions.append(_entries.c.occurred_at_ms <= to_epoch_ms(query.end))
+        conditions.append(("e.occurred_at_ms <= ?", to_epoch_ms(query.end)))
     return conditions
 
 
