@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -109,17 +109,26 @@ def commit_canonical_details(canonical_details: bytes, salt: bytes) -> str:
 
 def _is_plain(value: Any) -> bool:
     """True when msgspec's sorted encoding is already RFC 8785 for this value."""
+    if isinstance(value, Mapping):
+        # keys below U+D800 sort the same by code point (msgspec) and by UTF-16 unit (RFC 8785);
+        # isascii() settles the common case without scanning the key in Python
+        keys_plain = all(isinstance(key, str) and (key.isascii() or max(key) < "\ud800") for key in value)
+        return keys_plain and _all_plain(value.values())
+    if isinstance(value, list):
+        return _all_plain(value)
     if value is None or isinstance(value, bool | str):
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
-    if isinstance(value, Mapping):
-        # keys below U+D800 sort the same by code point (msgspec) and by UTF-16 unit (RFC 8785);
-        # isascii() settles the common case without scanning the key in Python
-        return all(
-            isinstance(key, str) and (key.isascii() or max(key) < "\ud800") and _is_plain(item)
-            for key, item in value.items()
-        )
-    if isinstance(value, list):
-        return all(_is_plain(item) for item in value)
     return False
+
+
+def _all_plain(values: Iterable[Any]) -> bool:
+    # text, null, booleans and small integers (most detail values) are settled here, without a call each
+    for value in values:
+        kind = type(value)
+        if kind is str or value is None or kind is bool or (kind is int and abs(value) <= _MAX_SAFE_INTEGER):
+            continue
+        if not _is_plain(value):
+            return False
+    return True

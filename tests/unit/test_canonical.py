@@ -78,3 +78,24 @@ def test_details_commitment_depends_on_salt_and_content() -> None:
     assert base != details_commitment({"ip": "10.0.0.2"}, salt)
     assert base != details_commitment({"ip": "10.0.0.1"}, bytes([1]) * 16)
     assert base == details_commitment({"ip": "10.0.0.1"}, salt)
+
+
+@pytest.mark.parametrize(
+    ("details", "plain"),
+    [
+        ({"ip": "10.0.0.1", "size": 2**53 - 1, "ok": True, "none": None}, True),
+        ({"nested": [{"é": ["x", -(2**53) + 1]}], "empty": {}}, True),
+        ({"ratio": 0.5}, False),
+        ({"list": [1, 2.0]}, False),
+        ({"\U0001f600": 1}, False),
+    ],
+    ids=repr,
+)
+def test_only_details_msgspec_encodes_as_rfc8785_skip_the_reference_encoder(
+    monkeypatch: pytest.MonkeyPatch, details: dict[str, object], plain: bool
+) -> None:
+    expected = rfc8785.dumps(details)
+    calls: list[object] = []
+    monkeypatch.setattr(rfc8785, "dumps", lambda value: calls.append(value) or expected)
+    assert expected == canonical_json(details)
+    assert (not plain) == bool(calls)
