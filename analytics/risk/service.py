@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
 from analytics.risk.events import level_changed_event
@@ -62,10 +63,15 @@ class RiskService:
 
     def prime(self) -> int:
         """Read every identity's events into memory in one pass over the ledger, so that no first assessment
-        pays the scattered per-identity read (``HistoryCache.prime``). Returns how many identities."""
+        pays the scattered per-identity read (``HistoryCache.prime``). Returns how many identities; a failed
+        read is logged and primes none (each identity is then read on its first assessment)."""
         started = time.perf_counter()
-        with self._engine.connect() as connection:
-            primed = self._histories.prime(connection, self._snapshot(connection))
+        try:
+            with self._engine.connect() as connection:
+                primed = self._histories.prime(connection, self._snapshot(connection))
+        except SQLAlchemyError:
+            logger.exception("risk history not primed")
+            return 0
         logger.info(
             "risk history of %d identities read in %.1f s (%d rows held)",
             primed, time.perf_counter() - started, self._histories.rows_held,
