@@ -4,7 +4,9 @@
    identities, appended every 100 ms) while ``LiveDetection`` tails it; every few seconds a brute-force attack
    (12 DENY sign-ins) is appended for a fresh victim, and the time from its last event's append to its alert
    in the ``alerts`` table is measured. Target: under 10 s at 1,000 events/s.
-2. Throughput: ``--rows`` feature rows scored by the champion in one call (target: 100,000 rows/s or more).
+2. Throughput: ``--rows`` feature rows scored by the champion in one call, best of ``--repeat`` calls (target:
+   100,000 rows/s or more). The call scores in chunks on every core, so its CPU seconds (all threads) are
+   printed too: on a busy machine rows per CPU second are the steadier figure.
 
 Without ``--tracking-uri`` a detector is trained on simulated traffic into a temporary MLflow store first.
 Prints one JSON object per line.
@@ -16,6 +18,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import random
 import tempfile
 import threading
@@ -79,8 +82,6 @@ def _background(ledger: object, rate: int, identities: int, stop: threading.Even
 
 
 def latency(tracking_uri: str, rate: int, identities: int, attacks: int, work: Path) -> None:
-    import os
-
     os.environ["QERBEROS_HOME"] = str(work / "home")
     os.environ.pop("QERBEROS_DATABASE_URL", None)
     ledger = initialise(load_settings())
@@ -120,23 +121,29 @@ def latency(tracking_uri: str, rate: int, identities: int, attacks: int, work: P
            "latency_seconds_median": round(float(np.median(latencies)), 3), "target_seconds": 10})  # fmt: skip
 
 
-def throughput(tracking_uri: str, rows: int) -> None:
+def throughput(tracking_uri: str, rows: int, repeat: int) -> None:
     detector = load_champion(tracking_uri)
     if detector is None:
         raise SystemExit("no champion in the MLflow store")
     rng = np.random.default_rng(3)
     frame = pl.DataFrame({c: rng.gamma(1.5, 2.0, rows) for c in FEATURE_COLUMNS})
     detector.score(frame.head(100))
-    started = time.perf_counter()
-    detector.score(frame)
-    seconds = time.perf_counter() - started
+    timings = []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        detector.score(frame)
+        timings.append((time.perf_counter() - wall, time.process_time() - cpu))
+    seconds, cpu_seconds = min(timings)
     _emit(
         {
             "bench": "detection.scoring",
             "model_version": detector.version,
             "rows": rows,
             "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
             "rows_per_second": round(rows / seconds),
+            "rows_per_cpu_second": round(rows / cpu_seconds),
+            "cores": os.cpu_count(),
             "target_rows_per_second": 100_000,
         }
     )
@@ -149,9 +156,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--identities", type=int, default=2000)
     parser.add_argument("--attacks", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="scoring calls; the fastest is reported")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-detection-") as scratch:
         work = Path(scratch)
         uri = args.tracking_uri or _train(work / "mlflow")
-        throughput(uri, args.rows)
+        throughput(uri, args.rows, args.repeat)
         latency(uri, args.rate, args.identities, args.attacks, work)
