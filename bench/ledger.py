@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -52,7 +53,7 @@ _READ = (
 )
 _READ_CHUNK = 20_000
 _TABLES = {
-    table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[attr-defined]
+    table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[union-attr]
     for table in (LedgerEntry, EventDetails, MerkleNode)
 }
 _BARE_DETAILS = '{"ip":"10.0.1.2","size":123456}'  # the size of the details of ``_event``
@@ -169,7 +170,7 @@ class _BareInserts:
     def insert_batch(self) -> None:
         entries = [_bare_row(n) for n in range(self.rows, self.rows + _BATCH)]
         nodes, self._frontier = merkle.append_batch(self.rows, [row[-2] for row in entries], self._frontier)
-        batch = {
+        batch: dict[str, list[tuple[Any, ...]]] = {
             "ledger_entries": entries,
             "event_details": [(row[0], os.urandom(16), _BARE_DETAILS) for row in entries],
             "merkle_nodes": nodes,
@@ -196,7 +197,7 @@ def _read_rate(ledger: Ledger) -> int:
     return round(size / (time.perf_counter() - started))
 
 
-def _bare_row(n: int) -> tuple[object, ...]:
+def _bare_row(n: int) -> tuple[Any, ...]:
     """A ``ledger_entries`` row as an append writes it: random id, 420-character canonical text, hashes."""
     return (
         n, str(uuid.uuid4()), "access", f"file:Qm{n:044d}", f"did:squid:user{n % 500}", "work", "dao:q", "qdrive",
