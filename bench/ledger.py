@@ -14,6 +14,8 @@ Figures (one JSON object per line):
 - ``raw_sha256_per_s``, ``driver_read_rows_per_s`` and ``verify_events_per_s``: the full re-derivation
   against its two limits, raw leaf hashing and reading the rows as driver tuples;
 - ``inclusion_proof_ms``/``consistency_proof_ms``: p50 and p99 of proofs at random positions;
+- ``search_by_actor_ms``: p50 and p99 of ``Ledger.search`` by one actor (a page of 100, the total counted: the
+  ledger's part of ``GET /audit?actor=``), and its CPU milliseconds per search;
 - ``peak_rss_mb``: the process's peak resident memory.
 """
 
@@ -38,12 +40,13 @@ from sqlalchemy import create_engine, text
 from models import merkle
 from models.database import create_ledger_engine, create_schema, fetch_rows, sequenced
 from models.ledger import Ledger, initialise
-from models.records import Actor, NewEvent
+from models.records import Actor, NewEvent, SearchQuery
 from models.tables import EventDetails, LedgerEntry, MerkleNode
 from models.verification import verify_ledger
 from qerberos.settings import load_settings
 
 _BATCH = 1000
+_ACTORS = 500  # events cycle through this many actors: 400 matches an actor in 200,000 events
 _BARE_ROWS = 100_000
 _LARGE = 1_000_000  # beyond this many events the log is built in larger batches, to be run once by hand
 _LARGE_BATCH = 10_000
@@ -64,6 +67,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--proofs", type=int, default=2000)
+    parser.add_argument("--searches", type=int, default=500)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
 
@@ -140,6 +144,7 @@ def _run(args: argparse.Namespace, bare_url: str) -> None:
         _report(
             backend=args.backend, figure=f"{kind}_proof_ms", p50=round(cuts[49], 3), p99=round(cuts[98], 3), size=size
         )
+    _report(backend=args.backend, figure="search_by_actor_ms", **_search_timings(ledger, args.searches), size=size)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _report(backend=args.backend, figure="peak_rss_mb", value=round(peak_mb), events=size)
     ledger.close()
@@ -187,6 +192,20 @@ class _BareInserts:
         return round(self.rows / self._elapsed)
 
 
+def _search_timings(ledger: Ledger, count: int) -> dict[str, float]:
+    """``Ledger.search`` by one actor (a page of 100, the total counted), as ``GET /audit?actor=`` calls it."""
+    actors = [f"did:squid:user{random.randrange(_ACTORS)}" for _ in range(count)]
+    timings, cpu = [], 0.0
+    for actor in actors:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        page = ledger.search(SearchQuery(actor=actor, limit=100))
+        cpu += time.process_time() - started_cpu
+        timings.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(timings, n=100)
+    return {"p50": round(cuts[49], 3), "p99": round(cuts[98], 3), "cpu_ms": round(cpu * 1000 / count, 3),
+            "matches": page.total_count}  # fmt: skip
+
+
 def _read_rate(ledger: Ledger) -> int:
     """The other limit of verification: reading every entry with its details as driver tuples, nothing else."""
     size = ledger.size()
@@ -200,7 +219,7 @@ def _read_rate(ledger: Ledger) -> int:
 def _bare_row(n: int) -> tuple[Any, ...]:
     """A ``ledger_entries`` row as an append writes it: random id, 420-character canonical text, hashes."""
     return (
-        n, str(uuid.uuid4()), "access", f"file:Qm{n:044d}", f"did:squid:user{n % 500}", "work", "dao:q", "qdrive",
+        n, str(uuid.uuid4()), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}", "work", "dao:q", "qdrive",
         "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32), os.urandom(32),
     )  # fmt: skip
 
@@ -209,7 +228,7 @@ def _event(n: int) -> NewEvent:
     return NewEvent(
         type="access",
         ref=f"file:Qm{n:044d}",
-        actor=Actor(f"did:squid:user{n % 500}", "work", "dao:q"),
+        actor=Actor(f"did:squid:user{n % _ACTORS}", "work", "dao:q"),
         layer="qdrive",
         verdict="ALLOW",
         source="bench",
