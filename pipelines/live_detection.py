@@ -361,16 +361,22 @@ class _Leadership:
         self._lock_path = lock_path
         self._connection: Connection | None = None
         self._file: IO[bytes] | None = None
+        self._guard = threading.Lock()  # the loop's thread acquires while ``stop`` may release
+        self._released = False
         self.held = False
 
+    def open(self) -> None:
+        """Allow acquiring again after a release (the loop restarts)."""
+        with self._guard:
+            self._released = False
+
     def try_acquire(self) -> bool:
-        if self.held:
-            return True
-        if self._engine.dialect.name == "sqlite":
-            self.held = self._flock()
-        else:
-            self.held = self._advisory()
-        return self.held
+        with self._guard:
+            if self._released:
+                return False  # released by ``stop``: a loop still finishing its round must not take a new lock
+            if not self.held:
+                self.held = self._flock() if self._engine.dialect.name == "sqlite" else self._advisory()
+            return self.held
 
     def _flock(self) -> bool:
         if self._lock_path is None:
@@ -401,6 +407,11 @@ class _Leadership:
         return True
 
     def release(self) -> None:
+        with self._guard:
+            self._released = True
+            self._drop()
+
+    def _drop(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(SQLAlchemyError):
                 self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK_KEY})
@@ -464,6 +475,7 @@ class LiveDetection:
         if self._thread is not None:
             return
         self._stop.clear()
+        self._leadership.open()
         self._thread = threading.Thread(target=self._loop, name="qerberos-live-detection", daemon=True)
         self._thread.start()
 
