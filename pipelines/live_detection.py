@@ -409,19 +409,16 @@ class _Leadership:
     def release(self) -> None:
         with self._guard:
             self._released = True
-            self._drop()
-
-    def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK_KEY})
-                self._connection.commit()
-            self._connection.close()
-            self._connection = None
-        if self._file is not None:
-            self._file.close()  # closing the descriptor drops the flock
-            self._file = None
-        self.held = False
+            if self._connection is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK_KEY})
+                    self._connection.commit()
+                self._connection.close()
+                self._connection = None
+            if self._file is not None:
+                self._file.close()  # closing the descriptor drops the flock
+                self._file = None
+            self.held = False
 
 
 def _sqlite_lock_path(engine: Engine) -> Path | None:
