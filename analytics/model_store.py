@@ -90,6 +90,24 @@ def use_tracking_uri(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+def use_experiment(tracking_uri: str, name: str) -> None:
+    """Point MLflow's fluent API at one store and one of its experiments, creating it if need be.
+
+    MLflow gives a new experiment of a database store the artifact root ``./mlruns`` of whatever directory
+    the process runs in; one created here keeps its artifacts beside a local SQLite store's file instead
+    (``<store directory>/<name>/``), so a store moves, backs up and restores as one directory.
+    """
+    use_tracking_uri(tracking_uri)
+    if tracking_uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        artifacts = Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / name
+        try:
+            mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another process created it meanwhile
+                raise
+    mlflow.set_experiment(name)
+
+
 def client(tracking_uri: str) -> MlflowClient:
     _ensure_local_store(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

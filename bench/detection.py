@@ -48,13 +48,11 @@ def _emit(line: dict[str, object]) -> None:
 
 
 def _train(root: Path) -> str:
-    import mlflow
 
-    from pipelines.train import EXPERIMENT, train
+    from pipelines.train import train
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     use_tracking_uri(uri)
-    mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "artifacts").as_uri())
     result = simulate(SimulationConfig(identities=60, days=7, seed=1))
     features = compute_features(result.events.lazy(), "1h").collect()
     trained = train(features, config=load_config(), tracking_uri=uri, gate=False)

@@ -16,7 +16,7 @@ import polars as pl
 
 from analytics.detectors import DetectorConfig
 from analytics.evaluation import EvaluationReport, evaluate_scores
-from analytics.model_store import champion_version, load_version, use_tracking_uri
+from analytics.model_store import champion_version, load_version, use_experiment
 from analytics.scoring import build_pipeline, feature_matrix
 from pipelines.train import evaluation_sha256, select_window
 from qerberos.errors import ValidationError
@@ -61,8 +61,7 @@ def evaluate_table(
     techniques = evaluated["technique"].to_list() if "technique" in evaluated.columns else None
     report = evaluate_scores(scores, evaluated[label].fill_null(0).to_numpy(), techniques=techniques,
                              k=config.eval_k, budget=config.eval_budget)
-    use_tracking_uri(tracking_uri)
-    mlflow.set_experiment(EVALUATION_EXPERIMENT)
+    use_experiment(tracking_uri, EVALUATION_EXPERIMENT)
     with mlflow.start_run() as run:
         mlflow.log_params({"detector": who, "label_column": label, "eval_k": config.eval_k,
                            "eval_budget": config.eval_budget})

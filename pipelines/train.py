@@ -21,7 +21,7 @@ import polars as pl
 
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
 from analytics.evaluation import EvaluationReport, evaluate_scores, plot_evaluation
-from analytics.model_store import MODEL_NAME, log_detector, use_tracking_uri
+from analytics.model_store import MODEL_NAME, log_detector, use_experiment
 from analytics.scoring import build_pipeline, feature_matrix
 
 __all__ = [
@@ -142,8 +142,7 @@ def train(
         training = training.filter(pl.col("label").fill_null(0) == 0)
     if training.height < 10:
         raise DetectorError("too few training rows", details={"rows": training.height})
-    use_tracking_uri(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
+    use_experiment(tracking_uri, EXPERIMENT)
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as scratch:
         gate_state = _run_feature_gate(training, Path(scratch)) if gate else "skipped"
         pipeline = build_pipeline(config, detector)

@@ -11,25 +11,21 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
 
 from analytics.detectors import load_config
 from analytics.model_store import use_tracking_uri
-from pipelines.evaluate import EVALUATION_EXPERIMENT
-from pipelines.train import EXPERIMENT, train
+from pipelines.train import train
 from tests.unit.detection.synthetic import synthetic_features
 
 WEAK_FEATURES = ("distinct_layers", "warn_ratio")
 
 
 def new_store(root: Path) -> str:
-    """An empty store whose experiments keep their artifacts under ``root`` (not the working directory)."""
+    """An empty store; its experiments keep their artifacts under ``root`` (see ``use_experiment``)."""
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     use_tracking_uri(uri)
-    for name in (EXPERIMENT, EVALUATION_EXPERIMENT, "qerberos-tuning"):
-        mlflow.create_experiment(name, artifact_location=(root / "artifacts" / name).as_uri())
     return uri
 
 

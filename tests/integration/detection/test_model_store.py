@@ -21,7 +21,7 @@ from analytics.model_store import (
     load_version,
 )
 from pipelines.promote import list_versions, promote, rollback
-from pipelines.train import train
+from pipelines.train import EXPERIMENT, train
 from qerberos.errors import NotFoundError, ValidationError
 from tests.unit.detection.synthetic import synthetic_features
 
@@ -49,6 +49,20 @@ def test_training_logs_params_metrics_gate_plots_and_registers_a_challenger(empt
     rows = synthetic_features(20, seed=3)
     scores = model.predict(rows.select(config.features).to_pandas().astype("float64"))
     np.testing.assert_allclose(load_version(empty_store, "1").score(rows), scores.to_numpy())
+
+
+def test_training_keeps_artifacts_beside_a_local_store_not_in_the_working_directory(
+    tmp_path, monkeypatch, config, labelled
+):
+    store = tmp_path / "store"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    result = train(labelled, config=config, tracking_uri=uri, gate=False)
+    assert [] == list(elsewhere.iterdir())
+    artifacts = client(uri).get_run(result.run_id).info.artifact_uri
+    assert artifacts.startswith((store / EXPERIMENT).as_uri())
 
 
 def test_first_candidate_becomes_champion(store):
@@ -125,7 +139,7 @@ def test_list_shows_versions_aliases_and_metrics(store):
 
 def test_loading_refuses_a_tampered_model(empty_store, config, labelled, tmp_path):
     result = train(labelled, config=config, tracking_uri=empty_store, gate=False)
-    [envelope] = list((tmp_path / "fresh" / "artifacts").rglob("detector.pyod.joblib"))
+    [envelope] = list((tmp_path / "fresh" / EXPERIMENT).rglob("detector.pyod.joblib"))
     envelope.write_bytes(envelope.read_bytes() + b"\0")
     with pytest.raises(DetectorError, match="differs from what was registered"):
         load_version(empty_store, result.version)

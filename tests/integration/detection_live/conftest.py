@@ -9,7 +9,6 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import mlflow
 import polars as pl
 import pytest
 
@@ -18,7 +17,7 @@ from analytics.features import compute_features
 from analytics.labels import label_windows
 from analytics.model_store import set_champion, use_tracking_uri
 from analytics.simulation import SimulationConfig, simulate
-from pipelines.train import EXPERIMENT, train
+from pipelines.train import train
 
 IDENTITIES = 30
 DAYS = 7
@@ -30,7 +29,6 @@ def new_store(root: Path) -> str:
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     use_tracking_uri(uri)
-    mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "artifacts").as_uri())
     return uri
 
 
