@@ -37,6 +37,7 @@ from models.database import (
     row_writer,
     sequenced,
 )
+from models.match_counts import Counted, MatchCounts
 from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
@@ -121,6 +122,7 @@ class Ledger:
         self._engine = engine
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
+        self._match_counts = MatchCounts()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -263,15 +265,15 @@ class Ledger:
         """One page of the events matching ``query``, newest first, and how many match in all.
 
         Both statements go to the driver as plain SQL (see ``_select``); the count reads only the index of
-        the filtered column (``(actor_squid_id, seq)`` for an actor), never the rows.
+        the filtered column (``(actor_squid_id, seq)`` for an actor), never the rows, and only the entries
+        appended since the same filter was last counted (``_count``).
         """
         conditions = _search_conditions(query)
         page_conditions = list(conditions)
         if query.cursor is not None:
             page_conditions.append(("e.seq < ?", _decode_cursor(query.cursor)))
         with self._engine.connect() as connection:
-            where, parameters = _where(conditions)
-            ((total,),) = fetch_rows(connection, f"SELECT count(*) FROM ledger_entries e{where}", parameters)
+            total = self._count(connection, conditions)
             records = _select(
                 connection,
                 page_conditions,
@@ -282,6 +284,27 @@ class Ledger:
         records = records[: query.limit]
         next_cursor = _encode_cursor(records[-1].seq) if has_more and records else None
         return SearchPage(records, total, has_more, next_cursor)
+
+    def _count(self, connection: Connection, conditions: Sequence[_Condition]) -> int:
+        """How many entries match ``conditions``: the count last made of them plus the matches appended since.
+
+        Entries below a sequence number never change (``models.match_counts``). One statement reads the new
+        matches and the ledger's size from one snapshot, and appends commit in sequence order, so that
+        snapshot holds exactly the entries below its size: the count then stands for them.
+        """
+        where, parameters = _where(conditions)
+        key = (where, *parameters)
+        known = self._match_counts.get(key)
+        since = [*conditions, ("e.seq >= ?", known.below)] if known.below else conditions
+        new_where, new_parameters = _where(since)
+        statement = (
+            f"SELECT (SELECT count(*) FROM ledger_entries e{new_where}),"
+            " (SELECT COALESCE(max(seq) + 1, 0) FROM ledger_entries)"
+        )
+        ((new_matches, size),) = fetch_rows(connection, statement, new_parameters)
+        counted = Counted(known.matches + new_matches, size)
+        self._match_counts.put(key, counted)
+        return counted.matches
 
     # -- checkpoints and proofs --------------------------------------------------------------------
 
