@@ -14,7 +14,7 @@ from api.security.caller import Caller, Credential
 from api.security.local import LOOKUP_TTL, LocalIdentities
 from models.database import create_ledger_engine
 from models.identities import Identity, create_identity, create_identity_tables, set_disabled
-from qerberos.errors import AuthenticationError
+from qerberos.errors import AuthenticationError, LedgerError
 
 
 class _Clock:
@@ -79,3 +79,41 @@ def test_an_unknown_token_is_refused_again_without_a_second_lookup(engine: Engin
         with pytest.raises(AuthenticationError):
             asyncio.run(identities.verify_token("qb_unknown"))
     assert 1 == len(lookups)
+
+
+def test_requests_that_find_an_answer_expired_together_share_one_lookup(engine: Engine, lookups: list[str]) -> None:
+    token = create_identity(engine, "writer", ["audit:read"], squid_id="alice")[1]
+    clock = _Clock()
+    identities = LocalIdentities(engine, clock=clock)
+
+    async def burst() -> list[tuple[Caller, Credential]]:
+        return await asyncio.gather(*(identities.verify_token(token) for _ in range(32)))
+
+    first = asyncio.run(burst())
+    clock.now += LOOKUP_TTL + 1
+    second = asyncio.run(burst())
+
+    assert [first[0]] * 32 == first == second
+    assert 2 == len(lookups)
+
+
+def test_a_failed_shared_lookup_fails_its_waiters_and_the_next_request_looks_up_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = create_identity(engine, "writer", ["audit:read"])[1]
+    identities = LocalIdentities(engine)
+    find = local.find_by_token_hash
+
+    def unavailable(_engine: Engine, _token_hash: str) -> Identity | None:
+        raise LedgerError("could not read identities")
+
+    monkeypatch.setattr(local, "find_by_token_hash", unavailable)
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(*(identities.verify_token(token) for _ in range(4)), return_exceptions=True)
+
+    failures = asyncio.run(burst())
+    monkeypatch.setattr(local, "find_by_token_hash", find)
+
+    assert [LedgerError] * 4 == [type(failure) for failure in failures]
+    assert "local:writer" == asyncio.run(identities.verify_token(token))[0].source
