@@ -14,8 +14,7 @@ sequence number and the problem: a False costs time, never a verdict.
 from __future__ import annotations
 
 import hashlib
-import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,9 +32,10 @@ Checkpoint = tuple[int, bytes]
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
+_HASH_SIZE = 32
+_COMMITMENT_PREFIX = DETAILS_COMMITMENT_PREFIX.encode()
+_COMMITMENT_SIZE = len(_COMMITMENT_PREFIX) + 2 * _HASH_SIZE  # "sha256:" and the digest in hexadecimal
 _sha256 = hashlib.sha256
-_digest = operator.methodcaller("digest")
-_hexdigest = operator.methodcaller("hexdigest")
 
 
 def range_intact(reader: ColumnReader, start: int, end: int, checkpoints: Sequence[Checkpoint]) -> bool:
@@ -52,12 +52,15 @@ def _range_intact(reader: ColumnReader, start: int, end: int, checkpoints: Seque
     entries.validate(full=True)  # text is valid UTF-8, as the row-by-row driver would insist
     if not _in_sequence(entries["seq"], start, end) or not _canonical_matches(entries):
         return False
-    leaves = _sha256_all(map(_LEAF_PREFIX.__add__, pc.cast(entries["canonical"], pa.binary()).to_pylist()))
-    if leaves != entries["leaf_hash"].to_pylist():
+    records = pc.cast(entries["canonical"], pa.binary()).to_pylist()
+    leaves = b"".join([_sha256(_LEAF_PREFIX + record).digest() for record in records])
+    if leaves != _end_to_end(entries["leaf_hash"], _HASH_SIZE):
         return False
+    chain_hashes = _end_to_end(entries["chain_hash"], _HASH_SIZE)
     chain_before = GENESIS_CHAIN_HASH if start == 0 else reader.chain_hash(start - 1)
-    chain_hashes = entries["chain_hash"].to_pylist()
-    if _sha256_all(map(bytes.__add__, [chain_before, *chain_hashes[:-1]], leaves)) != chain_hashes:
+    if chain_hashes is None or chain_before is None:
+        return False
+    if _sha256_rows(np.hstack([_rows(chain_before + chain_hashes[:-_HASH_SIZE]), _rows(leaves)])) != chain_hashes:
         return False
     if not _details_match(reader.details(start, end), entries["details_commitment"], start):
         return False
@@ -97,15 +100,17 @@ def _details_match(details: pa.Table, commitments: pa.ChunkedArray, start: int) 
     if details.num_rows == 0:
         return True
     salted = pc.binary_join_element_wise(details["salt"], pc.cast(details["details"], pa.binary()), b"")
-    digests = pa.array(list(map(_hexdigest, map(_sha256, salted.to_pylist()))), pa.string())
+    digests = b"".join([_sha256(message).digest() for message in salted.to_pylist()])
+    hex_digests = _rows(digests.hex().encode(), 2 * _HASH_SIZE)
+    prefixes = np.tile(np.frombuffer(_COMMITMENT_PREFIX, np.uint8), (len(hex_digests), 1))
     expected = pc.take(commitments, pc.subtract(details["seq"], start))
-    return bool(pc.all(pc.equal(pc.binary_join_element_wise(DETAILS_COMMITMENT_PREFIX, digests, ""), expected)).as_py())
+    return np.hstack([prefixes, hex_digests]).tobytes() == _end_to_end(expected, _COMMITMENT_SIZE)
 
 
 def _tree_matches(
     reader: ColumnReader,
     start: int,
-    leaves: list[bytes],
+    leaves: bytes,
     frontier: dict[merkle.Key, bytes],
     checkpoints: Sequence[Checkpoint],
 ) -> bool:
@@ -114,15 +119,16 @@ def _tree_matches(
     levels = _complete_levels(leaves)
     climbed = _climb(start, levels, frontier)
     expected = [(level, start >> level, nodes) for level, nodes in enumerate(levels) if level and nodes]
-    expected += [(level, index, [node]) for (level, index), node in climbed.items()]
+    expected += [(level, index, node) for (level, index), node in climbed.items()]
     if expected:
-        stored = reader.nodes([(level, low, low + len(nodes) - 1) for level, low, nodes in expected])
-        levels_wanted = np.concatenate([np.full(len(nodes), level) for level, _, nodes in expected])
-        indexes_wanted = np.concatenate([np.arange(low, low + len(nodes)) for _, low, nodes in expected])
+        spans = [(level, low, low + len(nodes) // _HASH_SIZE - 1) for level, low, nodes in expected]
+        stored = reader.nodes(spans)
+        levels_wanted = np.concatenate([np.full(high - low + 1, level) for level, low, high in spans])
+        indexes_wanted = np.concatenate([np.arange(low, high + 1) for _, low, high in spans])
         if not (
             np.array_equal(stored["level"].to_numpy(), levels_wanted)
             and np.array_equal(stored["idx"].to_numpy(), indexes_wanted)
-            and stored["hash"].to_pylist() == [node for _, _, nodes in expected for node in nodes]
+            and _end_to_end(stored["hash"], _HASH_SIZE) == b"".join(nodes for _, _, nodes in expected)
         ):
             return False
     known = {**frontier, **climbed}
@@ -133,19 +139,21 @@ def _tree_matches(
     return True
 
 
-def _complete_levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """The leaves, then every complete node above them, level by level (the leaves start aligned)."""
+def _complete_levels(leaves: bytes) -> list[bytes]:
+    """The leaves, then every complete node above them, level by level (the leaves start aligned), each
+    level's hashes end to end."""
     levels = [leaves]
-    while len(levels[-1]) >= 2:
+    while len(levels[-1]) >= 2 * _HASH_SIZE:
         below = levels[-1]
-        pairs = map(bytes.__add__, below[0::2], below[1::2])
-        levels.append(_sha256_all(map(_NODE_PREFIX.__add__, pairs)))
+        pairs = _rows(below[: len(below) - len(below) % (2 * _HASH_SIZE)], 2 * _HASH_SIZE)
+        prefixes = np.full((len(pairs), 1), _NODE_PREFIX[0], np.uint8)
+        levels.append(_sha256_rows(np.hstack([prefixes, pairs])))
     return levels
 
 
-def _climb(start: int, levels: list[list[bytes]], frontier: dict[merkle.Key, bytes]) -> dict[merkle.Key, bytes]:
+def _climb(start: int, levels: list[bytes], frontier: dict[merkle.Key, bytes]) -> dict[merkle.Key, bytes]:
     """The nodes above the range's own top node that it completes, with the frontier's left siblings."""
-    level, index, node = len(levels) - 1, start >> (len(levels) - 1), levels[-1][0]
+    level, index, node = len(levels) - 1, start >> (len(levels) - 1), levels[-1][:_HASH_SIZE]
     climbed = {}
     while index & 1:
         node = _sha256(_NODE_PREFIX + frontier[(level, index - 1)] + node).digest()
@@ -154,13 +162,31 @@ def _climb(start: int, levels: list[list[bytes]], frontier: dict[merkle.Key, byt
     return climbed
 
 
-def _node(key: merkle.Key, start: int, levels: list[list[bytes]], known: dict[merkle.Key, bytes]) -> bytes:
+def _node(key: merkle.Key, start: int, levels: list[bytes], known: dict[merkle.Key, bytes]) -> bytes:
     level, index = key
     offset = index - (start >> level)
-    if level < len(levels) and 0 <= offset < len(levels[level]):
-        return levels[level][offset]
+    if level < len(levels) and 0 <= offset < len(levels[level]) // _HASH_SIZE:
+        return levels[level][offset * _HASH_SIZE : (offset + 1) * _HASH_SIZE]
     return known[key]
 
 
-def _sha256_all(messages: Iterable[bytes]) -> list[bytes]:
-    return list(map(_digest, map(_sha256, messages)))
+def _end_to_end(column: pa.ChunkedArray, width: int) -> bytes | None:
+    """The values of a text or binary column end to end; None unless every one is ``width`` bytes long."""
+    if column.null_count or not pc.all(pc.equal(pc.binary_length(column), width)).as_py():
+        return None
+    if len(column) == 0:
+        return b""
+    values = pc.cast(column, pa.binary()).combine_chunks()
+    first = int(np.frombuffer(values.buffers()[1], np.int32, 1, values.offset * 4)[0])
+    return bytes(values.buffers()[2][first : first + len(values) * width])
+
+
+def _rows(joined: bytes, width: int = _HASH_SIZE) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Values of ``width`` bytes, end to end, as the rows of a byte matrix."""
+    return np.frombuffer(joined, np.uint8).reshape(-1, width)
+
+
+def _sha256_rows(messages: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
+    """The SHA-256 digests of a byte matrix's rows, end to end."""
+    rows = messages.view(f"V{messages.shape[1]}").ravel().tolist()  # each row as one bytes object
+    return b"".join([_sha256(row).digest() for row in rows])
