@@ -28,11 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from models import merkle
 from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
 from models.database import (
+    Query,
     create_ledger_engine,
     create_schema,
+    fetch_all,
     fetch_rows,
     insert_rows,
     is_sqlite,
+    reading,
     refresh_statistics,
     row_writer,
     sequenced,
@@ -110,6 +113,8 @@ class _Prepared(msgspec.Struct, frozen=True):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Head:
+    """The end of the log: its size, last chain hash and Merkle frontier (``merkle.frontier_keys(size)``)."""
+
     size: int
     chain_hash: bytes
     frontier: dict[tuple[int, int], bytes]
@@ -123,6 +128,7 @@ class Ledger:
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
         self._match_counts = MatchCounts()
+        self._last_head = _Head(0, GENESIS_CHAIN_HASH, {})  # as this instance last wrote it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -221,10 +227,11 @@ class Ledger:
                 known[item.id] = record
                 results.append(AppendResult(record, created=True))
         if leaf_hashes:
-            new_nodes, _ = merkle.append_batch(head.size, leaf_hashes, head.frontier)
+            new_nodes, frontier = merkle.append_batch(head.size, leaf_hashes, head.frontier)
             insert_rows(connection, "event_details", ("seq", "salt", "details"), detail_rows)
             if new_nodes:
                 insert_rows(connection, "merkle_nodes", ("level", "idx", "hash"), new_nodes)
+            self._last_head = _Head(head.size + len(leaf_hashes), chain_hash, frontier)
         return results
 
     def _known(self, connection: Connection, ids: set[str]) -> dict[str, LedgerRecord]:
@@ -233,13 +240,19 @@ class Ledger:
         return {str(record.id): record for record in _select(connection, [(f"e.id IN ({_markers(ids)})", *ids)])}
 
     def _head(self, connection: Connection) -> _Head:
-        last = connection.execute(
-            select(_entries.c.seq, _entries.c.chain_hash).order_by(_entries.c.seq.desc()).limit(1)
-        ).first()
-        if last is None:
+        """The head under the sequencer: the last entry, and the frontier read only if another writer moved it.
+
+        The chain hash commits to every leaf, so the head this instance last wrote still holds when the
+        last entry's size and chain hash match it (a rolled-back append leaves a head that does not match).
+        """
+        last = fetch_rows(connection, "SELECT seq, chain_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1", ())
+        if not last:
             return _Head(0, GENESIS_CHAIN_HASH, {})
-        size = last.seq + 1
-        return _Head(size, last.chain_hash, self._fetch_nodes(connection, merkle.frontier_keys(size)))
+        ((seq, chain_hash),) = last
+        cached = self._last_head
+        if (cached.size, cached.chain_hash) == (seq + 1, chain_hash):
+            return cached
+        return _Head(seq + 1, chain_hash, self._fetch_nodes(connection, merkle.frontier_keys(seq + 1)))
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -310,20 +323,20 @@ class Ledger:
 
     def checkpoint(self, *, force: bool = False) -> str:
         """The latest signed checkpoint; a new one when the log grew and the interval passed (or force)."""
-        with self._engine.connect() as connection:
-            latest = connection.execute(select(_checkpoints).order_by(_checkpoints.c.size.desc()).limit(1)).first()
-        size = self.size()
-        if latest is not None and latest.size >= size:
-            return str(latest.note)
+        with reading(self._engine) as connection:
+            latest_rows, size_rows = fetch_all(connection, [(_LATEST_CHECKPOINT, ()), _SIZE])
+        size = _size_of(size_rows)
         now_ms = int(time.time() * 1000)
-        if latest is not None and not force and now_ms - latest.created_at_ms < self._checkpoint_interval * 1000:
-            return str(latest.note)
-        if latest is None or size.bit_length() > latest.size.bit_length():
+        if latest_rows:
+            ((latest_size, latest_note, latest_created_at_ms),) = latest_rows
+            if latest_size >= size or (not force and now_ms - latest_created_at_ms < self._checkpoint_interval * 1000):
+                return str(latest_note)
+        if not latest_rows or size.bit_length() > latest_size.bit_length():
             refresh_statistics(self._engine)  # the log doubled since: the planner's picture is stale
         return self._make_checkpoint(size, now_ms)
 
     def _make_checkpoint(self, size: int, now_ms: int) -> str:
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             root = merkle.root(size, self._fetch_nodes(connection, merkle.root_keys(size)))
         note = self._signer.sign_checkpoint(size, root)
         row = {"size": size, "root_hash": root, "note": note, "created_at_ms": now_ms}
@@ -360,39 +373,30 @@ class Ledger:
         """Proof that event ``seq`` is in the tree of ``tree_size`` (default: the latest checkpoint)."""
         if tree_size is None:
             tree_size = checkpoint_size(self.checkpoint(force=True))
-        # one connection, three index lookups (size, O(log n) nodes, the checkpoint): O(log n) at any size
-        with self._engine.connect() as connection:
-            _check_sizes(seq + 1, tree_size, _size(connection), "leaf index")
-            nodes = self._fetch_nodes(connection, [*merkle.inclusion_proof_keys(seq, tree_size), (0, seq)])
-            note = _checkpoint_at(connection, tree_size)
+        _check_order(seq + 1, tree_size, "leaf index")
+        keys = {*merkle.inclusion_proof_keys(seq, tree_size), (0, seq)}
+        # one round trip, three index lookups (size, O(log n) nodes, the checkpoint): O(log n) at any size
+        with reading(self._engine) as connection:
+            size_rows, node_rows, note_rows = fetch_all(
+                connection, [_SIZE, _nodes_query(keys), (_CHECKPOINT_AT, (tree_size,))]
+            )
+        _check_within(tree_size, _size_of(size_rows))
+        nodes = _nodes_found(keys, node_rows)
         proof = merkle.inclusion_proof(seq, tree_size, nodes)
-        return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, note)
+        return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, str(note_rows[0][0]) if note_rows else None)
 
     def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
-        with self._engine.connect() as connection:
-            _check_sizes(first, second, _size(connection), "first")
-            nodes = self._fetch_nodes(connection, merkle.consistency_proof_keys(first, second))
-        return ConsistencyProof(first, second, merkle.consistency_proof(first, second, nodes))
+        _check_order(first, second, "first")
+        keys = set(merkle.consistency_proof_keys(first, second))
+        with reading(self._engine) as connection:
+            size_rows, node_rows = fetch_all(connection, [_SIZE, _nodes_query(keys)])
+        _check_within(second, _size_of(size_rows))
+        return ConsistencyProof(first, second, merkle.consistency_proof(first, second, _nodes_found(keys, node_rows)))
 
     def _fetch_nodes(self, connection: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Read node hashes by (level, index): level 0 from the entries, the rest from merkle_nodes."""
         wanted = set(keys)
-        leaves = [index for level, index in wanted if level == 0]
-        interior = [(level, index) for level, index in wanted if level > 0]
-        found: dict[tuple[int, int], bytes] = {}
-        # plain SQL through the driver: building these O(log n)-term expressions in SQLAlchemy cost more than
-        # the lookups; every term is an equality on a primary key, so each is one index probe
-        if leaves:
-            statement = f"SELECT seq, leaf_hash FROM ledger_entries WHERE seq IN ({', '.join('?' * len(leaves))})"
-            found.update({(0, seq): leaf for seq, leaf in fetch_rows(connection, statement, leaves)})
-        if interior:
-            terms = " OR ".join(["(level = ? AND idx = ?)"] * len(interior))
-            rows = fetch_rows(connection, f"SELECT level, idx, hash FROM merkle_nodes WHERE {terms}", _flat(interior))
-            found.update({(level, index): node for level, index, node in rows})
-        missing = wanted - found.keys()
-        if missing:
-            raise LedgerError(f"ledger is missing Merkle nodes {sorted(missing)[:5]}")
-        return found
+        return _nodes_found(wanted, fetch_rows(connection, *_nodes_query(wanted)))
 
 
 def checkpoint_size(note: str) -> int:
@@ -415,18 +419,51 @@ def initialise(settings: Settings) -> Ledger:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def _flat(keys: Sequence[tuple[int, int]]) -> list[int]:
-    return [part for key in keys for part in key]
+def _nodes_query(keys: Iterable[tuple[int, int]]) -> Query:
+    """One statement for node hashes by (level, index), as ``(level, index, hash)`` rows: level 0 from the
+    entries, the rest from merkle_nodes.
+
+    Plain SQL through the driver: building these O(log n)-term expressions in SQLAlchemy cost more than the
+    lookups; every term is an equality on a primary key, so each is one index probe.
+    """
+    leaves = [index for level, index in keys if level == 0]
+    interior = [part for level, index in keys if level > 0 for part in (level, index)]
+    parts = []
+    if leaves:
+        parts.append(f"SELECT 0, seq, leaf_hash FROM ledger_entries WHERE seq IN ({_markers(leaves)})")
+    if interior:
+        terms = " OR ".join(["(level = ? AND idx = ?)"] * (len(interior) // 2))
+        parts.append(f"SELECT level, idx, hash FROM merkle_nodes WHERE {terms}")
+    # no keys: a statement that finds nothing, so that callers need no case of their own
+    return " UNION ALL ".join(parts) or "SELECT 0, 0, NULL WHERE false", [*leaves, *interior]
 
 
-def _size(connection: Connection) -> int:
-    last = connection.execute(select(func.max(_entries.c.seq))).scalar()  # the end of the primary key index
+def _nodes_found(wanted: set[tuple[int, int]], rows: Iterable[Sequence[Any]]) -> dict[tuple[int, int], bytes]:
+    found = {(level, index): node for level, index, node in rows}
+    missing = wanted - found.keys()
+    if missing:
+        raise LedgerError(f"ledger is missing Merkle nodes {sorted(missing)[:5]}")
+    return found
+
+
+_SIZE: Query = ("SELECT max(seq) FROM ledger_entries", ())  # the end of the primary key index
+_CHECKPOINT_AT = "SELECT note FROM checkpoints WHERE size = ?"
+_LATEST_CHECKPOINT = "SELECT size, note, created_at_ms FROM checkpoints ORDER BY size DESC LIMIT 1"
+
+
+def _size_of(rows: Sequence[Sequence[Any]]) -> int:
+    """The ledger's size from the rows of ``_SIZE``."""
+    ((last,),) = rows
     return 0 if last is None else int(last) + 1
 
 
+def _size(connection: Connection) -> int:
+    return _size_of(fetch_rows(connection, *_SIZE))
+
+
 def _checkpoint_at(connection: Connection, size: int) -> str | None:
-    note = connection.execute(select(_checkpoints.c.note).where(_checkpoints.c.size == size)).scalar()
-    return None if note is None else str(note)
+    rows = fetch_rows(connection, _CHECKPOINT_AT, (size,))
+    return str(rows[0][0]) if rows else None
 
 
 def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
@@ -581,10 +618,13 @@ def _decode_cursor(cursor: str) -> int:
         raise ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"}) from exc
 
 
-def _check_sizes(smaller: int, larger: int, size: int, name: str) -> None:
+def _check_order(smaller: int, larger: int, name: str) -> None:
     if smaller < 0 or larger < 0:
         raise ValidationError("sizes must not be negative", details={name: smaller})
     if smaller > larger:
         raise ValidationError(f"{name} must not exceed the tree size", details={name: smaller, "treeSize": larger})
+
+
+def _check_within(larger: int, size: int) -> None:
     if larger > size:
         raise ValidationError("tree size exceeds the ledger", details={"treeSize": larger, "ledgerSize": size})
