@@ -2,12 +2,16 @@
 
 An append reuses the head (size, chain hash, frontier) it last wrote when the log still ends there, and reads
 it again when another writer moved it or its own write rolled back; proofs and checkpoints read in one
-pipelined round trip; a pooled connection that the server closed is replaced, not handed out.
+pipelined round trip; a pooled connection that the server closed is replaced, not handed out. A rejected
+batch writes nothing and says why, whatever the order in which the append meets its faults.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from models.database import fetch_all, reading, sequenced
 from models.ledger import Ledger, _prepare_all, initialise
 from models.verification import verify_ledger
 from qerberos import verifier
+from qerberos.errors import ConflictError, ValidationError
 from qerberos.settings import Settings
 from tests.conftest import POSTGRES_ADMIN_URL, make_settings
 from tests.integration.ledger.helpers import event
@@ -107,3 +112,20 @@ def test_a_pooled_connection_the_server_closed_is_replaced(
         ledger.append([event(1)])
 
         assert (2, 2) == (ledger.size(), ledger.consistency_proof(1, 2).second)
+
+
+def test_a_rejected_batch_names_every_invalid_event_and_those_come_before_a_conflict(ledger: Ledger) -> None:
+    known = ledger.append([event(0, event_id=uuid.UUID(int=7))])[0].record
+    too_early = dataclasses.replace(event(3), occurred_at=dt.datetime(1960, 1, 1, tzinfo=dt.UTC))
+    conflicting = event(0, event_id=known.id, verdict="DENY")
+
+    with pytest.raises(ValidationError) as invalid:
+        ledger.append([event(1), conflicting, too_early, event(4), too_early])
+    with pytest.raises(ConflictError) as conflict:
+        ledger.append([event(1), conflicting, event(4)])
+
+    assert (["2", "4"], {"index": 1, "id": str(known.id), "fields": ["verdict"]}) == (
+        list(invalid.value.details),
+        conflict.value.details,
+    )
+    assert (1, True) == (ledger.size(), verify_ledger(ledger).intact)
