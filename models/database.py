@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
@@ -124,6 +125,8 @@ def row_writer(connection: Connection, table: str, columns: Sequence[str]) -> It
         psycopg_connection.cursor() as cursor,
         cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
+        # by type name, bytea would take the DB-API's dumper (Python, to accept ``psycopg.Binary``): ~1 us a value
+        cursor.adapters.register_dumper(None, BytesBinaryDumper)
         copy.set_types(_postgres_types(table, tuple(columns)))
         yield copy.write_row
 
