@@ -21,6 +21,8 @@ import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -158,9 +160,14 @@ def _fast_checks(url: URL, ranges: Sequence[_Range], workers: int | None) -> Ite
             return
     # Forked, not spawned: a worker is ready in milliseconds, where importing the package anew takes a second.
     # Workers use Arrow, ADBC and hashlib, which are safe to use after a fork, and never this process's engine.
+    # When a range fails, the ranges not yet started are cancelled and the running ones finish: a Pool's
+    # terminate() could kill a worker holding its result queue's lock and then wait for that lock forever.
     context = multiprocessing.get_context("fork")
-    with context.Pool(min(workers, len(ranges)), _open_worker_reader, (url,)) as pool:
-        yield pool.imap(_check_in_worker, ranges)
+    pool = ProcessPoolExecutor(min(workers, len(ranges)), context, _open_worker_reader, (url,))
+    try:
+        yield map(_passed, [pool.submit(_check_in_worker, item) for item in ranges])
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _open_worker_reader(url: URL) -> None:
@@ -173,6 +180,14 @@ def _open_worker_reader(url: URL) -> None:
 
 def _check_in_worker(item: _Range) -> bool:
     return _worker_reader is not None and range_intact(_worker_reader, item.start, item.end, _roots(item))
+
+
+def _passed(check: Future[bool]) -> bool:
+    """A worker's verdict on its range; False when the worker died (the range is then checked here)."""
+    try:
+        return check.result()
+    except BrokenProcessPool:
+        return False
 
 
 def _roots(item: _Range) -> list[tuple[int, bytes]]:

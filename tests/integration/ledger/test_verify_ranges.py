@@ -3,8 +3,11 @@ tampering, what one sequential row-by-row pass reports."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from models import verification
 from models.ledger import Ledger
 from models.ledger_columns import ColumnReader
 from models.range_check import range_intact
@@ -92,6 +95,18 @@ TAMPERING = {
         23,
         "chain",
     ),
+    # the fast path compares hash columns end to end: a value of another length (a 16-byte salt) must not
+    # shift the values after it into place
+    "leaf hash of another length": (
+        ["UPDATE ledger_entries SET leaf_hash = (SELECT salt FROM event_details WHERE seq = 10) WHERE seq = 10"],
+        10,
+        "leaf hash",
+    ),
+    "Merkle node of another length": (
+        ["UPDATE merkle_nodes SET hash = (SELECT salt FROM event_details WHERE seq = 10) WHERE level = 1 AND idx = 5"],
+        10,
+        "Merkle node",
+    ),
 }
 
 
@@ -103,6 +118,25 @@ def test_two_workers_name_what_one_sequential_pass_names(long_ledger: Ledger, ca
     sequential = verify_ledger(long_ledger, chunk_size=64, workers=1)
     assert (seq, True) == (in_ranges.first_bad_seq, words.lower() in (in_ranges.problem or "").lower()), in_ranges
     assert (sequential.first_bad_seq, sequential.problem) == (in_ranges.first_bad_seq, in_ranges.problem)
+
+
+def _die(_item: object) -> bool:
+    os._exit(1)
+
+
+def test_ranges_whose_worker_died_are_checked_in_this_process(
+    long_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked_here: list[int] = []
+    verify_range = verification._verify_range
+    monkeypatch.setattr(verification, "_check_in_worker", _die)
+    monkeypatch.setattr(
+        verification,
+        "_verify_range",
+        lambda connection, item: (checked_here.append(item.start), verify_range(connection, item)),
+    )
+    report = verify_ledger(long_ledger, chunk_size=CHUNK, workers=2)
+    assert (True, [0, 8, 16, 24, 32]) == (report.intact, checked_here)
 
 
 def test_a_chunk_size_that_is_not_a_power_of_two_is_refused(ledger: Ledger) -> None:
