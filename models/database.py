@@ -67,13 +67,14 @@ def _refuse_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -
     """Hand out no pooled PostgreSQL connection that the server has closed (a restart, a terminated backend).
 
     An idle connection has nothing to read unless the server spoke first: it says why it closes and then
-    closes. One non-blocking ``select`` finds that, where ``pool_pre_ping`` spent a round trip to the server
+    closes. One non-blocking ``poll`` finds that, where ``pool_pre_ping`` spent a round trip to the server
     on every checkout; the pool replaces a connection refused here with a fresh one.
     """
     if dbapi_connection.closed:
         raise DisconnectionError("connection closed")
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    if readable:
+    poller = select.poll()  # not select.select: a busy process may hold descriptors past its limit of 1024
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
         raise DisconnectionError("the server spoke on an idle connection: it is closing it")
 
 
