@@ -129,3 +129,15 @@ def test_a_rejected_batch_names_every_invalid_event_and_those_come_before_a_conf
         conflict.value.details,
     )
     assert (1, True) == (ledger.size(), verify_ledger(ledger).intact)
+
+
+def test_a_connection_lent_for_reading_writes_in_transactions_again(ledger: Ledger) -> None:
+    with reading(ledger.engine) as connection:
+        lent = connection.connection.dbapi_connection
+        fetch_all(connection, [("SELECT 1", ())])
+    with pytest.raises(RuntimeError), sequenced(ledger.engine) as connection:
+        assert lent is connection.connection.dbapi_connection  # the pool's one connection, handed out again
+        ledger._append_in(connection, _prepare_all([event(0)]))
+        raise RuntimeError("rolls back")
+
+    assert 0 == ledger.size()  # nothing of the rolled-back append was committed on its own
