@@ -35,8 +35,10 @@ _DETAILS = "SELECT seq, salt, details FROM event_details WHERE seq >= {start} AN
 _SQLITE_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
 _SQLITE_INFERENCE_ROWS = 1 << 16
 _CHAIN = "SELECT chain_hash FROM ledger_entries WHERE seq = {seq}"
-_NODE_RANGE = "(level = {level} AND idx >= {low} AND idx <= {high})"
-_NODES = "SELECT level, idx, hash FROM merkle_nodes WHERE {ranges} ORDER BY level, idx"
+# One index range scan per level, merged in order (SQLite's MERGE, PostgreSQL's Merge Append): one scan for
+# an OR of the ranges made PostgreSQL gather and sort the rows, with half as much server CPU again.
+_NODE_RANGE = "SELECT level, idx, hash FROM merkle_nodes WHERE level = {level} AND idx >= {low} AND idx <= {high}"
+_NODES_ORDER = " ORDER BY level, idx"
 
 
 class ColumnReadError(Exception):
@@ -91,8 +93,8 @@ class ColumnReader:
 
     def nodes(self, ranges: Sequence[tuple[int, int, int]]) -> pa.Table:
         """Stored Merkle nodes of ``(level, low, high)`` index ranges, ordered by level, then index."""
-        where = " OR ".join(_NODE_RANGE.format(level=int(lv), low=int(lo), high=int(hi)) for lv, lo, hi in ranges)
-        return self._query(_NODES.format(ranges=where))
+        scans = (_NODE_RANGE.format(level=int(lv), low=int(lo), high=int(hi)) for lv, lo, hi in ranges)
+        return self._query(" UNION ALL ".join(scans) + _NODES_ORDER)
 
     def node_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
         """Stored Merkle nodes (level >= 1) by key; absent keys are left out."""
