@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import select
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -158,6 +159,8 @@ def fetch_rows(connection: Connection, statement: str, parameters: Sequence[Any]
 
 Query = tuple[str, Sequence[Any]]
 """A statement with ``?`` placeholders (and no other question mark) and the values of its placeholders."""
+DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+"""What ``fetch_rows`` and ``fetch_all`` raise: the drivers' own errors (they bypass SQLAlchemy's wrapping)."""
 
 
 def fetch_all(connection: Connection, queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:

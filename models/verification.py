@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL
 
 from models import merkle
 from models.canonical import canonical_record, commit_canonical_details
-from models.database import fetch_rows
+from models.database import DRIVER_ERRORS, fetch_rows
 from models.ledger import GENESIS_CHAIN_HASH, Ledger
 from models.ledger_columns import ColumnReader, ColumnReadError
 from models.range_check import range_intact
@@ -198,7 +198,7 @@ def _verify_range(connection: Connection, item: _Range) -> None:
     """The exact check of one range, row by row: raises ``_Tampered`` naming the first bad sequence number."""
     start, end = item.start, item.end
     chain = GENESIS_CHAIN_HASH if start == 0 else _stored_chain_hash(connection, start - 1)
-    leaves, _ = _verify_rows(fetch_rows(connection, _ROWS, (start, end)), start, end, chain)
+    leaves, _ = _verify_rows(_readable_rows(connection, start, end, chain), start, end, chain)
     frontier = _stored_frontier(connection, start)
     stored = _stored_nodes(connection, start, end)
     pending = list(item.checkpoints)
@@ -215,6 +215,28 @@ def _verify_range(connection: Connection, item: _Range) -> None:
     if stored:
         level, index = min(stored)
         raise _Tampered(index << level, f"unexpected Merkle node ({level}, {index})")
+
+
+def _readable_rows(connection: Connection, start: int, end: int, chain: bytes) -> list[tuple[Any, ...]]:
+    """The rows ``[start, end)``; one the driver cannot read (SQLite keeps text that is not UTF-8 if given
+    it) is where history was changed, unless a row before it was changed otherwise."""
+    try:
+        return fetch_rows(connection, _ROWS, (start, end))
+    except DRIVER_ERRORS as exc:
+        unreadable = next((seq for seq in range(start, end) if not _readable(connection, seq)), None)
+        if unreadable is None:
+            raise  # not a row's value: the database itself failed
+        _verify_rows(fetch_rows(connection, _ROWS, (start, unreadable)), start, unreadable, chain)
+        problem = f"entry {unreadable} cannot be read: a stored value is not of its column's type"
+        raise _Tampered(unreadable, problem) from exc
+
+
+def _readable(connection: Connection, seq: int) -> bool:
+    try:
+        fetch_rows(connection, _ROWS, (seq, seq + 1))
+    except DRIVER_ERRORS:
+        return False
+    return True
 
 
 def _stored_chain_hash(connection: Connection, seq: int) -> bytes:
@@ -243,34 +265,44 @@ def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: b
     chain, by induction from the genesis hash, and it names the same first bad seq.
     """
     leaves = []
-    sha256 = hashlib.sha256
     expected = start
-    for (
-        seq, event_id, type_, ref, squid_id, sub_id, dao_id, layer, verdict, commitment, cid, occurred_at_ms,
-        received_at_ms, source, stored_canonical, stored_leaf, stored_chain, salt, details,
-    ) in rows:  # fmt: skip
+    for row in rows:
+        seq = row[0]
         if seq != expected:
             raise _Tampered(expected, f"sequence number {expected} is missing")
-        canonical = canonical_record(
-            seq=seq, event_id=event_id, type=type_, ref=ref, squid_id=squid_id, sub_id=sub_id, dao_id=dao_id,
-            layer=layer, verdict=verdict, details_commitment=commitment, cid=cid, occurred_at_ms=occurred_at_ms,
-            received_at_ms=received_at_ms, source=source,
-        )  # fmt: skip
-        if canonical != stored_canonical.encode():
-            raise _Tampered(seq, "stored columns do not match the stored canonical encoding")
-        leaf = sha256(b"\x00" + canonical).digest()
-        if leaf != stored_leaf:
-            raise _Tampered(seq, "leaf hash does not match the canonical encoding")
-        if sha256(chain + leaf).digest() != stored_chain:
-            raise _Tampered(seq, "hash chain broken")
-        chain = stored_chain
-        if details is not None and commit_canonical_details(details.encode(), salt) != commitment:
-            raise _Tampered(seq, "details do not match their commitment")
+        try:
+            leaf = _verify_row(row, chain)
+        except (TypeError, ValueError, AttributeError) as exc:  # SQLite keeps a value of any type it is given
+            raise _Tampered(seq, f"a stored value has an unexpected type ({exc})") from exc
+        chain = row[16]
         leaves.append(leaf)
         expected += 1
     if expected != end:
         raise _Tampered(expected, f"sequence number {expected} is missing")
     return leaves, chain
+
+
+def _verify_row(row: tuple[Any, ...], chain: bytes) -> bytes:
+    """Check one row after the record whose chain hash is ``chain``; its leaf hash."""
+    (
+        seq, event_id, type_, ref, squid_id, sub_id, dao_id, layer, verdict, commitment, cid, occurred_at_ms,
+        received_at_ms, source, stored_canonical, stored_leaf, stored_chain, salt, details,
+    ) = row  # fmt: skip
+    canonical = canonical_record(
+        seq=seq, event_id=event_id, type=type_, ref=ref, squid_id=squid_id, sub_id=sub_id, dao_id=dao_id,
+        layer=layer, verdict=verdict, details_commitment=commitment, cid=cid, occurred_at_ms=occurred_at_ms,
+        received_at_ms=received_at_ms, source=source,
+    )  # fmt: skip
+    if canonical != stored_canonical.encode():
+        raise _Tampered(seq, "stored columns do not match the stored canonical encoding")
+    leaf = hashlib.sha256(b"\x00" + canonical).digest()
+    if leaf != stored_leaf:
+        raise _Tampered(seq, "leaf hash does not match the canonical encoding")
+    if hashlib.sha256(chain + leaf).digest() != stored_chain:
+        raise _Tampered(seq, "hash chain broken")
+    if details is not None and commit_canonical_details(details.encode(), salt) != commitment:
+        raise _Tampered(seq, "details do not match their commitment")
+    return leaf
 
 
 def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[int, int], bytes]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Connection, text
 from typer.testing import CliRunner
 
 from models.database import is_sqlite
-from models.ledger import Ledger
+from models.ledger import Ledger, initialise
 from models.verification import verify_ledger
 from qerberos.cli import app
+from qerberos.settings import Settings
 from tests.integration.ledger.helpers import event
 
 
@@ -28,13 +31,23 @@ def _drop_guards(connection: Connection, *, sqlite: bool) -> None:
         connection.execute(text("DROP FUNCTION qerberos_refuse_change() CASCADE"))
 
 
-@pytest.fixture
-def filled(ledger: Ledger) -> Ledger:
+def _fill(ledger: Ledger) -> Ledger:
     ledger.append([event(n) for n in range(6)])
     ledger.checkpoint(force=True)
     ledger.append([event(n) for n in range(6, 10)])
     ledger.checkpoint(force=True)
     return ledger
+
+
+@pytest.fixture
+def filled(ledger: Ledger) -> Ledger:
+    return _fill(ledger)
+
+
+@pytest.fixture
+def filled_sqlite(sqlite_settings: Settings) -> Iterator[Ledger]:
+    with initialise(sqlite_settings) as ledger:
+        yield _fill(ledger)
 
 
 TAMPERING = {
@@ -84,6 +97,31 @@ def test_verify_names_the_first_bad_sequence_number(filled: Ledger, case: str) -
     statements, seq, words = TAMPERING[case]
     _as_attacker(filled, *statements)
     report = verify_ledger(filled)
+    assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
+
+
+SQLITE_TYPE_TAMPERING = {
+    "hash turned into text that is not UTF-8": (
+        ["UPDATE ledger_entries SET leaf_hash = leaf_hash || leaf_hash WHERE seq = 4"], 4, "cannot be read"
+    ),
+    "canonical turned into a blob": (["UPDATE ledger_entries SET canonical = x'00ff' WHERE seq = 3"], 3, "type"),
+    "details turned into a blob": (["UPDATE event_details SET details = x'00ff' WHERE seq = 2"], 2, "type"),
+    "unreadable row after a changed one": (
+        [
+            "UPDATE ledger_entries SET ref = 'file:other' WHERE seq = 1",
+            "UPDATE ledger_entries SET leaf_hash = leaf_hash || leaf_hash WHERE seq = 4",
+        ],
+        1,
+        "canonical",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SQLITE_TYPE_TAMPERING))
+def test_verify_reports_values_of_another_type_that_sqlite_keeps(filled_sqlite: Ledger, case: str) -> None:
+    statements, seq, words = SQLITE_TYPE_TAMPERING[case]  # PostgreSQL refuses such values
+    _as_attacker(filled_sqlite, *statements)
+    report = verify_ledger(filled_sqlite)
     assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
 
 
