@@ -29,7 +29,7 @@ from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
 from api.controllers.risk import RiskController, close_risk
 from api.errors import EXCEPTION_HANDLERS
-from api.lifecycle import ServiceState, lifespan
+from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
 from api.probes import DependencyProbes
 from models.ledger import Ledger
@@ -119,7 +119,10 @@ def serve_app() -> Litestar:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_dir)
-    return create_app(settings)
+    app = create_app(settings)
+    # last, after the lifespans; a served worker's only: an in-process app (tests) would pin every app built
+    app.on_startup.append(freeze_startup_objects)
+    return app
 
 
 def _permission_guard(requires: GuardFactory | None) -> Guard:
