@@ -41,7 +41,7 @@ from models.database import (
     sequenced,
 )
 from models.match_counts import Counted, MatchCounts
-from models.records import Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
+from models.records import ERASURE_TYPE, Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
@@ -171,7 +171,7 @@ class Ledger:
             owned = select(_entries.c.seq).where(_entries.c.actor_squid_id == squid_id)
             erased = connection.execute(_details.delete().where(_details.c.seq.in_(owned))).rowcount
             erasure = NewEvent(
-                type="gdpr.erasure",
+                type=ERASURE_TYPE,
                 ref=f"identity:{squid_id}",
                 actor=Actor(squid_id),
                 layer="qerberos",

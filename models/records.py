@@ -17,6 +17,8 @@ import msgspec
 
 Verdict = Literal["ALLOW", "DENY", "WARN"]
 VERDICTS: tuple[Verdict, ...] = ("ALLOW", "DENY", "WARN")
+ERASURE_TYPE = "gdpr.erasure"
+"""The type of the event ``Ledger.erase`` appends; its actor is the erased identity, its layer ``qerberos``."""
 
 
 class Actor(msgspec.Struct, frozen=True):

@@ -12,8 +12,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from analytics.compliance.period import Period, query
+from models.records import ERASURE_TYPE
 
-ERASURE_TYPE = "gdpr.erasure"
 #: ``layer.type`` of events that read or disclose personal data (files, mail, wallet balances, identities,
 #: exports); any type naming personal data or an export counts too.
 PERSONAL_DATA_PATTERN = (

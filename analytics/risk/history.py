@@ -25,13 +25,12 @@ import msgspec
 from sqlalchemy import Connection, bindparam, func, select
 
 from analytics.risk.factors import AlertView, DetectorScoreView
+from models.records import ERASURE_TYPE
 from models.tables import EventDetails, LedgerEntry
 
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
 OWN_LAYER = "qerberos"
-#: ``Ledger.erase`` deletes an identity's details and appends this event (actor: the identity).
-ERASURE_TYPE = "gdpr.erasure"
 
 _SNAPSHOT = select(
     select(func.max(_entries.c.seq)).scalar_subquery(),
