@@ -12,7 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 
+from models.database import create_ledger_engine
+from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
 from qerberos.settings import Settings, get_settings, load_settings
 
@@ -64,3 +67,12 @@ def ledger(backend_settings: Settings) -> Iterator[Ledger]:
     ledger = initialise(backend_settings)
     yield ledger
     ledger.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite database holding the identity tables (local mode's identities, tokens and keys)."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    create_identity_tables(engine)
+    yield engine
+    engine.dispose()

@@ -10,7 +10,6 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,8 +17,7 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine
 
 from api.security import build_security
-from models.database import create_ledger_engine
-from models.identities import create_identity, create_identity_tables
+from models.identities import create_identity
 from qerberos.settings import load_settings
 from tests.unit.security.helpers import make_app, sign
 from tests.unit.security.test_local_mode import PUBLIC_KEY
@@ -42,14 +40,6 @@ def prefix() -> Iterator[str]:
     for key in client.scan_iter(f"{prefix}:*"):
         client.delete(key)
     client.close()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'q.db'}")
-    create_identity_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 def two_apps(engine: Engine, prefix: str, per_minute: int) -> tuple[TestClient, TestClient]:  # type: ignore[type-arg]

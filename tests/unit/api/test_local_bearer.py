@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -12,8 +10,7 @@ from sqlalchemy import Engine
 from api.security import local
 from api.security.caller import Caller, Credential
 from api.security.local import LOOKUP_TTL, LocalIdentities
-from models.database import create_ledger_engine
-from models.identities import Identity, create_identity, create_identity_tables, set_disabled
+from models.identities import Identity, create_identity, set_disabled
 from qerberos.errors import AuthenticationError, LedgerError
 
 
@@ -23,14 +20,6 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'q.db'}")
-    create_identity_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import base64
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,22 +14,13 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine
 
 from api.security import build_security, ensure_admin
-from models.database import create_ledger_engine
-from models.identities import create_identity, create_identity_tables, set_disabled
+from models.identities import create_identity, set_disabled
 from qerberos.settings import load_settings
 from tests.unit.security.helpers import TEST_SEED, make_app, sign
 
 PUBLIC_KEY = base64.b64encode(
     Ed25519PrivateKey.from_private_bytes(TEST_SEED).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 ).decode()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'q.db'}")
-    create_identity_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
