@@ -93,7 +93,8 @@ class _TrainingECDF:
 
     def decision_function(self, X: Any) -> np.ndarray:
         X = check_array(X, dtype=np.float64)
-        return self._combine(*self._tails(X)).sum(axis=1).ravel()
+        scores: np.ndarray = self._combine(*self._tails(X)).sum(axis=1)
+        return scores.ravel()
 
     def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -112,21 +113,23 @@ class _TrainingECDF:
         return u_left, u_right, u_skew
 
 
-class TrainingECOD(_TrainingECDF, ECOD):
+class TrainingECOD(_TrainingECDF, ECOD):  # type: ignore[misc]  # PyOD ships no type hints: ECOD is Any
     """ECOD (Li et al. 2022) whose ECDFs come from the training data alone: batch-independent scores."""
 
     def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
-        return np.maximum(np.maximum(u_left, u_right), u_skew)
+        combined: np.ndarray = np.maximum(np.maximum(u_left, u_right), u_skew)
+        return combined
 
 
-class TrainingCOPOD(_TrainingECDF, COPOD):
+class TrainingCOPOD(_TrainingECDF, COPOD):  # type: ignore[misc]  # PyOD ships no type hints: COPOD is Any
     """COPOD (Li et al. 2020) whose ECDFs come from the training data alone: batch-independent scores."""
 
     def _combine(self, u_left: np.ndarray, u_right: np.ndarray, u_skew: np.ndarray) -> np.ndarray:
-        return np.maximum(u_skew, (u_left + u_right) / 2)
+        combined: np.ndarray = np.maximum(u_skew, (u_left + u_right) / 2)
+        return combined
 
 
-class KDTreeKNN(KNN):
+class KDTreeKNN(KNN):  # type: ignore[misc]  # PyOD ships no type hints: KNN is Any
     """PyOD's KNN whose Minkowski-metric neighbour search runs on SciPy's k-d tree (other metrics: PyOD's).
 
     Same parameters and scores as :class:`KNN` (to rounding): the k-th (or mean, median of the k) distance

@@ -21,7 +21,7 @@ __all__ = ["ScoreEnsemble"]
 logger = logging.getLogger(__name__)
 
 
-class ScoreEnsemble(BaseDetector):
+class ScoreEnsemble(BaseDetector):  # type: ignore[misc]  # PyOD ships no type hints: BaseDetector is Any
     """Combine registry detectors; ``members`` is a tuple of ``(name, params)`` pairs.
 
     Parameters (``get_params()``): ``members``, ``standardise`` ("zscore" or "rank"), ``combine`` ("mean" or

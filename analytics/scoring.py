@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from analytics.ensemble import ScoreEnsemble
 
 __all__ = ["DetectorPipeline", "build_pipeline", "feature_matrix"]
 
-Frame = pl.DataFrame | pd.DataFrame
+Frame: TypeAlias = pl.DataFrame | pd.DataFrame
 
 # A batch is split across threads only when every chunk keeps at least this many rows: below it, starting
 # threads costs more than it saves. The detectors' heavy parts (SciPy's k-d tree, scikit-learn's trees,
@@ -61,7 +61,7 @@ def feature_matrix(frame: Frame, columns: Sequence[str]) -> np.ndarray:
     return matrix
 
 
-class DetectorPipeline(BaseDetector):
+class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no type hints: BaseDetector is Any
     """``feature_columns`` -> signed log1p -> robust scaling (training median / IQR) -> ``detector``."""
 
     def __init__(
@@ -78,7 +78,8 @@ class DetectorPipeline(BaseDetector):
         X = check_array(X, dtype=np.float64)
         if X.shape[1] != len(self.center_):
             raise DetectorError(f"expected {len(self.center_)} features, got {X.shape[1]}")
-        return (np.sign(X) * np.log1p(np.abs(X)) - self.center_) / self.scale_
+        scaled: np.ndarray = (np.sign(X) * np.log1p(np.abs(X)) - self.center_) / self.scale_
+        return scaled
 
     def fit(self, X: Any, y: Any = None) -> DetectorPipeline:
         if self.detector is None:

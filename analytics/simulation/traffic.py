@@ -38,7 +38,8 @@ def concat(batches: list[Batch]) -> Batch:
 
 
 def sizes(rng: np.random.Generator, kinds: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    return rng.lognormal(np.log(_KIND_SIZE[kinds] * scale), 0.8).astype(np.int64)
+    drawn: np.ndarray = rng.lognormal(np.log(_KIND_SIZE[kinds] * scale), 0.8)
+    return drawn.astype(np.int64)
 
 
 def skewed(rng: np.random.Generator, pool: np.ndarray, count: int) -> np.ndarray:
