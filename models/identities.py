@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Boolean, Column, Engine, String, Text, select
+from sqlalchemy import BigInteger, Boolean, Column, ColumnElement, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
@@ -62,7 +62,7 @@ class Identity(SQLModel, table=True):
 def create_identity_tables(engine: Engine) -> None:
     """Create the ``identities`` table if missing (``qerberos init`` calls this)."""
     try:
-        SQLModel.metadata.create_all(engine, tables=[Identity.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.create_all(engine, tables=[Identity.__table__])  # type: ignore[attr-defined]  # SQLModel declares no __table__
     except SQLAlchemyError as exc:
         raise LedgerError(f"could not create the identities table: {exc.__class__.__name__}") from exc
 
@@ -137,28 +137,28 @@ def create_identity(
 
 def list_identities(engine: Engine) -> list[Identity]:
     with Session(engine) as session:
-        return list(session.execute(select(Identity).order_by(Identity.name)).scalars())  # type: ignore[arg-type]
+        return list(session.execute(select(Identity).order_by(Identity.name)).scalars())
 
 
 def find_by_token_hash(engine: Engine, token_hash: str) -> Identity | None:
-    return _one(engine, Identity.token_hash == token_hash)  # type: ignore[arg-type]
+    return _one(engine, col(Identity.token_hash) == token_hash)
 
 
 def find_by_squid_id(engine: Engine, squid_id: str) -> Identity | None:
-    return _one(engine, Identity.squid_id == squid_id)  # type: ignore[arg-type]
+    return _one(engine, col(Identity.squid_id) == squid_id)
 
 
-def _one(engine: Engine, condition: object) -> Identity | None:
+def _one(engine: Engine, condition: ColumnElement[bool]) -> Identity | None:
     try:
         with Session(engine) as session:
-            return session.execute(select(Identity).where(condition)).scalars().first()  # type: ignore[arg-type]
+            return session.execute(select(Identity).where(condition)).scalars().first()
     except SQLAlchemyError as exc:
         raise LedgerError(f"could not read identities: {exc.__class__.__name__}") from exc
 
 
 def set_disabled(engine: Engine, name: str, disabled: bool = True) -> None:
     with Session(engine) as session:
-        identity = session.execute(select(Identity).where(Identity.name == name)).scalars().first()  # type: ignore[arg-type]
+        identity = session.execute(select(Identity).where(col(Identity.name) == name)).scalars().first()
         if identity is None:
             raise NotFoundError("no such identity", details={"name": name})
         identity.disabled = disabled
@@ -169,7 +169,7 @@ def set_disabled(engine: Engine, name: str, disabled: bool = True) -> None:
 def ensure_admin(engine: Engine) -> str | None:
     """Create the ``admin`` identity on first start; its new token, or ``None`` when it already exists."""
     create_identity_tables(engine)
-    if _one(engine, Identity.name == ADMIN_NAME) is not None:  # type: ignore[arg-type]
+    if _one(engine, col(Identity.name) == ADMIN_NAME) is not None:
         return None
     try:
         _, token = create_identity(engine, ADMIN_NAME, ["admin"])
