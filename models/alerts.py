@@ -19,6 +19,7 @@ if the ledger append fails the change is kept and the error raised (the caller l
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import json
@@ -300,7 +301,7 @@ class AlertStore:
             return int(connection.execute(statement).scalar_one())
 
     @staticmethod
-    def _filters(severity: str | None, status: str | None, squid_id: str | None) -> list[Any]:
+    def _filters(severity: str | None, status: str | None, squid_id: str | None) -> builtins.list[Any]:
         conditions = []
         if severity is not None:
             conditions.append(_alerts.c.severity == severity)
@@ -317,7 +318,7 @@ class AlertStore:
             raise NotFoundError(f"no alert with id {alert_id}")
         return _view(row)
 
-    def active_for(self, squid_id: str) -> list[AlertView]:
+    def active_for(self, squid_id: str) -> builtins.list[AlertView]:
         return self.list(status="active", squid_id=squid_id, limit=1000)
 
     def latest_score(self, squid_id: str) -> ScoreRow | None:
@@ -396,17 +397,26 @@ class AlertStore:
             stronger = escalated or candidate.score >= old.score
             explanation = dict(candidate.explanation) if stronger else dict(old.explanation)
             explanation["windows"] = _merged_windows(old.explanation, candidate.window_start_ms)
+            updated = dataclasses.replace(
+                old,
+                severity=candidate.severity if escalated else old.severity,
+                score=max(float(candidate.score), old.score),
+                description=candidate.description if stronger else old.description,
+                explanation=explanation,
+                updated_at_ms=now,
+                window_start_ms=candidate.window_start_ms or old.window_start_ms,
+                occurrences=old.occurrences + 1,
+            )
             values = {
-                "severity": candidate.severity if escalated else old.severity,
-                "score": max(float(candidate.score), old.score),
-                "description": candidate.description if stronger else old.description,
+                "severity": updated.severity,
+                "score": updated.score,
+                "description": updated.description,
                 "explanation": json.dumps(explanation),
                 "updated_at_ms": now,
-                "window_start_ms": candidate.window_start_ms or old.window_start_ms,
-                "occurrences": old.occurrences + 1,
+                "window_start_ms": updated.window_start_ms,
+                "occurrences": updated.occurrences,
             }
             connection.execute(_alerts.update().where(_alerts.c.id == old.id).values(values))
-            updated = dataclasses.replace(old, **{**values, "explanation": explanation})
             return AlertChange(updated, "escalated" if escalated else "repeated")
 
     def set_status(
