@@ -101,10 +101,13 @@ def verify_ledger(
     """
     if chunk_size < 2 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, at least 2: got {chunk_size}")
-    size = ledger.size()
+    size: int | None = None
     with ledger.engine.connect() as connection:
         try:
             checkpoints = _verified_checkpoints(connection, ledger)
+            # read after the checkpoints, which cover only entries that existed: events appended and
+            # checkpoints signed meanwhile go unchecked, never mistaken for a truncated log
+            size = ledger.size()
             ranges = _ranges(size, checkpoints, chunk_size)
             with _fast_checks(ledger.engine.url, ranges, workers) as intact:
                 for item, passed in zip(ranges, intact, strict=True):
@@ -113,7 +116,7 @@ def verify_ledger(
                     if progress is not None:
                         progress(item.end, size)
         except _Tampered as tampered:
-            return VerificationReport(size, 0, tampered.seq, tampered.problem)
+            return VerificationReport(ledger.size() if size is None else size, 0, tampered.seq, tampered.problem)
     return VerificationReport(size, len(checkpoints))
 
 

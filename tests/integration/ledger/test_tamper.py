@@ -125,6 +125,22 @@ def test_verify_reports_values_of_another_type_that_sqlite_keeps(filled_sqlite: 
     assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
 
 
+def test_verify_of_a_live_ledger_leaves_out_what_is_appended_while_it_runs(
+    filled: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = filled.size
+
+    def size_then_more_events_and_a_checkpoint() -> int:
+        before = size()
+        filled.append([event(n) for n in range(10, 14)])
+        filled.checkpoint(force=True)
+        return before
+
+    monkeypatch.setattr(filled, "size", size_then_more_events_and_a_checkpoint)
+    report = verify_ledger(filled)
+    assert (True, 10) == (report.intact, report.size), report
+
+
 def test_cli_verify_exit_codes(filled: Ledger, backend_settings: object) -> None:
     runner = CliRunner()
     intact = runner.invoke(app, ["verify"])
