@@ -36,6 +36,7 @@ with warnings.catch_warnings():
     # MLflow 3.17 warns, while importing pyfunc, about type hints of its own GenAI request types.
     warnings.simplefilter("ignore", UserWarning)
     import mlflow.pyfunc
+    from mlflow.pyfunc.model import PythonModel
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
@@ -139,7 +140,7 @@ def _sha256_tree(root: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-class DetectorPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class DetectorPyfunc(PythonModel):
     """Scores feature rows with a fitted :class:`DetectorPipeline` (returns scores, never 0/1 labels)."""
 
     def load_context(self, context: Any) -> None:
@@ -279,7 +280,7 @@ def load_version(tracking_uri: str, version: str) -> LoadedDetector:
     python_model = model.unwrap_python_model()
     if not isinstance(python_model, DetectorPyfunc):
         raise DetectorError(f"model version {version} is not a qerberos DetectorPyfunc")
-    config = model.model_config or {}
+    config: Mapping[str, Any] = model.model_config or {}
     pipeline = python_model.pipeline
     return LoadedDetector(
         version=str(version),
