@@ -115,7 +115,7 @@ def plot_evaluation(scores: np.ndarray, labels: np.ndarray, directory: Path, tit
         plt.close(figure)
         paths.append(directory / filename)
     figure, axes = plt.subplots(figsize=(5, 4))
-    bins = np.histogram_bin_edges(scores, bins=40)
+    bins: list[float] = np.histogram_bin_edges(scores, bins=40).tolist()
     axes.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal", density=True)
     axes.hist(scores[labels == 1], bins=bins, alpha=0.6, label="attack", density=True)
     axes.set(xlabel="score", ylabel="density", title=f"{title} scores".strip())
