@@ -288,8 +288,9 @@ def _render_html(directory: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    notebook = nbformat.read(directory / OUTPUTS["ipynb"], as_version=4)
+    # nbconvert's exporter constructor and nbformat.read carry no type hints.
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)  # type: ignore[no-untyped-call]
+    notebook = nbformat.read(directory / OUTPUTS["ipynb"], as_version=4)  # type: ignore[no-untyped-call]
     for cell in notebook.cells:  # library warnings on stderr belong in the executed notebook, not the report
         cell["outputs"] = [out for out in cell.get("outputs", []) if out.get("name") != "stderr"]
     body, _ = exporter.from_notebook_node(notebook)

@@ -225,7 +225,7 @@ class Scheduler:
 
     def _seconds_to_next(self) -> float:
         now = self.clock()
-        upcoming = [croniter(entry.cron, now).get_next(dt.datetime) for entry in self.entries]
+        upcoming: list[dt.datetime] = [croniter(entry.cron, now).get_next(dt.datetime) for entry in self.entries]
         if not upcoming:
             return self.poll_seconds
         return max(1.0, min(self.poll_seconds, (min(upcoming) - now).total_seconds() + 0.5))
