@@ -74,11 +74,14 @@ def _summary(tracking_uri: str, version: str) -> VersionSummary:
         model_version = registry.get_model_version(MODEL_NAME, version)
     except Exception as exc:  # MlflowException, wrapped at the boundary
         raise NotFoundError(f"no version {version} of {MODEL_NAME}") from exc
-    run = registry.get_run(model_version.run_id)
+    run_id = model_version.run_id
+    if run_id is None:  # registered from a path rather than a run: no metrics to compare
+        raise NotFoundError(f"version {version} of {MODEL_NAME} has no training run")
+    run = registry.get_run(run_id)
     return VersionSummary(
         version=str(version),
         aliases=tuple(model_version.aliases),
-        run_id=str(model_version.run_id),
+        run_id=run_id,
         metrics=dict(run.data.metrics),
         eval_data_sha256=run.data.tags.get("eval_data_sha256"),
     )
