@@ -114,7 +114,7 @@ def _utc(column: pl.Expr) -> pl.Expr:
     return column.cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
 
 
-def query(engine: sa.Engine, statement: str, **parameters: Any) -> list[sa.Row[Any]]:
+def query(engine: sa.Engine, statement: str, **parameters: Any) -> list[sa.Row[*tuple[Any, ...]]]:
     """Run one read-only statement; database errors become ``LedgerError``."""
     try:
         with engine.connect() as connection:
