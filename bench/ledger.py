@@ -42,7 +42,7 @@ from sqlalchemy import create_engine, text
 
 from models import merkle
 from models.database import create_ledger_engine, create_schema, fetch_rows, sequenced
-from models.ledger import Ledger, initialise
+from models.ledger import Ledger, initialise, time_ordered_id
 from models.records import Actor, NewEvent, SearchQuery
 from models.tables import EventDetails, LedgerEntry, MerkleNode
 from models.verification import verify_ledger
@@ -234,10 +234,11 @@ def _read_rate(ledger: Ledger) -> int:
 
 
 def _bare_row(n: int) -> tuple[Any, ...]:
-    """A ``ledger_entries`` row as an append writes it: random id, 420-character canonical text, hashes."""
+    """A ``ledger_entries`` row as an append writes it: time-ordered id, 420-character canonical text, hashes."""
     return (
-        n, str(uuid.uuid4()), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}", "work", "dao:q", "qdrive",
-        "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32), os.urandom(32),
+        n, str(time_ordered_id(os.urandom(10))), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}", "work",
+        "dao:q", "qdrive", "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32),
+        os.urandom(32),
     )  # fmt: skip
 
 
