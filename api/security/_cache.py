@@ -1,11 +1,13 @@
-"""A small bounded TTL cache for verification answers and permission decisions (one event loop, no locks)."""
+"""A small bounded TTL cache for verification answers and permission decisions, and one lookup in flight per
+key (one event loop, no locks)."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -55,3 +57,25 @@ class TTLCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class SingleFlight(Generic[K, V]):
+    """One lookup in flight per key: a request that needs a key's answer while its lookup runs awaits that
+    lookup (its answer or its error) instead of starting another. A busy caller's cached answer expires under
+    dozens of waiting requests; each starting its own lookup cost CPU, connections and tail latency."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Task[V]] = {}
+
+    async def run(self, key: K, lookup: Callable[[], Awaitable[V]]) -> V:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._finish(key, lookup()))
+            self._running[key] = task
+        return await asyncio.shield(task)  # a request that goes away leaves the lookup to the others
+
+    async def _finish(self, key: K, lookup: Awaitable[V]) -> V:
+        try:
+            return await lookup
+        finally:
+            del self._running[key]

@@ -9,7 +9,6 @@ when that answer expires, the requests that find it expired all wait for one loo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import time
@@ -19,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
-from api.security._cache import Clock, TTLCache
+from api.security._cache import Clock, SingleFlight, TTLCache
 from api.security.caller import Caller, Credential
 from models.identities import Identity, find_by_squid_id, find_by_token_hash, hash_token
 from qerberos.errors import AuthenticationError
@@ -36,32 +35,19 @@ class LocalIdentities:
         self._engine = engine
         self._by_token: TTLCache[str, tuple[Caller, Credential] | object] = TTLCache(clock=clock)
         self._by_squid_id: TTLCache[str, Identity | object] = TTLCache(clock=clock)
-        self._token_lookups: dict[str, asyncio.Task[tuple[Caller, Credential] | object]] = {}
+        self._token_lookups: SingleFlight[str, tuple[Caller, Credential] | object] = SingleFlight()
 
     async def verify_token(self, token: str) -> tuple[Caller, Credential]:
         token_hash = hash_token(token)
         answer = self._by_token.get(token_hash)
         if answer is None:
-            answer = await self._shared_token_lookup(token_hash)
+            answer = await self._token_lookups.run(token_hash, lambda: self._look_up_token(token_hash))
         if not isinstance(answer, tuple):
             raise AuthenticationError("SQUID_IDENTITY_INVALID", "the bearer token is not valid")
         return answer
 
-    async def _shared_token_lookup(self, token_hash: str) -> tuple[Caller, Credential] | object:
-        """The answer of the one lookup of ``token_hash`` in flight, started if there is none: a busy caller's
-        answer expires under dozens of waiting requests, and one database read (and connection) each cost
-        CPU and tail latency every ``LOOKUP_TTL`` seconds."""
-        lookup = self._token_lookups.get(token_hash)
-        if lookup is None:
-            lookup = asyncio.create_task(self._look_up_token(token_hash))
-            self._token_lookups[token_hash] = lookup
-        return await asyncio.shield(lookup)  # a request that goes away leaves the lookup to the others
-
     async def _look_up_token(self, token_hash: str) -> tuple[Caller, Credential] | object:
-        try:
-            identity = await anyio.to_thread.run_sync(find_by_token_hash, self._engine, token_hash)
-        finally:
-            del self._token_lookups[token_hash]
+        identity = await anyio.to_thread.run_sync(find_by_token_hash, self._engine, token_hash)
         answer = _bearer_answer(identity)
         self._by_token.set(token_hash, answer, LOOKUP_TTL)
         return answer

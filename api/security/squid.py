@@ -4,10 +4,11 @@
 - ``POST {squid_url}/api/v1/auth/verify-signature`` ``{squidId, signature, timestamp, payload}`` -> ``{valid}``
 
 Positive token answers are cached (keyed by the token's SHA-256, never the token) for ``cache_ttl`` seconds
-and never past ``expiresAt``; a negative answer is remembered for only ``NEGATIVE_TTL`` seconds, to absorb
-bursts of a bad token without making a token that becomes valid wait. Signature answers are not cached:
-every signature is single-use. A transport failure, a timeout, a 429/5xx or an answer outside the contract
-is ``DependencyUnavailableError``; a 4xx or ``valid: false`` is the caller's fault.
+and never past ``expiresAt``, and one request per token is in flight at a time; a negative answer is
+remembered for only ``NEGATIVE_TTL`` seconds, to absorb bursts of a bad token without making a token that
+becomes valid wait. Signature answers are not cached: every signature is single-use. A transport failure, a
+timeout, a 429/5xx or an answer outside the contract is ``DependencyUnavailableError``; a 4xx or
+``valid: false`` is the caller's fault.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from api.security._cache import Clock, TTLCache
+from api.security._cache import Clock, SingleFlight, TTLCache
 from api.security.caller import Caller
 from qerberos.errors import AuthenticationError, DependencyUnavailableError
 
@@ -45,21 +46,24 @@ class SquidClient:
         self._timeout = timeout
         self._cache_ttl = cache_ttl
         self._tokens: TTLCache[str, Caller | object] = TTLCache(clock=clock)
+        self._token_lookups: SingleFlight[str, Caller | object] = SingleFlight()
         self._wall_clock = wall_clock
         self._client: httpx.AsyncClient | None = None
 
     async def verify_token(self, token: str) -> Caller:
         key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._tokens.get(key)
-        if isinstance(cached, Caller):
-            return cached
-        if cached is _INVALID:
+        answer = self._tokens.get(key)
+        if answer is None:
+            answer = await self._token_lookups.run(key, lambda: self._ask_about_token(key, token))
+        if not isinstance(answer, Caller):
             raise AuthenticationError("SQUID_IDENTITY_INVALID", "the bearer token is not valid")
-        answer = await self._post("/api/v1/auth/verify", {"token": token})
-        caller, ttl = self._token_answer(answer)
+        return answer
+
+    async def _ask_about_token(self, key: str, token: str) -> Caller | object:
+        caller, ttl = self._token_answer(await self._post("/api/v1/auth/verify", {"token": token}))
         if caller is None:
             self._tokens.set(key, _INVALID, NEGATIVE_TTL)
-            raise AuthenticationError("SQUID_IDENTITY_INVALID", "the bearer token is not valid")
+            return _INVALID
         self._tokens.set(key, caller, ttl)
         return caller
 
