@@ -274,10 +274,9 @@ def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: b
         if seq != expected:
             raise _Tampered(expected, f"sequence number {expected} is missing")
         try:
-            leaf = _verify_row(row, chain)
+            leaf, chain = _verify_row(row, chain)
         except (TypeError, ValueError, AttributeError) as exc:  # SQLite keeps a value of any type it is given
             raise _Tampered(seq, f"a stored value has an unexpected type ({exc})") from exc
-        chain = row[16]
         leaves.append(leaf)
         expected += 1
     if expected != end:
@@ -285,8 +284,8 @@ def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: b
     return leaves, chain
 
 
-def _verify_row(row: tuple[Any, ...], chain: bytes) -> bytes:
-    """Check one row after the record whose chain hash is ``chain``; its leaf hash."""
+def _verify_row(row: tuple[Any, ...], chain: bytes) -> tuple[bytes, bytes]:
+    """Check one row after the record whose chain hash is ``chain``; its leaf hash and its stored chain hash."""
     (
         seq, event_id, type_, ref, squid_id, sub_id, dao_id, layer, verdict, commitment, cid, occurred_at_ms,
         received_at_ms, source, stored_canonical, stored_leaf, stored_chain, salt, details,
@@ -305,7 +304,7 @@ def _verify_row(row: tuple[Any, ...], chain: bytes) -> bytes:
         raise _Tampered(seq, "hash chain broken")
     if details is not None and commit_canonical_details(details.encode(), salt) != commitment:
         raise _Tampered(seq, "details do not match their commitment")
-    return leaf
+    return leaf, stored_chain
 
 
 def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[int, int], bytes]:
