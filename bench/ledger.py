@@ -190,7 +190,8 @@ class _BareInserts:
         self._elapsed = 0.0
 
     def insert_batch(self) -> None:
-        entries = [_bare_row(n) for n in range(self.rows, self.rows + _BATCH)]
+        now_ms = time.time_ns() // 1_000_000
+        entries = [_bare_row(n, now_ms) for n in range(self.rows, self.rows + _BATCH)]
         nodes, self._frontier = merkle.append_batch(self.rows, [row[-2] for row in entries], self._frontier)
         batch: dict[str, list[tuple[Any, ...]]] = {
             "ledger_entries": entries,
@@ -233,11 +234,11 @@ def _read_rate(ledger: Ledger) -> int:
     return round(size / (time.perf_counter() - started))
 
 
-def _bare_row(n: int) -> tuple[Any, ...]:
+def _bare_row(n: int, now_ms: int) -> tuple[Any, ...]:
     """A ``ledger_entries`` row as an append writes it: time-ordered id, 420-character canonical text, hashes."""
     return (
-        n, str(time_ordered_id(os.urandom(10))), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}", "work",
-        "dao:q", "qdrive", "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32),
+        n, str(time_ordered_id(now_ms, os.urandom(10))), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}",
+        "work", "dao:q", "qdrive", "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32),
         os.urandom(32),
     )  # fmt: skip
 

@@ -469,12 +469,13 @@ def _checkpoint_at(connection: Connection, size: int) -> str | None:
 def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
     """Validate and hash what does not depend on position, outside the sequencer's lock."""
     randomness = os.urandom(_SALT_BYTES * 2 * len(events))
+    now_ms = time.time_ns() // 1_000_000  # the time of the batch's ids
     prepared: list[_Prepared] = []
     errors: dict[str, Any] = {}
     for index, event in enumerate(events):
         offset = index * _SALT_BYTES * 2
         try:
-            prepared.append(_prepare(event, randomness[offset : offset + _SALT_BYTES * 2]))
+            prepared.append(_prepare(event, randomness[offset : offset + _SALT_BYTES * 2], now_ms))
         except ValidationError as exc:
             errors[str(index)] = exc.details or exc.message
     if errors:
@@ -482,13 +483,13 @@ def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:
     return prepared
 
 
-def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
+def _prepare(event: NewEvent, randomness: bytes, now_ms: int) -> _Prepared:
     occurred_at_ms = None if event.occurred_at is None else to_epoch_ms(event.occurred_at)
     if occurred_at_ms is not None and not _MIN_EPOCH_MS <= occurred_at_ms <= _MAX_EPOCH_MS:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
     salt = randomness[:_SALT_BYTES]
     details = canonical_json(None if event.details is None else dict(event.details))
-    event_id = event.id if event.id is not None else time_ordered_id(randomness[_SALT_BYTES:])
+    event_id = event.id if event.id is not None else time_ordered_id(now_ms, randomness[_SALT_BYTES:])
     return _Prepared(
         event=event,
         id=str(event_id),
@@ -500,13 +501,12 @@ def _prepare(event: NewEvent, randomness: bytes) -> _Prepared:
     )
 
 
-def time_ordered_id(randomness: bytes) -> uuid.UUID:
+def time_ordered_id(now_ms: int, randomness: bytes) -> uuid.UUID:
     """The id of an event that came without one: an RFC 9562 version 7 UUID, the Unix time in milliseconds
-    then 74 random bits taken from ``randomness`` (10 bytes; an append takes them from its batch's one
-    ``os.urandom`` call). Ids made later sort later, so the unique index on ``id`` grows at its end: random
-    (version 4) ids each dirtied a page of their own somewhere in an index of millions, which an append wrote
-    back for every event."""
-    now_ms = time.time_ns() // 1_000_000
+    (``now_ms``, read once a batch) then 74 random bits taken from ``randomness`` (10 bytes; an append takes
+    them from its batch's one ``os.urandom`` call). Ids made later sort later, so the unique index on ``id``
+    grows at its end: random (version 4) ids each dirtied a page of their own somewhere in an index of
+    millions, which an append wrote back for every event."""
     value = now_ms << 80 | int.from_bytes(randomness[:10], "big")
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 9562 variant
