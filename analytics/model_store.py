@@ -263,13 +263,15 @@ def load_version(tracking_uri: str, version: str) -> LoadedDetector:
     registry = client(tracking_uri)
     with _registry_errors(f"model version {version}"):
         model_version = registry.get_model_version(MODEL_NAME, version)
+        # where this store keeps the version: a ``models:/`` URI would be resolved by MLflow's global registry,
+        # which a serving or detecting process never points at this store
+        location = registry.get_model_version_download_uri(MODEL_NAME, version)
     expected_tree = model_version.tags.get("model_tree_sha256")
     if not expected_tree:
         raise DetectorError(f"model version {version} has no recorded hash; refusing to load it")
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=scratch, tracking_uri=tracking_uri))
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=scratch))
         except MlflowException as exc:
             raise DependencyUnavailableError(f"cannot download model version {version}: {exc.message}") from exc
         actual_tree = _sha256_tree(local)

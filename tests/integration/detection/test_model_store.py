@@ -19,6 +19,7 @@ from analytics.model_store import (
     client,
     load_champion,
     load_version,
+    use_tracking_uri,
 )
 from pipelines.promote import list_versions, promote, rollback
 from pipelines.train import EXPERIMENT, train
@@ -63,6 +64,15 @@ def test_training_keeps_artifacts_beside_a_local_store_not_in_the_working_direct
     assert [] == list(elsewhere.iterdir())
     artifacts = client(uri).get_run(result.run_id).info.artifact_uri
     assert artifacts.startswith((store / EXPERIMENT).as_uri())
+
+
+def test_a_version_loads_from_its_store_while_mlflow_points_elsewhere(store, tmp_path):
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # a serving process never points MLflow at the store
+    use_tracking_uri(elsewhere)
+    try:
+        assert "1" == load_version(store, "1").version
+    finally:
+        use_tracking_uri(store)
 
 
 def test_first_candidate_becomes_champion(store):
