@@ -51,7 +51,8 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy models qerberos
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy models qerberos api analytics pipelines bench
 
 clean:
 	rm -rf $(VENV) data logs .pytest_cache

@@ -39,8 +39,12 @@ class EvaluationReport:
     def metrics(self) -> dict[str, float]:
         """Flat metric names -> values, ready for ``mlflow.log_metrics``."""
         flat = {
-            "roc_auc": self.roc_auc, "pr_auc": self.pr_auc, "precision_at_k": self.precision_at_k,
-            "recall_at_budget": self.recall_at_budget, "rows": float(self.rows), "positives": float(self.positives),
+            "roc_auc": self.roc_auc,
+            "pr_auc": self.pr_auc,
+            "precision_at_k": self.precision_at_k,
+            "recall_at_budget": self.recall_at_budget,
+            "rows": float(self.rows),
+            "positives": float(self.positives),
         }
         flat.update({f"recall.{_metric_safe(t)}": v for t, v in self.recall_by_technique.items()})
         return flat
@@ -67,12 +71,15 @@ def evaluate_scores(
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).astype(np.int8).ravel()
     if scores.shape != labels.shape:
-        raise ValidationError("scores and labels differ in length", details={"scores": scores.size,
-                                                                              "labels": labels.size})
+        raise ValidationError(
+            "scores and labels differ in length", details={"scores": scores.size, "labels": labels.size}
+        )
     positives = int(labels.sum())
     if positives == 0 or positives == labels.size:
-        raise ValidationError("evaluation needs both labelled attacks and normal windows",
-                              details={"rows": int(labels.size), "positives": positives})
+        raise ValidationError(
+            "evaluation needs both labelled attacks and normal windows",
+            details={"rows": int(labels.size), "positives": positives},
+        )
     order = np.argsort(-scores, kind="stable")
     top_k = order[: min(k, labels.size)]
     alerted = np.zeros(labels.size, dtype=bool)

@@ -148,8 +148,10 @@ class DetectorPyfunc(PythonModel):
         expected = (context.model_config or {}).get("detector_sha256")
         actual = _sha256_file(path)
         if expected != actual:
-            raise DetectorError("detector file does not match its recorded SHA-256; refusing to load it",
-                                details={"expected": expected, "actual": actual})
+            raise DetectorError(
+                "detector file does not match its recorded SHA-256; refusing to load it",
+                details={"expected": expected, "actual": actual},
+            )
         try:
             pipeline, envelope = persistence.load(path, strict=True, return_metadata=True, trusted=True)
         except ValueError as exc:
@@ -197,8 +199,11 @@ def log_detector(
             artifacts={"detector": str(envelope)},
             signature=_signature(pipeline.feature_columns),
             input_example=input_example,
-            model_config={"detector_sha256": detector_sha256, "feature_columns": list(pipeline.feature_columns),
-                          "alert_threshold": alert_threshold},
+            model_config={
+                "detector_sha256": detector_sha256,
+                "feature_columns": list(pipeline.feature_columns),
+                "alert_threshold": alert_threshold,
+            },
             metadata={"libraries": versions},
             pip_requirements=[f"{name}=={version}" for name, version in versions.items()],
             registered_model_name=MODEL_NAME,
@@ -209,8 +214,11 @@ def log_detector(
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=scratch))
         tree_sha256 = _sha256_tree(local)
     version_tags = {
-        "detector_sha256": detector_sha256, "model_tree_sha256": tree_sha256, "run_id": run.info.run_id,
-        "alert_threshold": repr(alert_threshold), **(tags or {}),
+        "detector_sha256": detector_sha256,
+        "model_tree_sha256": tree_sha256,
+        "run_id": run.info.run_id,
+        "alert_threshold": repr(alert_threshold),
+        **(tags or {}),
     }
     for key, value in version_tags.items():
         registry.set_model_version_tag(MODEL_NAME, version, key, value)
@@ -276,8 +284,10 @@ def load_version(tracking_uri: str, version: str) -> LoadedDetector:
             raise DependencyUnavailableError(f"cannot download model version {version}: {exc.message}") from exc
         actual_tree = _sha256_tree(local)
         if actual_tree != expected_tree:
-            raise DetectorError(f"model version {version} differs from what was registered; refusing to load it",
-                                details={"expected": expected_tree, "actual": actual_tree})
+            raise DetectorError(
+                f"model version {version} differs from what was registered; refusing to load it",
+                details={"expected": expected_tree, "actual": actual_tree},
+            )
         model = mlflow.pyfunc.load_model(str(local))
     python_model = model.unwrap_python_model()
     if not isinstance(python_model, DetectorPyfunc):

@@ -53,7 +53,7 @@ def _admin(url: str, statement: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
+        connection.execute(statement)
 
 
 def _run(args: argparse.Namespace, home: Path) -> None:
@@ -82,15 +82,21 @@ def _run(args: argparse.Namespace, home: Path) -> None:
     ledger.checkpoint(force=True)
     _report(figure="build_ledger_s", value=round(time.perf_counter() - began, 2), events=ledger.size())
     start, end = events["occurred_at"].min(), events["occurred_at"].max()
-    request = ReportRequest(args.framework, start, end + dt.timedelta(milliseconds=1))  # type: ignore[operator]
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        raise SystemExit("the simulation made no events: ask for more with --events")
+    request = ReportRequest(args.framework, start, end + dt.timedelta(milliseconds=1))
     steps: dict[str, float] = {}
+
+    def mark(step: str, *_counts: int) -> None:
+        steps.setdefault(step, time.perf_counter())
+
     began = time.perf_counter()
     result = run_report(
         request,
         settings,
         ledger=ledger,
         tracking_uri="",
-        progress=lambda step, *_: steps.setdefault(step, time.perf_counter()),
+        progress=mark,
     )
     total = time.perf_counter() - began
     marks = list(steps.items())

@@ -59,12 +59,18 @@ def evaluate_table(
         pipeline = build_pipeline(config, detector).fit(feature_matrix(fit_part, config.features))
         scores, who = pipeline.score_frame(evaluated), f"{detector or 'ensemble'} (fitted here)"
     techniques = evaluated["technique"].to_list() if "technique" in evaluated.columns else None
-    report = evaluate_scores(scores, evaluated[label].fill_null(0).to_numpy(), techniques=techniques,
-                             k=config.eval_k, budget=config.eval_budget)
+    report = evaluate_scores(
+        scores,
+        evaluated[label].fill_null(0).to_numpy(),
+        techniques=techniques,
+        k=config.eval_k,
+        budget=config.eval_budget,
+    )
     use_experiment(tracking_uri, EVALUATION_EXPERIMENT)
     with mlflow.start_run() as run:
-        mlflow.log_params({"detector": who, "label_column": label, "eval_k": config.eval_k,
-                           "eval_budget": config.eval_budget})
+        mlflow.log_params(
+            {"detector": who, "label_column": label, "eval_k": config.eval_k, "eval_budget": config.eval_budget}
+        )
         mlflow.set_tag("eval_data_sha256", evaluation_sha256(evaluated))
         mlflow.log_metrics(report.metrics())
     logger.info("evaluated %s: roc_auc %.4f pr_auc %.4f", who, report.roc_auc, report.pr_auc)

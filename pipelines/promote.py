@@ -129,8 +129,9 @@ def promote(
     current = champion_version(tracking_uri)
     champion = _summary(tracking_uri, current) if current is not None else None
     if champion is not None and champion.version == candidate.version:
-        return PromotionDecision(candidate.version, current, False, "already champion", candidate.metrics,
-                                 champion.metrics)
+        return PromotionDecision(
+            candidate.version, current, False, "already champion", candidate.metrics, champion.metrics
+        )
     candidate_metrics = dict(candidate.metrics)
     champion_metrics = dict(champion.metrics) if champion else {}
     if evaluation is not None:

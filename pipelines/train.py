@@ -25,8 +25,14 @@ from analytics.model_store import MODEL_NAME, log_detector, use_experiment
 from analytics.scoring import build_pipeline, feature_matrix
 
 __all__ = [
-    "EXPERIMENT", "TrainResult", "attach_labels", "data_sha256", "evaluation_sha256", "select_window",
-    "split_by_time", "train",
+    "EXPERIMENT",
+    "TrainResult",
+    "attach_labels",
+    "data_sha256",
+    "evaluation_sha256",
+    "select_window",
+    "split_by_time",
+    "train",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,8 +74,9 @@ def attach_labels(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     if "label" in labels.columns:
         keys = [k for k in KEYS if k in labels.columns and k in features.columns]
         extra = ["technique"] if "technique" in labels.columns else []
-        joined = features.join(labels.select([*keys, "label", *extra]).unique(keys), on=keys, how="left",
-                               maintain_order="left")
+        joined = features.join(
+            labels.select([*keys, "label", *extra]).unique(keys), on=keys, how="left", maintain_order="left"
+        )
         joined = joined.with_columns(pl.col("label").fill_null(0).cast(pl.Int8))
         return joined if extra else joined.with_columns(technique=pl.lit(None, dtype=pl.Utf8))
     from analytics.labels import label_windows
@@ -82,8 +89,9 @@ def select_window(frame: pl.DataFrame, window: str | None) -> pl.DataFrame:
         return frame
     selected = frame.filter(pl.col("window") == window)
     if selected.is_empty():
-        raise DetectorError(f"no feature rows for window {window!r}",
-                            details={"windows": sorted(frame["window"].unique().to_list())})
+        raise DetectorError(
+            f"no feature rows for window {window!r}", details={"windows": sorted(frame["window"].unique().to_list())}
+        )
     return selected
 
 
@@ -149,8 +157,15 @@ def train(
         train_sha256 = data_sha256(training, config.features)
         pipeline.fit(feature_matrix(training, config.features))
         mlflow.log_params({k: str(v)[:500] for k, v in pipeline.flat_params().items()})
-        mlflow.log_params({"window": str(config.window), "exclude_known_anomalies": config.exclude_known_anomalies,
-                           "eval_k": config.eval_k, "eval_budget": config.eval_budget, "train_rows": training.height})
+        mlflow.log_params(
+            {
+                "window": str(config.window),
+                "exclude_known_anomalies": config.exclude_known_anomalies,
+                "eval_k": config.eval_k,
+                "eval_budget": config.eval_budget,
+                "train_rows": training.height,
+            }
+        )
         mlflow.set_tags({"train_data_sha256": train_sha256, "model_name": MODEL_NAME, "gate.features": gate_state})
         threshold = config.alert_threshold if config.alert_threshold is not None else float(pipeline.threshold_)
         mlflow.log_metric("alert_threshold", threshold)
@@ -160,8 +175,9 @@ def train(
             scores = pipeline.score_frame(evaluation)
             labels_array = evaluation["label"].fill_null(0).to_numpy()
             techniques = evaluation["technique"].to_list() if "technique" in evaluation.columns else None
-            report = evaluate_scores(scores, labels_array, techniques=techniques, k=config.eval_k,
-                                     budget=config.eval_budget)
+            report = evaluate_scores(
+                scores, labels_array, techniques=techniques, k=config.eval_k, budget=config.eval_budget
+            )
             eval_sha256 = evaluation_sha256(evaluation)
             mlflow.log_metrics(report.metrics())
             mlflow.set_tag("eval_data_sha256", eval_sha256)
@@ -172,6 +188,11 @@ def train(
             logger.warning("no labelled evaluation data: the model is registered without quality metrics")
         example = training.head(5).select([pl.col(c).cast(pl.Float64) for c in config.features]).to_pandas()
         version = log_detector(pipeline, alert_threshold=threshold, input_example=example, tags=tags)
-    return TrainResult(run_id=run.info.run_id, version=str(version.version), train_rows=training.height,
-                       train_data_sha256=train_sha256, report=report, gate=gate_state)
-
+    return TrainResult(
+        run_id=run.info.run_id,
+        version=str(version.version),
+        train_rows=training.height,
+        train_data_sha256=train_sha256,
+        report=report,
+        gate=gate_state,
+    )

@@ -374,6 +374,7 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
         return
     from analytics.model_store import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
+
     ledger = state.require_ledger()
     watcher = ChampionWatcher(state.settings.mlflow_tracking_uri)
     uri = state.settings.mlflow_tracking_uri

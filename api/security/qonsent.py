@@ -82,8 +82,9 @@ class QonsentClient:
             decision = await self._ask(caller, permission)
         except DependencyUnavailableError:
             if entry is not None and now - entry.stored_at < self._ttl + self._grace:
-                logger.warning("Qonsent unavailable: answering %s from a decision %.0f s old", permission,
-                               now - entry.stored_at)
+                logger.warning(
+                    "Qonsent unavailable: answering %s from a decision %.0f s old", permission, now - entry.stored_at
+                )
                 return entry.value
             raise
         self._decisions.set(key, decision, self._ttl + self._grace)

@@ -121,9 +121,7 @@ class CallerRateLimitMiddleware(RateLimitMiddleware):
         count, reset_in = await self.config.counter.hit(self.config.identifier_for_request(request), WINDOW_SECONDS)
         if count > self.max_requests:
             retry_after = max(1, math.ceil(reset_in))
-            raise RateLimitedError(
-                f"more than {self.max_requests} requests per minute", retry_after=retry_after
-            )
+            raise RateLimitedError(f"more than {self.max_requests} requests per minute", retry_after=retry_after)
         if self.config.set_rate_limit_headers:
             send = self._with_headers(send, count, reset_in)
         await self.app(scope, receive, send)
@@ -155,4 +153,3 @@ def rate_limit_config(per_minute: int, counter: WindowCounter | None = None) -> 
         middleware_class=CallerRateLimitMiddleware,
         counter=counter or MemoryCounter(),
     )
-

@@ -65,7 +65,8 @@ def check_fresh(raw: str, now: float) -> None:
     seconds = parse_timestamp(raw)
     if abs(now - seconds) > SIGNATURE_WINDOW_SECONDS:
         raise AuthenticationError(
-            "TIMESTAMP_INVALID", "x-ts is more than 5 minutes away from the server's clock",
+            "TIMESTAMP_INVALID",
+            "x-ts is more than 5 minutes away from the server's clock",
             details={"maxSkewSeconds": SIGNATURE_WINDOW_SECONDS},
         )
 

@@ -53,7 +53,7 @@ def init() -> None:
         token_file = ensure_admin_token_file(ledger.engine, settings.home) if settings.auth_mode == "local" else None
     if token_file is not None:
         typer.echo(f"created the identity 'admin'; its bearer token is in {token_file} (mode 600). Try:")
-        typer.echo(f"  curl -H \"Authorization: Bearer $(cat {token_file})\" http://localhost:{settings.port}/audit")
+        typer.echo(f'  curl -H "Authorization: Bearer $(cat {token_file})" http://localhost:{settings.port}/audit')
 
 
 def ingest(

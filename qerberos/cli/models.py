@@ -53,15 +53,20 @@ def train(
     with reported_errors():
         try:
             result = run_training(
-                _read(features), config=_config(config), tracking_uri=get_settings().mlflow_tracking_uri,
-                labels=_read(labels) if labels else None, evaluation=_read(evaluation) if evaluation else None,
+                _read(features),
+                config=_config(config),
+                tracking_uri=get_settings().mlflow_tracking_uri,
+                labels=_read(labels) if labels else None,
+                evaluation=_read(evaluation) if evaluation else None,
                 detector=detector,
             )
         except GateFailedError as exc:
             typer.echo(f"refused: {exc.message}", err=True)
             raise typer.Exit(EXIT_REFUSED) from exc
-    typer.echo(f"registered version {result.version} (run {result.run_id}); {result.train_rows} training rows; "
-               f"gate {result.gate}")
+    typer.echo(
+        f"registered version {result.version} (run {result.run_id}); {result.train_rows} training rows; "
+        f"gate {result.gate}"
+    )
     if result.report:
         for name, value in result.report.metrics().items():
             typer.echo(f"  {name:24} {value:.4f}")
@@ -79,8 +84,14 @@ def evaluate(
     from pipelines.evaluate import evaluate_table
 
     with reported_errors():
-        result = evaluate_table(_read(features), label, config=_config(config), detector=detector, version=version,
-                                tracking_uri=get_settings().mlflow_tracking_uri)
+        result = evaluate_table(
+            _read(features),
+            label,
+            config=_config(config),
+            detector=detector,
+            version=version,
+            tracking_uri=get_settings().mlflow_tracking_uri,
+        )
     report = result.report
     typer.echo(f"{result.detector}: {report.rows} rows, {report.positives} positives (run {result.run_id})")
     typer.echo(f"  roc_auc          {report.roc_auc:.4f}")
@@ -101,8 +112,14 @@ def promote(
     from pipelines.promote import promote as run_promotion
 
     with reported_errors():
-        decision = run_promotion(get_settings().mlflow_tracking_uri, version, force=force, reason=reason,
-                                 evaluation=_read(features) if features else None, label=label)
+        decision = run_promotion(
+            get_settings().mlflow_tracking_uri,
+            version,
+            force=force,
+            reason=reason,
+            evaluation=_read(features) if features else None,
+            label=label,
+        )
     if not decision.promoted:
         typer.echo(f"version {decision.version} not promoted: {decision.reason}", err=True)
         raise typer.Exit(EXIT_REFUSED)

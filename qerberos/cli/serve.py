@@ -221,6 +221,7 @@ def _ensure_admin(settings: Settings) -> None:
     if path is not None:
         typer.echo(f"created the admin identity; its bearer token is in {path} (mode 600)", err=True)
 
+
 def _prepare_multiprocess_metrics(settings: Settings) -> None:
     """Workers share metrics through files; a fresh directory per run (stale files would add up)."""
     directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.home / "prometheus")

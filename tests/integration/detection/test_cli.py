@@ -22,8 +22,9 @@ def test_models_commands_train_evaluate_promote_and_roll_back(empty_store, tmp_p
     trained = runner.invoke(app, ["models", "train", "--features", str(table)])
     assert 0 == trained.exit_code, trained.output
     assert "registered version 1" in trained.output and "gate passed" in trained.output
-    evaluated = runner.invoke(app, ["models", "evaluate", "--features", str(table), "--label", "label",
-                                    "--detector", "ecod"])
+    evaluated = runner.invoke(
+        app, ["models", "evaluate", "--features", str(table), "--label", "label", "--detector", "ecod"]
+    )
     assert 0 == evaluated.exit_code, evaluated.output
     assert "roc_auc" in evaluated.output and "precision_at_50" in evaluated.output
     assert 0 == runner.invoke(app, ["models", "promote"]).exit_code

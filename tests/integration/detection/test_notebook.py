@@ -18,9 +18,16 @@ def test_tuning_notebook_executes_and_logs_each_detector(empty_store, tmp_path):
     table = tmp_path / "features.parquet"
     synthetic_features(800, seed=31).rename({"label": "is_attack"}).write_parquet(table)
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(NOTEBOOK.parents[1]),
-        parameters={"features_path": str(table), "label_column": "is_attack", "detectors": ["ecod", "ensemble"],
-                    "tracking_uri": empty_store},
+        str(NOTEBOOK),
+        str(tmp_path / "out.ipynb"),
+        kernel_name="python3",
+        cwd=str(NOTEBOOK.parents[1]),
+        parameters={
+            "features_path": str(table),
+            "label_column": "is_attack",
+            "detectors": ["ecod", "ensemble"],
+            "tracking_uri": empty_store,
+        },
         progress_bar=False,
     )
     registry = client(empty_store)

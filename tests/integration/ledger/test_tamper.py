@@ -102,7 +102,9 @@ def test_verify_names_the_first_bad_sequence_number(filled: Ledger, case: str) -
 
 SQLITE_TYPE_TAMPERING = {
     "hash turned into text that is not UTF-8": (
-        ["UPDATE ledger_entries SET leaf_hash = leaf_hash || leaf_hash WHERE seq = 4"], 4, "cannot be read"
+        ["UPDATE ledger_entries SET leaf_hash = leaf_hash || leaf_hash WHERE seq = 4"],
+        4,
+        "cannot be read",
     ),
     "canonical turned into a blob": (["UPDATE ledger_entries SET canonical = x'00ff' WHERE seq = 3"], 3, "type"),
     "details turned into a blob": (["UPDATE event_details SET details = x'00ff' WHERE seq = 2"], 2, "type"),

@@ -27,10 +27,18 @@ def free_port() -> int:
 def dev_server(kind: str, fixture: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``(base URL, process)`` of ``python -m api.dev.<kind>_server``; stopped afterwards."""
     port = free_port()
-    command = [sys.executable, "-m", f"api.dev.{kind}_server", "--port", str(port),
-               "--fixture", str(fixture or FIXTURES / f"{kind}.json")]
-    process = subprocess.Popen(command, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        f"api.dev.{kind}_server",
+        "--port",
+        str(port),
+        "--fixture",
+        str(fixture or FIXTURES / f"{kind}.json"),
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)

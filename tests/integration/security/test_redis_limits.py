@@ -43,8 +43,9 @@ def prefix() -> Iterator[str]:
 
 
 def two_apps(engine: Engine, prefix: str, per_minute: int) -> tuple[TestClient, TestClient]:  # type: ignore[type-arg]
-    settings = dataclasses.replace(load_settings(), auth_mode="local", redis_url=REDIS_URL,
-                                   rate_limit_per_minute=per_minute)
+    settings = dataclasses.replace(
+        load_settings(), auth_mode="local", redis_url=REDIS_URL, rate_limit_per_minute=per_minute
+    )
     apps = [make_app(build_security(settings, engine=engine, redis_prefix=prefix)) for _ in range(2)]
     return TestClient(apps[0]), TestClient(apps[1])
 

@@ -30,8 +30,14 @@ def qonsent_url() -> Iterator[str]:
 
 def remote_settings(squid_url: str, qonsent_url: str, **changes: Any) -> Settings:
     return dataclasses.replace(
-        load_settings(), auth_mode="remote", squid_url=squid_url, qonsent_url=qonsent_url, redis_url=None,
-        rate_limit_per_minute=1000, security_timeout=1.0, **changes,
+        load_settings(),
+        auth_mode="remote",
+        squid_url=squid_url,
+        qonsent_url=qonsent_url,
+        redis_url=None,
+        rate_limit_per_minute=1000,
+        security_timeout=1.0,
+        **changes,
     )
 
 

@@ -60,11 +60,14 @@ def synthetic_features(rows: int = 2000, *, seed: int = 0, attack_share: float =
             features["distinct_refs"][at] *= rng.uniform(5, 10, n)
             features["peer_deviation"][at] = rng.uniform(4, 8, n)
     start = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
-    return pl.DataFrame({
-        "squid_id": [f"squid-{i:04d}" for i in who],
-        "window_start": [start + dt.timedelta(hours=int(h)) for h in rng.integers(0, 24 * 28, rows)],
-        "window": ["1h"] * rows,
-        **{name: features[name] for name in FEATURE_COLUMNS},
-        "label": attacked.astype(np.int8),
-        "technique": list(technique),
-    }, schema_overrides={"window_start": pl.Datetime("ms", "UTC"), "technique": pl.Utf8, "label": pl.Int8})
+    return pl.DataFrame(
+        {
+            "squid_id": [f"squid-{i:04d}" for i in who],
+            "window_start": [start + dt.timedelta(hours=int(h)) for h in rng.integers(0, 24 * 28, rows)],
+            "window": ["1h"] * rows,
+            **{name: features[name] for name in FEATURE_COLUMNS},
+            "label": attacked.astype(np.int8),
+            "technique": list(technique),
+        },
+        schema_overrides={"window_start": pl.Datetime("ms", "UTC"), "technique": pl.Utf8, "label": pl.Int8},
+    )

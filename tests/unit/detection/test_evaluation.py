@@ -21,8 +21,16 @@ def test_metrics_of_a_hand_built_ranking():
     assert 0.5 == report.precision_at_k
     assert 0.5 == report.recall_at_budget
     assert {"T1078": 0.0, "T1110": 1.0} == dict(report.recall_by_technique)
-    assert {"roc_auc", "pr_auc", "precision_at_k", "recall_at_budget", "rows", "positives", "recall.T1078",
-            "recall.T1110"} == set(report.metrics())
+    assert {
+        "roc_auc",
+        "pr_auc",
+        "precision_at_k",
+        "recall_at_budget",
+        "rows",
+        "positives",
+        "recall.T1078",
+        "recall.T1110",
+    } == set(report.metrics())
 
 
 def test_evaluation_without_attacks_is_refused():

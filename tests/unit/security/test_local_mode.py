@@ -26,8 +26,9 @@ PUBLIC_KEY = base64.b64encode(
 @pytest.fixture
 def tokens(engine: Engine) -> dict[str, str]:
     return {
-        "writer": create_identity(engine, "writer", ["qerberos:audit:write", "audit:read"], squid_id="alice",
-                                  public_key=PUBLIC_KEY)[1],
+        "writer": create_identity(
+            engine, "writer", ["qerberos:audit:write", "audit:read"], squid_id="alice", public_key=PUBLIC_KEY
+        )[1],
         "reader": create_identity(engine, "reader", ["audit:read"])[1],
         "root": create_identity(engine, "root", ["admin"])[1],
     }
@@ -96,8 +97,14 @@ def test_signed_header_failures_have_their_own_codes(engine: Engine, tokens: dic
             client.get("/audit?x=1", headers=good).json()["code"],
             client.get("/audit", headers=sign("GET", "/audit", squid_id="nobody")).json()["code"],
         ]
-    expected = ["SIGNATURE_MISSING", "TIMESTAMP_INVALID", "TIMESTAMP_INVALID", "SIGNATURE_INVALID",
-                "SIGNATURE_INVALID", "SQUID_IDENTITY_INVALID"]
+    expected = [
+        "SIGNATURE_MISSING",
+        "TIMESTAMP_INVALID",
+        "TIMESTAMP_INVALID",
+        "SIGNATURE_INVALID",
+        "SIGNATURE_INVALID",
+        "SQUID_IDENTITY_INVALID",
+    ]
     assert expected == codes
 
 

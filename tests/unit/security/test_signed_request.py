@@ -34,7 +34,15 @@ def test_canonical_payload_is_the_documented_text() -> None:
     headers = SignedHeaders("alice", None, "dao-1", "1700000000000", "sig")
     body = b'{"a":1}'
     expected = "\n".join(
-        ["qerberos-request-v1", "POST", "/audit?x=1", "1700000000000", "alice", "", "dao-1",
-         hashlib.sha256(body).hexdigest()]
+        [
+            "qerberos-request-v1",
+            "POST",
+            "/audit?x=1",
+            "1700000000000",
+            "alice",
+            "",
+            "dao-1",
+            hashlib.sha256(body).hexdigest(),
+        ]
     )
     assert expected == canonical_payload("post", "/audit?x=1", headers, body)
