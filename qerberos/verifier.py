@@ -544,14 +544,20 @@ class BundleReport:
 
 
 def verify_bundle(directory: str | Path) -> BundleReport:
-    """Check an exported bundle; raise ``VerificationError`` naming the first record that fails."""
+    """Check an exported bundle; raise ``VerificationError`` naming the first record that fails.
+
+    A bundle that cannot be read at all raises ``OSError``; one whose content is malformed (a line that is
+    not a JSON object, a field missing or of the wrong type) fails verification like any other change.
+    """
     directory = Path(directory)
-    origin = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["origin"]
+    manifest = _json_object("manifest.json", (directory / "manifest.json").read_text(encoding="utf-8"))
+    origin = _text("manifest.json", manifest, "origin")
     trusted = [line for line in (directory / "keys.txt").read_text(encoding="utf-8").splitlines() if line]
     checkpoints: dict[int, bytes] = {}
     with (directory / "checkpoints.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            checkpoint = verify_checkpoint(json.loads(line)["note"], trusted, origin)
+        for number, line in enumerate(lines, 1):
+            where = f"checkpoints.jsonl line {number}"
+            checkpoint = verify_checkpoint(_text(where, _json_object(where, line), "note"), trusted, origin)
             checkpoints[checkpoint.size] = checkpoint.root_hash
     if not checkpoints:
         raise VerificationError("the bundle has no signed checkpoint")
@@ -560,8 +566,8 @@ def verify_bundle(directory: str | Path) -> BundleReport:
     _check_bundle_root(checkpoints, tree)
     with (directory / "records.jsonl").open(encoding="utf-8") as lines:
         for seq, line in enumerate(lines):
-            chain = _check_bundle_record(seq, json.loads(line), chain)
-            tree.append(leaf_hash(json.loads(line)["canonical"].encode()))
+            leaf, chain = _check_bundle_record(seq, _json_object(f"record {seq}", line), chain)
+            tree.append(leaf)
             _check_bundle_root(checkpoints, tree)
     if tree.size != max(checkpoints):
         raise VerificationError(
@@ -570,23 +576,46 @@ def verify_bundle(directory: str | Path) -> BundleReport:
     return BundleReport(tree.size, len(checkpoints), origin)
 
 
-def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> bytes:
-    canonical = str(record["canonical"]).encode()
-    fields = json.loads(canonical)
+def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> tuple[bytes, bytes]:
+    """Check record ``seq`` after the record whose chain hash is ``chain``; its leaf hash and chain hash."""
+    where = f"record {seq}"
+    canonical = _text(where, record, "canonical").encode()
+    fields = _json_object(f"{where}: canonical", canonical)
     if fields.get("seq") != seq:
-        raise VerificationError(f"record {seq}: says seq {fields.get('seq')}")
+        raise VerificationError(f"{where}: says seq {fields.get('seq')}")
     leaf = leaf_hash(canonical)
-    if base64.b64encode(leaf).decode() != record["leafHash"]:
-        raise VerificationError(f"record {seq}: leaf hash does not match its canonical bytes")
+    if base64.b64encode(leaf).decode() != _text(where, record, "leafHash"):
+        raise VerificationError(f"{where}: leaf hash does not match its canonical bytes")
     chain = hashlib.sha256(chain + leaf).digest()
-    if base64.b64encode(chain).decode() != record["chainHash"]:
-        raise VerificationError(f"record {seq}: hash chain broken")
+    if base64.b64encode(chain).decode() != _text(where, record, "chainHash"):
+        raise VerificationError(f"{where}: hash chain broken")
     if record.get("details") is not None:
-        salt = base64.b64decode(str(record["salt"]), validate=True)
-        digest = hashlib.sha256(salt + str(record["details"]).encode()).hexdigest()
+        details = _text(where, record, "details")
+        salt = _b64decode(_text(where, record, "salt"))
+        if salt is None:
+            raise VerificationError(f"{where}: salt is not base64")
+        digest = hashlib.sha256(salt + details.encode()).hexdigest()
         if fields.get("detailsCommitment") != f"sha256:{digest}":
-            raise VerificationError(f"record {seq}: details do not match their commitment")
-    return chain
+            raise VerificationError(f"{where}: details do not match their commitment")
+    return leaf, chain
+
+
+def _json_object(where: str, text: str | bytes) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+        raise VerificationError(f"{where}: not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise VerificationError(f"{where}: not a JSON object")
+    return value
+
+
+def _text(where: str, value: dict[str, object], name: str) -> str:
+    """``value[name]``, which must be text that encodes as UTF-8 (JSON escapes can make lone surrogates)."""
+    found = value.get(name)
+    if not isinstance(found, str) or not _is_utf8(found):
+        raise VerificationError(f"{where}: {name!r} is missing or not text")
+    return found
 
 
 def _check_bundle_root(checkpoints: dict[int, bytes], tree: CompactRange) -> None:

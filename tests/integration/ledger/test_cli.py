@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from models.ledger import Ledger
@@ -91,3 +92,40 @@ def test_exported_bundle_verifies_and_a_tampered_one_does_not(backend_settings: 
     code, output = _run("verify", "--bundle", str(tampered))
     assert (code, output) == (1, "TAMPERED: record 2: details do not match their commitment\n")
     assert _run("verify", "--bundle", str(tmp_path / "missing"))[0] == 2
+
+
+MALFORMED_RECORDS = {
+    "not JSON": ("{", "record 1: not valid JSON"),
+    "not an object": ("[1, 2]", "record 1: not a JSON object"),
+    "canonical missing": ('{"leafHash": "x", "chainHash": "y"}', "record 1: 'canonical' is missing or not text"),
+    "canonical not text": ('{"canonical": 7}', "record 1: 'canonical' is missing or not text"),
+    "canonical not an object": ('{"canonical": "[]"}', "record 1: canonical: not a JSON object"),
+    "lone surrogate": ('{"canonical": "\\ud800"}', "record 1: 'canonical' is missing or not text"),
+}
+
+
+@pytest.mark.parametrize("replacement, problem", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS)
+def test_a_malformed_bundle_fails_verification_naming_the_record(
+    sqlite_settings: Settings, tmp_path: Path, replacement: str, problem: str
+) -> None:
+    _run("init")
+    _ingest(3)
+    _run("checkpoint")
+    bundle = tmp_path / "bundle"
+    _run("export", str(bundle))
+    records = (bundle / "records.jsonl").read_text().splitlines()
+    records[1] = replacement
+    (bundle / "records.jsonl").write_text("\n".join(records) + "\n")
+    assert _run("verify", "--bundle", str(bundle)) == (1, f"TAMPERED: {problem}\n")
+
+
+def test_a_record_whose_salt_is_not_base64_fails_verification(sqlite_settings: Settings, tmp_path: Path) -> None:
+    _run("init")
+    _ingest(2)
+    _run("checkpoint")
+    bundle = tmp_path / "bundle"
+    _run("export", str(bundle))
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    records[0]["salt"] = "not base64!"
+    (bundle / "records.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert _run("verify", "--bundle", str(bundle)) == (1, "TAMPERED: record 0: salt is not base64\n")
