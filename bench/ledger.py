@@ -76,6 +76,10 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.home is not None and args.backend != "sqlite":
         parser.error("--home keeps a SQLite log; PostgreSQL logs live in a schema dropped after the run")
+    if args.events < _BATCH:
+        parser.error(f"--events must be at least one batch of appends ({_BATCH})")
+    if args.proofs < 2 or args.searches < 2:
+        parser.error("--proofs and --searches need at least 2 samples each, to take percentiles")
 
     kept = contextlib.nullcontext(str(args.home.resolve())) if args.home else tempfile.TemporaryDirectory()
     with kept as home, tempfile.TemporaryDirectory() as scratch:
