@@ -11,6 +11,8 @@ Figures (one JSON object per line):
   ``ledger_entries`` row, its ``event_details`` row and the ``merkle_nodes`` it completes) through a bare
   executemany per table into a second, fresh ledger (same indexes and constraints, a commit per 1,000
   events); counted in events per second, so it compares with ``append_events_per_s`` directly;
+- ``bare_copy_rows_per_s`` (PostgreSQL): the same rows through a bare binary COPY, as appends write them
+  there: what the server itself takes, the real ceiling of appends on PostgreSQL;
 - ``append_events_per_s``: ``Ledger.append`` in batches of 1,000 (of 10,000 beyond a million events, to
   build a 10-million-entry log in one sitting: ``--events 10000000``);
 - ``raw_sha256_per_s``, ``driver_read_rows_per_s`` and ``verify_events_per_s``: the full re-derivation
@@ -41,7 +43,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from models import merkle
-from models.database import create_ledger_engine, create_schema, fetch_rows, sequenced
+from models.database import create_ledger_engine, create_schema, fetch_rows, insert_rows, sequenced
 from models.ledger import Ledger, initialise, time_ordered_id
 from models.records import Actor, NewEvent, SearchQuery
 from models.tables import EventDetails, LedgerEntry, MerkleNode
@@ -85,16 +87,20 @@ def main(argv: list[str]) -> None:
     with kept as home, tempfile.TemporaryDirectory() as scratch:
         os.environ["QERBEROS_HOME"] = home
         tag = uuid.uuid4().hex[:8]
-        schemas = (f"bench_{tag}", f"bench_{tag}_bare")  # the benchmarked ledger, the bare measurement's
+        # the benchmarked ledger, then one fresh ledger per bare way of writing the same rows
+        schemas = (f"bench_{tag}", f"bench_{tag}_bare", f"bench_{tag}_copy")
         if args.backend == "postgres":
             for schema in schemas:
                 _admin(args.postgres_url, f"CREATE SCHEMA {schema}")
             os.environ["QERBEROS_DATABASE_URL"] = _in_schema(args.postgres_url, schemas[0])
-            bare_url = _in_schema(args.postgres_url, schemas[1])
-        else:
-            bare_url = f"sqlite:///{Path(scratch) / 'bare.db'}"  # fresh each run, beside a kept log too
+            bare_urls = {
+                "executemany": _in_schema(args.postgres_url, schemas[1]),
+                "copy": _in_schema(args.postgres_url, schemas[2]),
+            }
+        else:  # fresh each run, beside a kept log too; SQLite has no COPY
+            bare_urls = {"executemany": f"sqlite:///{Path(scratch) / 'bare.db'}"}
         try:
-            _run(args, bare_url)
+            _run(args, bare_urls)
         finally:
             if args.backend == "postgres":
                 for schema in schemas:
@@ -105,11 +111,11 @@ def _in_schema(url: str, schema: str) -> str:
     return f"{url}?options=-csearch_path%3D{schema}"
 
 
-def _run(args: argparse.Namespace, bare_url: str) -> None:
+def _run(args: argparse.Namespace, bare_urls: dict[str, str]) -> None:
     ledger = initialise(load_settings())
     missing = args.events - ledger.size()
     if missing > 0:
-        _build(args, ledger, missing, bare_url)
+        _build(args, ledger, missing, bare_urls)
     else:
         _report(backend=args.backend, figure="reused", events=ledger.size())
     ledger.checkpoint(force=True)
@@ -149,21 +155,23 @@ def _run(args: argparse.Namespace, bare_url: str) -> None:
     ledger.close()
 
 
-def _build(args: argparse.Namespace, ledger: Ledger, missing: int, bare_url: str) -> None:
-    """Append ``missing`` events, measuring the appends against the bare limit."""
+def _build(args: argparse.Namespace, ledger: Ledger, missing: int, bare_urls: dict[str, str]) -> None:
+    """Append ``missing`` events, measuring the appends against the bare limits."""
     batch = _BATCH if args.events <= _LARGE else _LARGE_BATCH
-    bare = _BareInserts(bare_url)
+    limits = {way: _BareInserts(url, way) for way, url in bare_urls.items()}
     events = [_event(n) for n in range(batch)]
     elapsed = 0.0
     for index in range(missing // batch):
         if index < _BARE_ROWS // _BATCH:
-            bare.insert_batch()  # interleaved, so that the limit and the appends meet the same machine load
+            for bare in limits.values():  # interleaved, so that limits and appends meet the same machine load
+                bare.insert_batch()
         started = time.perf_counter()
         ledger.append(events)
         elapsed += time.perf_counter() - started
-    while bare.rows < _BARE_ROWS:
-        bare.insert_batch()
-    _report(backend=args.backend, figure="bare_executemany_rows_per_s", value=bare.rate())
+    for way, bare in limits.items():
+        while bare.rows < _BARE_ROWS:
+            bare.insert_batch()
+        _report(backend=args.backend, figure=f"bare_{way}_rows_per_s", value=bare.rate())
     appended = missing // batch * batch
     _report(
         backend=args.backend, figure="append_events_per_s", value=round(appended / elapsed), batch=batch,
@@ -172,17 +180,20 @@ def _build(args: argparse.Namespace, ledger: Ledger, missing: int, bare_url: str
 
 
 class _BareInserts:
-    """The physical limit: the rows an append of 1,000 events writes (their ``ledger_entries`` and
-    ``event_details`` rows and the ``merkle_nodes`` they complete), through a bare driver executemany per
-    table into a second, fresh ledger in the same database server (same indexes, constraints and
-    durability settings), one commit per 1,000 events under the same sequencer.
+    """A physical limit: the rows an append of 1,000 events writes (their ``ledger_entries`` and
+    ``event_details`` rows and the ``merkle_nodes`` they complete), written bare into another, fresh ledger
+    in the same database server (same indexes, constraints and durability settings), one commit per 1,000
+    events under the same sequencer. ``way`` is how: ``executemany``, a bare driver executemany per table
+    (the yardstick issue 2 names), or ``copy`` (PostgreSQL), the binary COPY that appends use there
+    (``models.database.row_writer``): the most the server itself takes.
 
     Each batch's rows are made outside the timed part, so that memory stays flat and only the database
     is measured; ``rate`` counts events (entries), each with its details and nodes.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, way: str) -> None:
         self._engine = create_ledger_engine(url)
+        self._way = way
         create_schema(self._engine)
         marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
         self._statements = {
@@ -205,7 +216,10 @@ class _BareInserts:
         started = time.perf_counter()
         with sequenced(self._engine) as connection:
             for table, statement in self._statements.items():
-                connection.exec_driver_sql(statement, batch[table])
+                if self._way == "copy":
+                    insert_rows(connection, table, _TABLES[table], batch[table])
+                else:
+                    connection.exec_driver_sql(statement, batch[table])
         self._elapsed += time.perf_counter() - started
         self.rows += _BATCH
 
