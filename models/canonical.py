@@ -1,11 +1,12 @@
 """RFC 8785 canonical bytes of a ledger record and of the details it commits to.
 
 A record's keys are ASCII and known and its only number is ``seq`` (an integer below 2^53), so RFC 8785
-reduces to sorted keys plus JSON string escaping, which msgspec's sorted encoder performs exactly as RFC
-8785 asks (short escapes, lower-case ``\\u00xx`` for other control
-characters, everything else as UTF-8). ``tests/unit/test_canonical.py`` checks both encoders against the
-reference ``rfc8785`` package. Details are free-form JSON, so they take the fast path only when they hold
-nothing on which the two could differ (floats, integers beyond 2^53, non-BMP keys).
+reduces to sorted keys plus JSON string escaping, which msgspec performs exactly as RFC 8785 asks (short
+escapes, lower-case ``\\u00xx`` for other control characters, everything else as UTF-8). A record is a
+``CanonicalRecord``, whose fields are declared in that sorted order: msgspec encodes it as it stands, without
+a dict or a sort per record. ``tests/unit/test_canonical.py`` checks both encoders against the reference
+``rfc8785`` package. Details are free-form JSON, so they take the fast path only when they hold nothing on
+which the two could differ (floats, integers beyond 2^53, non-BMP keys).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import rfc8785
 
 from qerberos.errors import ValidationError
 
+_encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _MAX_SAFE_INTEGER = 2**53 - 1
 DETAILS_COMMITMENT_PREFIX = "sha256:"
@@ -50,6 +52,40 @@ def from_epoch_ms(epoch_ms: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(milliseconds=epoch_ms)
 
 
+class CanonicalActor(msgspec.Struct, frozen=True, rename="camel"):
+    """A record's ``actor`` as it is hashed: its fields in the order RFC 8785 sorts their JSON names."""
+
+    dao_id: str | None
+    squid_id: str
+    sub_id: str | None
+
+
+class CanonicalRecord(msgspec.Struct, frozen=True, rename="camel"):
+    """A record as it is hashed: its fields in the order RFC 8785 sorts their JSON names, its times as
+    ``iso_millis`` prints them."""
+
+    actor: CanonicalActor
+    cid: str | None
+    details_commitment: str
+    id: str
+    layer: str
+    occurred_at: str
+    received_at: str
+    ref: str
+    seq: int
+    source: str
+    type: str
+    verdict: str
+
+
+def encode_record(record: CanonicalRecord) -> bytes:
+    """The RFC 8785 encoding of a record (keys in sorted order, no white space)."""
+    try:
+        return _encode(record)
+    except UnicodeEncodeError as exc:
+        raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
+
+
 def canonical_record(
     *,
     seq: int,
@@ -67,25 +103,23 @@ def canonical_record(
     received_at_ms: int,
     source: str,
 ) -> bytes:
-    """The RFC 8785 encoding of a record as stored (keys in sorted order, no white space)."""
-    record = {
-        "actor": {"daoId": dao_id, "squidId": squid_id, "subId": sub_id},
-        "cid": cid,
-        "detailsCommitment": details_commitment,
-        "id": event_id,
-        "layer": layer,
-        "occurredAt": iso_millis(occurred_at_ms),
-        "receivedAt": iso_millis(received_at_ms),
-        "ref": ref,
-        "seq": seq,
-        "source": source,
-        "type": type,
-        "verdict": verdict,
-    }
-    try:
-        return _encode_sorted(record)
-    except UnicodeEncodeError as exc:
-        raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
+    """``encode_record`` of a record as stored, its times in epoch milliseconds."""
+    return encode_record(
+        CanonicalRecord(
+            actor=CanonicalActor(dao_id=dao_id, squid_id=squid_id, sub_id=sub_id),
+            cid=cid,
+            details_commitment=details_commitment,
+            id=event_id,
+            layer=layer,
+            occurred_at=iso_millis(occurred_at_ms),
+            received_at=iso_millis(received_at_ms),
+            ref=ref,
+            seq=seq,
+            source=source,
+            type=type,
+            verdict=verdict,
+        )
+    )
 
 
 def canonical_json(value: Any) -> bytes:

@@ -26,7 +26,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
-from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
+from models.canonical import (
+    CanonicalActor,
+    CanonicalRecord,
+    canonical_json,
+    commit_canonical_details,
+    encode_record,
+    from_epoch_ms,
+    iso_millis,
+    to_epoch_ms,
+)
 from models.database import (
     Query,
     create_ledger_engine,
@@ -188,6 +197,7 @@ class Ledger:
         head = self._head(connection)
         received_at_ms = to_epoch_ms(dt.datetime.now(dt.UTC))
         received_at = from_epoch_ms(received_at_ms)
+        received_at_text = iso_millis(received_at_ms)
         results: list[AppendResult] = []
         detail_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
@@ -201,13 +211,17 @@ class Ledger:
                     continue
                 event, actor = item.event, item.event.actor
                 seq = head.size + len(leaf_hashes)
-                occurred_at_ms = received_at_ms if item.occurred_at_ms is None else item.occurred_at_ms
-                canonical = canonical_record(
-                    seq=seq, event_id=item.id, type=event.type, ref=event.ref, squid_id=actor.squid_id,
-                    sub_id=actor.sub_id, dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict,
-                    details_commitment=item.commitment, cid=event.cid, occurred_at_ms=occurred_at_ms,
-                    received_at_ms=received_at_ms, source=event.source,
-                )  # fmt: skip
+                if item.occurred_at_ms is None:
+                    occurred_at_ms, occurred_at_text, occurred_at = received_at_ms, received_at_text, received_at
+                else:
+                    occurred_at_ms = item.occurred_at_ms
+                    occurred_at_text, occurred_at = iso_millis(occurred_at_ms), from_epoch_ms(occurred_at_ms)
+                canonical = encode_record(CanonicalRecord(
+                    actor=CanonicalActor(dao_id=actor.dao_id, squid_id=actor.squid_id, sub_id=actor.sub_id),
+                    cid=event.cid, details_commitment=item.commitment, id=item.id, layer=event.layer,
+                    occurred_at=occurred_at_text, received_at=received_at_text, ref=event.ref, seq=seq,
+                    source=event.source, type=event.type, verdict=event.verdict,
+                ))  # fmt: skip
                 leaf = sha256(b"\x00" + canonical).digest()
                 chain_hash = sha256(chain_hash + leaf).digest()
                 write_entry((
@@ -220,9 +234,8 @@ class Ledger:
                 record = LedgerRecord(
                     seq=seq, id=item.uuid, type=event.type, ref=event.ref, actor=actor, layer=event.layer,
                     verdict=event.verdict, details=event.details, details_commitment=item.commitment,
-                    cid=event.cid, received_at=received_at, source=event.source, leaf_hash=leaf,
-                    chain_hash=chain_hash,
-                    occurred_at=received_at if item.occurred_at_ms is None else from_epoch_ms(occurred_at_ms),
+                    cid=event.cid, occurred_at=occurred_at, received_at=received_at, source=event.source,
+                    leaf_hash=leaf, chain_hash=chain_hash,
                 )  # fmt: skip
                 known[item.id] = record
                 results.append(AppendResult(record, created=True))

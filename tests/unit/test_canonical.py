@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
 from models.canonical import (
+    CanonicalActor,
+    CanonicalRecord,
     canonical_json,
     canonical_record,
     details_commitment,
@@ -62,6 +65,12 @@ def test_record_template_equals_reference_rfc8785(seq: int, text: str, optional:
         source=text,
     )
     assert rfc8785.dumps(json.loads(encoded)) == encoded
+
+
+@pytest.mark.parametrize("struct", [CanonicalRecord, CanonicalActor])
+def test_record_fields_are_declared_in_the_order_rfc8785_sorts_their_names(struct: type[msgspec.Struct]) -> None:
+    names = [field.encode_name for field in msgspec.structs.fields(struct)]
+    assert sorted(names) == names
 
 
 @given(st.integers(0, 253402300799999))
