@@ -49,7 +49,8 @@ def to_epoch_ms(moment: dt.datetime) -> int:
 
 
 def from_epoch_ms(epoch_ms: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=epoch_ms)
+    seconds, millis = divmod(epoch_ms, 1000)
+    return _EPOCH + dt.timedelta(0, seconds, millis * 1000)  # by position: its keywords cost a third more
 
 
 class CanonicalActor(msgspec.Struct, frozen=True, rename="camel"):
@@ -144,10 +145,7 @@ def commit_canonical_details(canonical_details: bytes, salt: bytes) -> str:
 def _is_plain(value: Any) -> bool:
     """True when msgspec's sorted encoding is already RFC 8785 for this value."""
     if isinstance(value, Mapping):
-        # keys below U+D800 sort the same by code point (msgspec) and by UTF-16 unit (RFC 8785);
-        # isascii() settles the common case without scanning the key in Python
-        keys_plain = all(isinstance(key, str) and (key.isascii() or max(key) < "\ud800") for key in value)
-        return keys_plain and _all_plain(value.values())
+        return _all_plain_keys(value) and _all_plain(value.values())
     if isinstance(value, list):
         return _all_plain(value)
     if value is None or isinstance(value, bool | str):
@@ -155,6 +153,15 @@ def _is_plain(value: Any) -> bool:
     if isinstance(value, int):
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
     return False
+
+
+def _all_plain_keys(keys: Iterable[Any]) -> bool:
+    # keys below U+D800 sort the same by code point (msgspec) and by UTF-16 unit (RFC 8785);
+    # isascii() settles the common case without scanning the key in Python
+    for key in keys:  # noqa: SIM110 (all() over a generator costs more than the check of a few keys)
+        if not isinstance(key, str) or not (key.isascii() or max(key) < "\ud800"):
+            return False
+    return True
 
 
 def _all_plain(values: Iterable[Any]) -> bool:
