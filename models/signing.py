@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models import keys
-from models.signed_note import Checkpoint, NoteSigner, sign_checkpoint
+from models.signed_note import Checkpoint, NoteSigner, sign_checkpoint, sign_note
 
 
 class LogSigner:
@@ -25,6 +25,10 @@ class LogSigner:
 
     def sign_checkpoint(self, size: int, root_hash: bytes) -> str:
         return sign_checkpoint(Checkpoint(self.origin, size, root_hash), self._signers)
+
+    def sign_text(self, text: str) -> str:
+        """A signed note of ``text`` (ending in a newline) by every active key."""
+        return sign_note(text, self._signers)
 
     def verifier_key(self) -> str:
         """The newest signing key's verifier key."""

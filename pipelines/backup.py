@@ -14,8 +14,10 @@ Layout of DIR (refused if DIR exists and is not empty):
   (required: unencrypted private keys are never written into a backup);
 - ``checkpoints.jsonl``: every signed checkpoint of the snapshot, then the backup's own;
 - ``reports/`` (``QERBEROS_HOME/reports`` if present) and ``mlflow/`` (a local MLflow store);
-- ``manifest.json``: format, origin, backend, ledger size, the backup's signed checkpoint, and the SHA-256
-  of every other file.
+- ``manifest.json``: format, origin, backend, ledger size, the backup's signed checkpoint, the SHA-256
+  of every other file, and ``signature``: a signed note by the log's keys (``manifest_note``) over the
+  SHA-256 of the rest of the manifest (RFC 8785), so that no file of the backup (the MLflow store, whose
+  models are loaded as code, included) can be changed along with its hash in the manifest.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from models import keys, merkle
+from models.canonical import canonical_json
 from models.signing import LogSigner
 from models.tables import CheckpointRow, LedgerEntry, MerkleNode
 from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
@@ -59,6 +62,7 @@ __all__ = [
     "create_backup",
     "file_digest",
     "libpq_url",
+    "manifest_note",
     "mlflow_local_store",
     "read_manifest",
     "run_pg_tool",
@@ -71,7 +75,7 @@ Progress = Callable[[int, int], None]
 MANIFEST = "manifest.json"
 DATABASE_FILE = "database/qerberos.db"
 DATABASE_DUMP = "database/qerberos.dump"
-_FORMAT = 1
+_FORMAT = 2  # 2: the manifest is signed
 _CHUNK = 1 << 20
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _nodes = MerkleNode.__table__  # type: ignore[attr-defined]
@@ -91,12 +95,17 @@ class BackupManifest:
     mlflow_tracking_uri: str
     mlflow_included: bool
     files: Mapping[str, str]  # relative path -> "sha256:<hex>"
+    signature: str  # ``manifest_note`` of ``body()``, signed by the log's keys
 
     @property
     def database(self) -> str:
         return DATABASE_FILE if self.backend == "sqlite" else DATABASE_DUMP
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "signature": self.signature}
+
+    def body(self) -> dict[str, Any]:
+        """Everything the manifest says but its signature: what the signature covers."""
         return {
             "format": _FORMAT,
             "origin": self.origin,
@@ -116,7 +125,10 @@ def read_manifest(directory: Path) -> BackupManifest:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         if document["format"] != _FORMAT:
-            raise ValueError(f"format {document['format']!r}, expected {_FORMAT}")
+            raise ValueError(
+                f"format {document['format']!r}, expected {_FORMAT} (format 1 backups, whose manifests were not"
+                " signed, cannot be restored by this version)"
+            )
         files = document["files"]
         if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
             raise ValueError("files must map paths to hashes")
@@ -130,6 +142,7 @@ def read_manifest(directory: Path) -> BackupManifest:
             mlflow_tracking_uri=str(document["mlflow"]["trackingUri"]),
             mlflow_included=bool(document["mlflow"]["included"]),
             files={str(name): value for name, value in files.items()},
+            signature=str(document["signature"]),
         )
     except FileNotFoundError as exc:
         raise ConfigurationError(f"{directory} is not a qerberos backup: no {MANIFEST}") from exc
@@ -166,7 +179,7 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
     step()
     mlflow_included = _backup_mlflow(settings.mlflow_tracking_uri, directory / "mlflow")
     step()
-    manifest = BackupManifest(
+    unsigned = BackupManifest(
         origin=settings.log_origin,
         backend="sqlite" if settings.is_sqlite else "postgresql",
         schema=snapshot.schema,
@@ -176,7 +189,9 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
         mlflow_tracking_uri=settings.mlflow_tracking_uri,
         mlflow_included=mlflow_included,
         files={name: file_digest(directory / name) for name in _files(directory)},
+        signature="",
     )
+    manifest = dataclasses.replace(unsigned, signature=signer.sign_text(manifest_note(unsigned)))
     _write_json(directory / MANIFEST, manifest.to_json())
     step()
     logger.info("backup of %d events written to %s", snapshot.size, directory)
@@ -184,6 +199,13 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
 
 
 # --- shared with restore ----------------------------------------------------------------------------------
+
+
+def manifest_note(manifest: BackupManifest) -> str:
+    """The text the manifest's signature signs: the origin, what it is, and the SHA-256 of ``body()`` in
+    RFC 8785 form. Its second line is not a number, so it can never pass for a checkpoint of the log."""
+    digest = hashlib.sha256(canonical_json(manifest.body())).hexdigest()
+    return f"{manifest.origin}\nqerberos backup manifest\nsha256:{digest}\n"
 
 
 def file_digest(path: Path) -> str:

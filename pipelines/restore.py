@@ -1,9 +1,10 @@
 """``qerberos restore DIR``: verify a backup completely, and only then replace the live deployment.
 
 Checks, in order, each failing closed (``RestoreRefusedError``, nothing replaced):
-1. every file against its SHA-256 in the manifest, and no file unlisted;
-2. the backup's signed checkpoint against its keys (and the live deployment's keys, when there are any),
-   for the log's origin and for exactly the backup's size;
+1. the manifest's signature, and the backup's signed checkpoint, against the backup's keys (and the live
+   deployment's keys, when there are any): the manifest for exactly what it says, the checkpoint for the
+   log's origin and exactly the backup's size;
+2. every file against its SHA-256 in the manifest, and no file unlisted;
 3. every record, restored into a scratch database next to the live one: ``verify_ledger`` (canonical
    bytes, chain, Merkle nodes, every checkpoint's signature and root) and the root against the backup's
    signed checkpoint;
@@ -52,6 +53,7 @@ from pipelines.backup import (
     BackupManifest,
     file_digest,
     libpq_url,
+    manifest_note,
     mlflow_local_store,
     read_manifest,
     run_pg_tool,
@@ -107,11 +109,12 @@ def restore_backup(
             "QERBEROS_KEY_PASSPHRASE is not set: the backup's private keys are encrypted with the passphrase "
             "that was set when it was taken"
         )
-    _check_files(directory, manifest, progress)
     backup_keys = keys.verifier_keys(directory)
-    keys.load_signers(directory, passphrase)  # a wrong passphrase shows now, before anything is replaced
     live_keys = keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
+    _check_signature(manifest, backup_keys, live_keys)
     signed = _verified_checkpoint(manifest, backup_keys, live_keys)
+    _check_files(directory, manifest, progress)
+    keys.load_signers(directory, passphrase)  # a wrong passphrase shows now, before anything is replaced
     trusted = sorted({*backup_keys, *live_keys})
 
     with _scratch(settings, directory, manifest) as scratch:
@@ -178,6 +181,19 @@ def _check_files(directory: Path, manifest: BackupManifest, progress: Progress |
             raise RestoreRefusedError(f"{name} does not match its SHA-256 in the manifest")
         if progress is not None:
             progress(done, len(listed))
+
+
+def _check_signature(manifest: BackupManifest, backup_keys: list[str], live_keys: list[str]) -> None:
+    """The manifest says what its keys signed: its signature verifies, by the backup's keys and, if the
+    deployment has keys, by one of those, over exactly this manifest's content."""
+    try:
+        note = verifier.verify_note(manifest.signature, backup_keys)
+        if live_keys:
+            verifier.verify_note(manifest.signature, live_keys)
+    except verifier.VerificationError as exc:
+        raise RestoreRefusedError(f"the manifest's signature does not verify: {exc.reason}") from exc
+    if note.text != manifest_note(manifest):
+        raise RestoreRefusedError("the manifest was changed after it was signed")
 
 
 def _verified_checkpoint(manifest: BackupManifest, backup_keys: list[str], live_keys: list[str]) -> verifier.Checkpoint:

@@ -5,6 +5,7 @@ Every test runs on SQLite and on PostgreSQL (the `backend_settings` fixture) unl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -15,7 +16,8 @@ import pytest
 
 from models import keys
 from models.ledger import Ledger, initialise
-from pipelines.backup import file_digest
+from models.signing import LogSigner
+from pipelines.backup import file_digest, manifest_note, read_manifest
 from qerberos.settings import Settings, get_settings
 from tests.conftest import make_settings
 from tests.integration.ops.conftest import PASSPHRASE, Ingestion, append, run
@@ -77,17 +79,34 @@ def test_a_tampered_backup_is_refused_and_nothing_is_replaced(live: Settings, tm
         manifest = _manifest(backup)
         manifest["ledgerSize"] = 29
         (backup / "manifest.json").write_text(json.dumps(manifest))
-        expected = "the manifest says 29 entries, its signed checkpoint 30"
+        expected = "the manifest was changed after it was signed"
     append(live, 5, start=100)
     code, output = run("restore", str(backup))
     assert (1, True) == (code, expected in output), output
     assert 35 == _size(live)
 
 
-def test_sqlite_a_changed_record_with_a_rehashed_manifest_is_refused_naming_the_record(
+def test_a_changed_file_with_a_rehashed_manifest_is_refused_for_its_signature(live: Settings, tmp_path: Path) -> None:
+    """The MLflow store's models are loaded as code: no file may change along with its hash in the manifest."""
+    append(live, 10)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    config = backup / "config.json"
+    config.write_text(config.read_text().replace("{", '{"planted": true, ', 1))
+    manifest = _manifest(backup)
+    manifest["files"]["config.json"] = file_digest(config)  # type: ignore[index]
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    append(live, 5, start=100)
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, "the manifest was changed after it was signed" in output), output
+    assert 15 == _size(live)
+
+
+def test_sqlite_a_changed_record_with_a_rehashed_and_resigned_manifest_is_refused_naming_the_record(
     live_sqlite: Settings, tmp_path: Path
 ) -> None:
-    """A record is edited inside the SQLite file (the PostgreSQL dump is covered by its hash above)."""
+    """A record is edited inside the SQLite file by someone who also holds the keys and their passphrase
+    (the PostgreSQL dump is covered by its hash above): the ledger's own verification still names it."""
     append(live_sqlite, 20)
     backup = tmp_path / "backup"
     assert 0 == run("backup", str(backup))[0]
@@ -96,9 +115,11 @@ def test_sqlite_a_changed_record_with_a_rehashed_manifest_is_refused_naming_the_
         connection.execute("DROP TRIGGER ledger_entries_no_update")
         connection.execute("UPDATE ledger_entries SET verdict = 'DENY' WHERE seq = 7")
     connection.close()
-    manifest = _manifest(backup)
-    manifest["files"]["database/qerberos.db"] = file_digest(database)  # type: ignore[index]
-    (backup / "manifest.json").write_text(json.dumps(manifest))
+    manifest = read_manifest(backup)
+    rehashed = dataclasses.replace(manifest, files={**manifest.files, "database/qerberos.db": file_digest(database)})
+    signer = LogSigner.load(backup, manifest.origin, PASSPHRASE)
+    resigned = dataclasses.replace(rehashed, signature=signer.sign_text(manifest_note(rehashed)))
+    (backup / "manifest.json").write_text(json.dumps(resigned.to_json()))
     code, output = run("restore", str(backup))
     assert (1, True) == (code, "tampered at sequence number 7" in output), output
 
@@ -170,5 +191,5 @@ def test_sqlite_a_backup_signed_by_other_keys_is_refused_over_a_live_deployment(
 
     make_settings(monkeypatch, live_sqlite.home)
     code, output = run("restore", str(backup))
-    assert (1, True) == (code, "the backup's checkpoint does not verify" in output), output
+    assert (1, True) == (code, "the manifest's signature does not verify" in output), output
     assert 5 == _size(get_settings())
