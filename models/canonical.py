@@ -125,11 +125,9 @@ def canonical_record(
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of any JSON value."""
-    if _is_plain(value):
-        return _encode_sorted(value)
     try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, UnicodeError, ValueError) as exc:
+        return _encode_sorted(value) if _is_plain(value) else rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeError, ValueError) as exc:  # a lone surrogate, say
         raise ValidationError("details cannot be canonicalised", details={"details": str(exc)}) from exc
 
 

@@ -108,3 +108,10 @@ def test_only_details_msgspec_encodes_as_rfc8785_skip_the_reference_encoder(
     monkeypatch.setattr(rfc8785, "dumps", lambda value: calls.append(value) or expected)
     assert expected == canonical_json(details)
     assert (not plain) == bool(calls)
+
+
+@pytest.mark.parametrize("details", [{"note": "\ud800"}, {"\udc00": 1}, {"list": [1.5, "\ud800"]}])
+def test_details_holding_a_lone_surrogate_are_refused_as_invalid(details: dict[str, object]) -> None:
+    """Text that is not Unicode has no canonical bytes, on the fast path and the reference one alike."""
+    with pytest.raises(ValidationError, match="details cannot be canonicalised"):
+        canonical_json(details)
