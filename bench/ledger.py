@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from models import merkle
+from models.canonical import canonical_json, canonical_record, commit_canonical_details, to_epoch_ms
 from models.database import create_ledger_engine, create_schema, fetch_rows, insert_rows, sequenced
 from models.ledger import Ledger, initialise, time_ordered_id
 from models.records import Actor, NewEvent, SearchQuery
@@ -52,7 +53,7 @@ from qerberos.settings import load_settings
 
 _BATCH = 1000
 _ACTORS = 500  # events cycle through this many actors: 400 matches an actor in 200,000 events
-_BARE_ROWS = 100_000
+_BARE_ROWS = 1_000_000  # the bare logs grow with the appended one, up to this many events
 _LARGE = 1_000_000  # beyond this many events the log is built in larger batches, to be run once by hand
 _LARGE_BATCH = 10_000
 _READ = (
@@ -64,7 +65,6 @@ _TABLES = {
     table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[union-attr]
     for table in (LedgerEntry, EventDetails, MerkleNode)
 }
-_BARE_DETAILS = '{"ip":"10.0.1.2","size":123456}'  # the size of the details of ``_event``
 
 
 def main(argv: list[str]) -> None:
@@ -158,21 +158,22 @@ def _run(args: argparse.Namespace, bare_urls: dict[str, str]) -> None:
 def _build(args: argparse.Namespace, ledger: Ledger, missing: int, bare_urls: dict[str, str]) -> None:
     """Append ``missing`` events, measuring the appends against the bare limits."""
     batch = _BATCH if args.events <= _LARGE else _LARGE_BATCH
+    appended = missing // batch * batch
+    if not appended:
+        raise SystemExit(f"the kept log lacks {missing} events, fewer than a batch of {batch}: ask for more")
     limits = {way: _BareInserts(url, way) for way, url in bare_urls.items()}
-    events = [_event(n) for n in range(batch)]
+    first = ledger.size()  # event n is the log's n-th, also in a kept log that grows
     elapsed = 0.0
-    for index in range(missing // batch):
-        if index < _BARE_ROWS // _BATCH:
-            for bare in limits.values():  # interleaved, so that limits and appends meet the same machine load
+    for start in range(first, first + appended, batch):
+        events = [_event(n) for n in range(start, start + batch)]
+        for bare in limits.values():  # interleaved, so that limits and appends meet the same machine load
+            while bare.rows < min(start + batch - first, _BARE_ROWS):
                 bare.insert_batch()
         started = time.perf_counter()
         ledger.append(events)
         elapsed += time.perf_counter() - started
     for way, bare in limits.items():
-        while bare.rows < _BARE_ROWS:
-            bare.insert_batch()
-        _report(backend=args.backend, figure=f"bare_{way}_rows_per_s", value=bare.rate())
-    appended = missing // batch * batch
+        _report(backend=args.backend, figure=f"bare_{way}_rows_per_s", value=bare.rate(), events=bare.rows)
     _report(
         backend=args.backend, figure="append_events_per_s", value=round(appended / elapsed), batch=batch,
         events=appended,
@@ -187,8 +188,10 @@ class _BareInserts:
     (the yardstick issue 2 names), or ``copy`` (PostgreSQL), the binary COPY that appends use there
     (``models.database.row_writer``): the most the server itself takes.
 
-    Each batch's rows are made outside the timed part, so that memory stays flat and only the database
-    is measured; ``rate`` counts events (entries), each with its details and nodes.
+    The rows are those of the appended events (``_event``: the same values, timestamps, details and
+    canonical text; only ids, receipt times and hashes differ, as they do between any two appends), made
+    outside the timed part, so that memory stays flat and only the database is measured; ``rate`` counts
+    events (entries), each with its details and nodes.
     """
 
     def __init__(self, url: str, way: str) -> None:
@@ -206,11 +209,12 @@ class _BareInserts:
 
     def insert_batch(self) -> None:
         now_ms = time.time_ns() // 1_000_000
-        entries = [_bare_row(n, now_ms) for n in range(self.rows, self.rows + _BATCH)]
+        rows = [_bare_rows(n, now_ms) for n in range(self.rows, self.rows + _BATCH)]
+        entries = [entry for entry, _ in rows]
         nodes, self._frontier = merkle.append_batch(self.rows, [row[-2] for row in entries], self._frontier)
         batch: dict[str, list[tuple[Any, ...]]] = {
             "ledger_entries": entries,
-            "event_details": [(row[0], os.urandom(16), _BARE_DETAILS) for row in entries],
+            "event_details": [details for _, details in rows],
             "merkle_nodes": nodes,
         }
         started = time.perf_counter()
@@ -252,16 +256,30 @@ def _read_rate(ledger: Ledger) -> int:
     return round(size / (time.perf_counter() - started))
 
 
-def _bare_row(n: int, now_ms: int) -> tuple[Any, ...]:
-    """A ``ledger_entries`` row as an append writes it: time-ordered id, 420-character canonical text, hashes."""
-    return (
-        n, str(time_ordered_id(now_ms, os.urandom(10))), "access", f"file:Qm{n:044d}", f"did:squid:user{n % _ACTORS}",
-        "work", "dao:q", "qdrive", "ALLOW", "sha256:" + "0" * 64, None, n, n, "bench", "x" * 420, os.urandom(32),
+def _bare_rows(n: int, now_ms: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The ``ledger_entries`` and ``event_details`` rows an append writes for ``_event(n)`` at ``seq = n``
+    (random hashes: nothing indexes them)."""
+    event, salt = _event(n), os.urandom(16)
+    actor, event_id = event.actor, str(time_ordered_id(now_ms, os.urandom(10)))
+    occurred_at_ms = to_epoch_ms(event.occurred_at or dt.datetime.now(dt.UTC))
+    details = canonical_json(event.details)
+    commitment = commit_canonical_details(details, salt)
+    canonical = canonical_record(
+        seq=n, event_id=event_id, type=event.type, ref=event.ref, squid_id=actor.squid_id, sub_id=actor.sub_id,
+        dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict, details_commitment=commitment, cid=event.cid,
+        occurred_at_ms=occurred_at_ms, received_at_ms=now_ms, source=event.source,
+    )  # fmt: skip
+    entry = (
+        n, event_id, event.type, event.ref, actor.squid_id, actor.sub_id, actor.dao_id, event.layer, event.verdict,
+        commitment, event.cid, occurred_at_ms, now_ms, event.source, canonical.decode(), os.urandom(32),
         os.urandom(32),
     )  # fmt: skip
+    return entry, (n, salt, details.decode())
 
 
 def _event(n: int) -> NewEvent:
+    """The log's n-th event: one of ``_ACTORS`` identities, a second after the one before (events arrive in
+    about the order they occur)."""
     return NewEvent(
         type="access",
         ref=f"file:Qm{n:044d}",
