@@ -76,7 +76,7 @@ class AlertRow(SQLModel, table=True):
     __tablename__ = "alerts"
     __table_args__ = (
         Index("ix_alerts_status_created", "status", "created_at_ms"),
-        Index("ix_alerts_squid", "squid_id", "status"),
+        Index("ix_alerts_squid_status_created", "squid_id", "status", "created_at_ms"),
         Index(
             "ux_alerts_active_dedup",
             "dedup_key",

@@ -2,10 +2,10 @@
 
 The reads run on the risk service's own connection, inside the transaction that reads the ledger: two
 prebuilt, indexed statements, not two more connections through ``AlertStore``. They find what
-``AlertStore.active_for`` and ``AlertStore.latest_score`` find. ``active_for`` also orders by creation and
-keeps the newest 1000; the factors do not depend on the order, and an identity has at most one active alert
-per pattern (``ux_alerts_active_dedup``), so the limit never cuts. Without that ``ORDER BY``, SQLite's planner
-takes ``ix_alerts_squid`` (identity, status) instead of scanning every active alert by creation time.
+``AlertStore.active_for`` and ``AlertStore.latest_score`` find, through the same indexes
+(``ix_alerts_squid_status_created``, ``ix_detector_scores_squid_window``). ``active_for`` also orders by
+creation and keeps the newest 1000; the factors do not depend on the order, and an identity has at most one
+active alert per pattern (``ux_alerts_active_dedup``), so the limit never cuts.
 """
 
 from __future__ import annotations

@@ -109,3 +109,22 @@ def test_list_filters_and_latest_score(store):
     store.record_scores([ScoreRow("did:squid:a", 2 * HOUR, 0.97, "2")])
     assert ScoreRow("did:squid:a", 2 * HOUR, 0.97, "2") == store.latest_score("did:squid:a")
     assert store.latest_score("did:squid:zz") is None
+
+
+def test_an_identitys_active_alerts_are_read_through_its_index_not_every_active_alert(store):
+    """``active_for`` runs on every risk assessment: it must not scan the active alerts of everyone."""
+    store.raise_alert(candidate(squid="did:squid:a"))
+    for index in range(50):
+        store.raise_alert(candidate(squid=f"did:squid:{index}"))
+    store.raise_alert(candidate(squid="did:squid:a", pattern="exfiltration", severity="critical"))
+    with store.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT * FROM alerts WHERE status = 'active' AND squid_id = 'did:squid:a'"
+            " ORDER BY created_at_ms DESC, id LIMIT 1000"
+        ).fetchall()
+    assert ["SEARCH alerts USING INDEX ix_alerts_squid_status_created (squid_id=? AND status=?)"] == [
+        detail for *_, detail in plan if detail.startswith(("SEARCH", "SCAN"))
+    ]
+    assert {"exfiltration", "brute_force"} == {alert.pattern for alert in store.active_for("did:squid:a")}
