@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,7 +38,8 @@ def iso_millis(epoch_ms: int) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _iso_second(epoch_seconds: int) -> str:
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # C's gmtime and strftime: a third of the CPU of a datetime's (events a second apart miss the cache)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds))
 
 
 def to_epoch_ms(moment: dt.datetime) -> int:
