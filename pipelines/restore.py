@@ -1,9 +1,9 @@
 """``qerberos restore DIR``: verify a backup completely, and only then replace the live deployment.
 
 Checks, in order, each failing closed (``RestoreRefusedError``, nothing replaced):
-1. the manifest's signature, and the backup's signed checkpoint, against the backup's keys (and the live
-   deployment's keys, when there are any): the manifest for exactly what it says, the checkpoint for the
-   log's origin and exactly the backup's size;
+1. the manifest's signature, and the backup's signed checkpoint, against the backup's keys and, when there
+   are any, the keys the deployment trusts (its own, and those the operator names with ``trusted_keys``):
+   the manifest for exactly what it says, the checkpoint for the log's origin and exactly the backup's size;
 2. every file against its SHA-256 in the manifest, and no file unlisted;
 3. every record, restored into a scratch database next to the live one: ``verify_ledger`` (canonical
    bytes, chain, Merkle nodes, every checkpoint's signature and root) and the root against the backup's
@@ -96,11 +96,17 @@ def restore_backup(
     *,
     force: bool = False,
     reason: str | None = None,
+    trusted_keys: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> RestoreResult:
-    """Verify the backup in ``directory`` against itself and the live deployment, then restore it."""
+    """Verify the backup in ``directory`` against itself and the live deployment, then restore it.
+
+    ``trusted_keys`` (verifier keys, as ``qerberos key`` prints them) are keys the backup must be signed by,
+    beside the deployment's own: what anchors trust in a fresh home, which has no keys of its own.
+    """
     if force and not (reason and reason.strip()):
         raise ConfigurationError("a forced restore needs a reason (--reason TEXT): it is logged and audited")
+    _check_key_format(trusted_keys)
     manifest = read_manifest(directory)
     _check_target(settings, manifest)
     passphrase = settings.key_passphrase
@@ -111,11 +117,12 @@ def restore_backup(
         )
     backup_keys = keys.verifier_keys(directory)
     live_keys = keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
-    _check_signature(manifest, backup_keys, live_keys)
-    signed = _verified_checkpoint(manifest, backup_keys, live_keys)
+    anchors = [*live_keys, *trusted_keys]
+    _check_signature(manifest, backup_keys, anchors)
+    signed = _verified_checkpoint(manifest, backup_keys, anchors)
     _check_files(directory, manifest, progress)
     keys.load_signers(directory, passphrase)  # a wrong passphrase shows now, before anything is replaced
-    trusted = sorted({*backup_keys, *live_keys})
+    trusted = sorted({*backup_keys, *anchors})
 
     with _scratch(settings, directory, manifest) as scratch:
         _verify_scratch(scratch, manifest, backup_keys, signed, progress)
@@ -183,25 +190,33 @@ def _check_files(directory: Path, manifest: BackupManifest, progress: Progress |
             progress(done, len(listed))
 
 
-def _check_signature(manifest: BackupManifest, backup_keys: list[str], live_keys: list[str]) -> None:
+def _check_key_format(trusted_keys: Sequence[str]) -> None:
+    for key in trusted_keys:
+        try:
+            verifier.parse_verifier_key(key)
+        except verifier.VerificationError as exc:
+            raise ConfigurationError(f"not a verifier key: {exc.reason}") from exc
+
+
+def _check_signature(manifest: BackupManifest, backup_keys: list[str], anchors: list[str]) -> None:
     """The manifest says what its keys signed: its signature verifies, by the backup's keys and, if the
-    deployment has keys, by one of those, over exactly this manifest's content."""
+    deployment trusts keys (``anchors``), by one of those, over exactly this manifest's content."""
     try:
         note = verifier.verify_note(manifest.signature, backup_keys)
-        if live_keys:
-            verifier.verify_note(manifest.signature, live_keys)
+        if anchors:
+            verifier.verify_note(manifest.signature, anchors)
     except verifier.VerificationError as exc:
         raise RestoreRefusedError(f"the manifest's signature does not verify: {exc.reason}") from exc
     if note.text != manifest_note(manifest):
         raise RestoreRefusedError("the manifest was changed after it was signed")
 
 
-def _verified_checkpoint(manifest: BackupManifest, backup_keys: list[str], live_keys: list[str]) -> verifier.Checkpoint:
-    """The backup's own checkpoint, signed by its keys and, if the deployment has keys, by one of those."""
+def _verified_checkpoint(manifest: BackupManifest, backup_keys: list[str], anchors: list[str]) -> verifier.Checkpoint:
+    """The backup's own checkpoint, signed by its keys and, if the deployment trusts keys, by one of those."""
     try:
         checkpoint = verifier.verify_checkpoint(manifest.checkpoint, backup_keys, manifest.origin)
-        if live_keys:
-            verifier.verify_checkpoint(manifest.checkpoint, live_keys, manifest.origin)
+        if anchors:
+            verifier.verify_checkpoint(manifest.checkpoint, anchors, manifest.origin)
     except verifier.VerificationError as exc:
         raise RestoreRefusedError(f"the backup's checkpoint does not verify: {exc.reason}") from exc
     if checkpoint.size != manifest.ledger_size:

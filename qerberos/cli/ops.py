@@ -38,6 +38,14 @@ def restore(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why a forced restore is needed; logged and audited.")
     ] = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-key",
+            help="A verifier key (as `qerberos key` prints it) that must have signed the backup, beside this "
+            "deployment's own; repeatable. What anchors trust when restoring into a fresh home.",
+        ),
+    ] = None,
 ) -> None:
     """Verify a backup completely, then replace the database and keys with it.
 
@@ -50,7 +58,9 @@ def restore(
     _refuse_while_running(settings)
     with reported_errors(), progress_bar("verifying backup") as progress:
         try:
-            result = restore_backup(settings, directory, force=force, reason=reason, progress=progress)
+            result = restore_backup(
+                settings, directory, force=force, reason=reason, trusted_keys=trusted_key or (), progress=progress
+            )
         except RestoreRefusedError as exc:  # the data says no: exit 1, nothing was replaced
             typer.echo(f"REFUSED: {exc.message}")
             raise typer.Exit(EXIT_REFUSED) from exc

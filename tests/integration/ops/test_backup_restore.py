@@ -193,3 +193,32 @@ def test_sqlite_a_backup_signed_by_other_keys_is_refused_over_a_live_deployment(
     code, output = run("restore", str(backup))
     assert (1, True) == (code, "the manifest's signature does not verify" in output), output
     assert 5 == _size(get_settings())
+
+
+def test_sqlite_a_fresh_home_trusts_a_backup_only_if_signed_by_the_key_the_operator_names(
+    live_sqlite: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh home has no keys of its own: ``--trusted-key`` anchors trust, as the live keys do otherwise."""
+    append(live_sqlite, 6)
+    log_key = run("key")[1].strip()
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    other = make_settings(monkeypatch, tmp_path / "other-home")
+    monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+    initialise(other).close()
+    other_key = run("key")[1].strip()
+
+    make_settings(monkeypatch, tmp_path / "fresh-home")
+    monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+    assert (2, True) == (
+        (result := run("restore", str(backup), "--trusted-key", "q+0+x"))[0],
+        "not a verifier key" in result[1],
+    )
+    code, output = run("restore", str(backup), "--trusted-key", other_key)
+    assert (1, True) == (code, "the manifest's signature does not verify" in output), output
+    assert not (tmp_path / "fresh-home" / "qerberos.db").exists()
+    code, output = run("restore", str(backup), "--trusted-key", log_key)
+    assert 0 == code, output
+    assert 7 == _size(get_settings())  # the six events and the restore's own audit event
