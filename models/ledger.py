@@ -575,7 +575,7 @@ def _record_from_row(row: Sequence[Any]) -> LedgerRecord:
     ) = row  # fmt: skip
     return LedgerRecord(
         seq=seq,
-        id=uuid.UUID(event_id),
+        id=msgspec.convert(event_id, uuid.UUID),  # in C: uuid.UUID(text) parses it in Python
         type=event_type,
         ref=ref,
         actor=Actor(squid_id, sub_id, dao_id),
