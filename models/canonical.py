@@ -81,14 +81,6 @@ class CanonicalRecord(msgspec.Struct, frozen=True, rename="camel"):
     verdict: str
 
 
-def encode_record(record: CanonicalRecord) -> bytes:
-    """The RFC 8785 encoding of a record (keys in sorted order, no white space)."""
-    try:
-        return _encode(record)
-    except UnicodeEncodeError as exc:
-        raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
-
-
 def canonical_record(
     *,
     seq: int,
@@ -106,23 +98,26 @@ def canonical_record(
     received_at_ms: int,
     source: str,
 ) -> bytes:
-    """``encode_record`` of a record as stored, its times in epoch milliseconds."""
-    return encode_record(
-        CanonicalRecord(
-            actor=CanonicalActor(dao_id=dao_id, squid_id=squid_id, sub_id=sub_id),
-            cid=cid,
-            details_commitment=details_commitment,
-            id=event_id,
-            layer=layer,
-            occurred_at=iso_millis(occurred_at_ms),
-            received_at=iso_millis(received_at_ms),
-            ref=ref,
-            seq=seq,
-            source=source,
-            type=type,
-            verdict=verdict,
-        )
+    """The RFC 8785 encoding of a record as stored (keys in sorted order, no white space), its times given in
+    epoch milliseconds."""
+    record = CanonicalRecord(
+        actor=CanonicalActor(dao_id=dao_id, squid_id=squid_id, sub_id=sub_id),
+        cid=cid,
+        details_commitment=details_commitment,
+        id=event_id,
+        layer=layer,
+        occurred_at=iso_millis(occurred_at_ms),
+        received_at=iso_millis(received_at_ms),
+        ref=ref,
+        seq=seq,
+        source=source,
+        type=type,
+        verdict=verdict,
     )
+    try:
+        return _encode(record)
+    except UnicodeEncodeError as exc:
+        raise ValidationError("text is not valid Unicode", details={"$": "lone surrogate"}) from exc
 
 
 def canonical_json(value: Any) -> bytes:

@@ -26,16 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
-from models.canonical import (
-    CanonicalActor,
-    CanonicalRecord,
-    canonical_json,
-    commit_canonical_details,
-    encode_record,
-    from_epoch_ms,
-    iso_millis,
-    to_epoch_ms,
-)
+from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
 from models.database import (
     Query,
     create_ledger_engine,
@@ -200,7 +191,6 @@ class Ledger:
         head = self._head(connection)
         received_at_ms = to_epoch_ms(dt.datetime.now(dt.UTC))
         received_at = from_epoch_ms(received_at_ms)
-        received_at_text = iso_millis(received_at_ms)
         results: list[AppendResult] = []
         detail_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
@@ -215,16 +205,15 @@ class Ledger:
                 event, actor = item.event, item.event.actor
                 seq = head.size + len(leaf_hashes)
                 if item.occurred_at_ms is None:
-                    occurred_at_ms, occurred_at_text, occurred_at = received_at_ms, received_at_text, received_at
+                    occurred_at_ms, occurred_at = received_at_ms, received_at
                 else:
-                    occurred_at_ms = item.occurred_at_ms
-                    occurred_at_text, occurred_at = iso_millis(occurred_at_ms), from_epoch_ms(occurred_at_ms)
-                canonical = encode_record(CanonicalRecord(
-                    actor=CanonicalActor(dao_id=actor.dao_id, squid_id=actor.squid_id, sub_id=actor.sub_id),
-                    cid=event.cid, details_commitment=item.commitment, id=item.id, layer=event.layer,
-                    occurred_at=occurred_at_text, received_at=received_at_text, ref=event.ref, seq=seq,
-                    source=event.source, type=event.type, verdict=event.verdict,
-                ))  # fmt: skip
+                    occurred_at_ms, occurred_at = item.occurred_at_ms, from_epoch_ms(item.occurred_at_ms)
+                canonical = canonical_record(
+                    seq=seq, event_id=item.id, type=event.type, ref=event.ref, squid_id=actor.squid_id,
+                    sub_id=actor.sub_id, dao_id=actor.dao_id, layer=event.layer, verdict=event.verdict,
+                    details_commitment=item.commitment, cid=event.cid, occurred_at_ms=occurred_at_ms,
+                    received_at_ms=received_at_ms, source=event.source,
+                )  # fmt: skip
                 leaf = sha256(b"\x00" + canonical).digest()
                 chain_hash = sha256(chain_hash + leaf).digest()
                 write_entry((
