@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 VERDICT_COLOURS = {"ALLOW": "#2e7d32", "DENY": "#c62828", "WARN": "#f9a825"}
@@ -21,9 +22,14 @@ _UNIT = {"1h": "hour", "1d": "day", "1w": "week", "1mo": "month"}
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=_DPI)
+    figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")  # the legend beside the axes included
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _legend_beside(axes: Axes) -> None:
+    """The legend right of the plot, where it cannot hide a bar or a line (inside, it covered the tallest)."""
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
 
 
 def _empty(title: str) -> bytes:
@@ -47,7 +53,7 @@ def verdicts_over_time(over_time: pl.DataFrame, bucket: str) -> bytes:
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_title(f"Events per {_UNIT[bucket]} by verdict")
     axes.set_ylabel("events")
-    axes.legend(loc="upper left", fontsize="small")
+    _legend_beside(axes)
     figure.autofmt_xdate()
     return _png(figure)
 
@@ -65,7 +71,7 @@ def deny_trend(deny_by_layer: pl.DataFrame, bucket: str, top: int = 6) -> bytes:
         axes.plot(series["bucket"].to_list(), (series["deny_rate"] * 100).to_list(), marker=".", label=layer)
     axes.set_title(f"DENY rate per {_UNIT[bucket]}, by module (%)")
     axes.set_ylabel("% refused")
-    axes.legend(loc="upper left", fontsize="small", ncol=3)
+    _legend_beside(axes)
     figure.autofmt_xdate()
     return _png(figure)
 
@@ -84,7 +90,7 @@ def events_by_layer(by_layer_type: pl.DataFrame) -> bytes:
         left = [a + b for a, b in zip(left, values, strict=True)]
     axes.set_title("Events by module and verdict")
     axes.set_xlabel("events")
-    axes.legend(loc="lower right", fontsize="small")
+    _legend_beside(axes)
     return _png(figure)
 
 
