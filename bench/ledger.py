@@ -20,9 +20,12 @@ Figures (one JSON object per line):
   own yardstick); the hash function's own speed over one long stream, free of any per-call cost (what a
   native verifier could reach at best); and the verifier's read path (ADBC, Arrow columns) taking every
   entry and its details on one core, with no check made;
+- ``sqlite_decode_rows_per_s`` (SQLite): SQLite itself decoding every column the verifier reads, with no
+  driver between (one aggregate over them): how fast a native verifier could read at best;
 - ``verify_ceiling_events_per_s``: what any verifier could reach on every core this process may use if it
-  did nothing but read at that rate and hash each event's SHA-256 blocks (its leaf, chain link, salted
-  details and a Merkle node) at stream speed; ``sha256_blocks_per_event`` is counted from the rows read;
+  did nothing but read at the faster of those rates and hash each event's SHA-256 blocks (its leaf, chain
+  link, salted details and a Merkle node) at stream speed; ``sha256_blocks_per_event`` is counted from the
+  rows read;
 - ``inclusion_proof_ms``/``consistency_proof_ms``: p50 and p99 of proofs at random positions;
 - ``search_by_actor_ms``: p50 and p99 of ``Ledger.search`` by one actor (a page of 100, the total counted: the
   ledger's part of ``GET /audit?actor=``), and its CPU milliseconds per search;
@@ -69,6 +72,15 @@ _READ_CHUNK = 1 << 14  # the verifier's range
 _STREAM = os.urandom(1 << 20)
 _STREAM_MB = 256
 _SHA256_BLOCK = 64
+_DECODED_COLUMNS = (
+    "e.id", "e.type", "e.ref", "e.actor_squid_id", "e.actor_sub_id", "e.actor_dao_id", "e.layer", "e.verdict",
+    "e.details_commitment", "e.cid", "e.source", "e.canonical", "e.leaf_hash", "e.chain_hash", "d.salt", "d.details",
+)  # fmt: skip
+_DECODE_ALL = (
+    "SELECT sum(e.seq + e.occurred_at_ms + e.received_at_ms"
+    + "".join(f" + ifnull(length({column}), 0)" for column in _DECODED_COLUMNS)
+    + ") FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq"
+)
 _HASH_SIZE = hashlib.sha256().digest_size
 _TABLES = {
     table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[union-attr]
@@ -139,6 +151,10 @@ def _run(args: argparse.Namespace, bare_urls: dict[str, str]) -> None:
     _report(figure="sha256_stream_mb_per_s", value=stream_mb_per_s)
     read_rows_per_s, blocks_per_event = _read_limit(ledger)
     _report(backend=args.backend, figure="columnar_read_rows_per_s", value=read_rows_per_s)
+    if args.backend == "sqlite":
+        decode_rows_per_s = _decode_rate(ledger)
+        _report(backend=args.backend, figure="sqlite_decode_rows_per_s", value=decode_rows_per_s)
+        read_rows_per_s = max(read_rows_per_s, decode_rows_per_s)
     seconds_per_event = 1 / read_rows_per_s + blocks_per_event * _SHA256_BLOCK / (stream_mb_per_s * 1e6)
     ceiling = len(os.sched_getaffinity(0)) / seconds_per_event
     _report(
@@ -290,6 +306,15 @@ def _read_limit(ledger: Ledger) -> tuple[int, float]:
             links_and_nodes = _blocks_of(2 * _HASH_SIZE) + _blocks_of(1 + 2 * _HASH_SIZE)
             blocks += _blocks(leaves) + _blocks(salted) + entries.num_rows * links_and_nodes
     return round(size / elapsed), blocks / size
+
+
+def _decode_rate(ledger: Ledger) -> int:
+    """Rows per second of SQLite decoding every column the verifier reads, inside SQLite, on one core."""
+    size = ledger.size()
+    with ledger.engine.connect() as connection:
+        started = time.perf_counter()
+        connection.exec_driver_sql(_DECODE_ALL).one()
+        return round(size / (time.perf_counter() - started))
 
 
 def _blocks(lengths: pa.ChunkedArray) -> int:
