@@ -3,7 +3,9 @@
 Checks, in order, each failing closed (``RestoreRefusedError``, nothing replaced):
 1. the manifest's signature, and the backup's signed checkpoint, against the backup's keys and, when there
    are any, the keys the deployment trusts (its own, and those the operator names with ``trusted_keys``):
-   the manifest for exactly what it says, the checkpoint for the log's origin and exactly the backup's size;
+   the manifest for exactly what it says, the checkpoint for the log's origin and exactly the backup's size.
+   A home that trusts no key (a fresh one, with no ``trusted_keys``) refuses, unless the operator takes the
+   backup's own keys on trust (``trust_backup_keys``);
 2. every file against its SHA-256 in the manifest, and no file unlisted;
 3. every record, restored into a scratch database next to the live one: ``verify_ledger`` (canonical
    bytes, chain, Merkle nodes, every checkpoint's signature and root) and the root against the backup's
@@ -97,12 +99,14 @@ def restore_backup(
     force: bool = False,
     reason: str | None = None,
     trusted_keys: Sequence[str] = (),
+    trust_backup_keys: bool = False,
     progress: Progress | None = None,
 ) -> RestoreResult:
     """Verify the backup in ``directory`` against itself and the live deployment, then restore it.
 
     ``trusted_keys`` (verifier keys, as ``qerberos key`` prints them) are keys the backup must be signed by,
-    beside the deployment's own: what anchors trust in a fresh home, which has no keys of its own.
+    beside the deployment's own: what anchors trust in a fresh home, which has no keys of its own. Where no
+    key is trusted, nothing but the backup vouches for itself: it is refused unless ``trust_backup_keys``.
     """
     if force and not (reason and reason.strip()):
         raise ConfigurationError("a forced restore needs a reason (--reason TEXT): it is logged and audited")
@@ -118,6 +122,8 @@ def restore_backup(
     backup_keys = keys.verifier_keys(directory)
     live_keys = keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
     anchors = [*live_keys, *trusted_keys]
+    if not anchors:
+        _check_trust_on_first_use(backup_keys, trust_backup_keys)
     _check_signature(manifest, backup_keys, anchors)
     signed = _verified_checkpoint(manifest, backup_keys, anchors)
     _check_files(directory, manifest, progress)
@@ -196,6 +202,17 @@ def _check_key_format(trusted_keys: Sequence[str]) -> None:
             verifier.parse_verifier_key(key)
         except verifier.VerificationError as exc:
             raise ConfigurationError(f"not a verifier key: {exc.reason}") from exc
+
+
+def _check_trust_on_first_use(backup_keys: list[str], trust_backup_keys: bool) -> None:
+    """A home that trusts no key takes the backup's own keys only when the operator says so."""
+    if not trust_backup_keys:
+        raise ConfigurationError(
+            "this home trusts no verifier key yet, so nothing but the backup's own keys would vouch for it "
+            f"({', '.join(backup_keys)}): name the log's published verifier key with --trusted-key, or pass "
+            "--trust-backup-keys once you have compared these with it"
+        )
+    logger.warning("trusting the backup's own verifier keys, as the operator asked: %s", ", ".join(backup_keys))
 
 
 def _check_signature(manifest: BackupManifest, backup_keys: list[str], anchors: list[str]) -> None:

@@ -46,6 +46,14 @@ def restore(
             "deployment's own; repeatable. What anchors trust when restoring into a fresh home.",
         ),
     ] = None,
+    trust_backup_keys: Annotated[
+        bool,
+        typer.Option(
+            "--trust-backup-keys",
+            help="In a home that trusts no key yet, take the backup's own keys on trust (compare them with the "
+            "log's published verifier key first); without it or --trusted-key such a restore is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Verify a backup completely, then replace the database and keys with it.
 
@@ -59,7 +67,13 @@ def restore(
     with reported_errors(), progress_bar("verifying backup") as progress:
         try:
             result = restore_backup(
-                settings, directory, force=force, reason=reason, trusted_keys=trusted_key or (), progress=progress
+                settings,
+                directory,
+                force=force,
+                reason=reason,
+                trusted_keys=trusted_key or (),
+                trust_backup_keys=trust_backup_keys,
+                progress=progress,
             )
         except RestoreRefusedError as exc:  # the data says no: exit 1, nothing was replaced
             typer.echo(f"REFUSED: {exc.message}")

@@ -51,7 +51,7 @@ def test_backup_during_ingestion_restores_into_a_fresh_home_that_verifies_and_ke
     assert all(entry["encrypted"] for entry in json.loads((backup / "keys" / "keys.json").read_text())["keys"])
 
     restored = fresh_target()
-    code, output = run("restore", str(backup))
+    code, output = run("restore", str(backup), "--trust-backup-keys")
     assert 0 == code, output
     assert "no published checkpoint" in output
     assert (0, True) == (run("verify")[0], run("verify")[1].startswith("intact"))
@@ -198,7 +198,8 @@ def test_sqlite_a_backup_signed_by_other_keys_is_refused_over_a_live_deployment(
 def test_sqlite_a_fresh_home_trusts_a_backup_only_if_signed_by_the_key_the_operator_names(
     live_sqlite: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fresh home has no keys of its own: ``--trusted-key`` anchors trust, as the live keys do otherwise."""
+    """A fresh home has no keys of its own: ``--trusted-key`` anchors trust, as the live keys do otherwise;
+    with neither, nothing but the backup vouches for it and the restore is refused."""
     append(live_sqlite, 6)
     log_key = run("key")[1].strip()
     backup = tmp_path / "backup"
@@ -212,6 +213,9 @@ def test_sqlite_a_fresh_home_trusts_a_backup_only_if_signed_by_the_key_the_opera
     make_settings(monkeypatch, tmp_path / "fresh-home")
     monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
     get_settings.cache_clear()
+    code, output = run("restore", str(backup))  # nothing trusted: the backup would vouch for itself
+    assert (2, True, True) == (code, "trusts no verifier key yet" in output, log_key in output), output
+    assert not (tmp_path / "fresh-home" / "qerberos.db").exists()
     assert (2, True) == (
         (result := run("restore", str(backup), "--trusted-key", "q+0+x"))[0],
         "not a verifier key" in result[1],
