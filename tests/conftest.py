@@ -6,6 +6,7 @@ PostgreSQL and Redis run on this machine; a test that needs one fails (never ski
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,13 @@ from qerberos.settings import Settings, get_settings, load_settings
 
 POSTGRES_ADMIN_URL = os.environ.get("QERBEROS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a real server of a test."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

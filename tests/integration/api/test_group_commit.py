@@ -6,9 +6,9 @@ acknowledged event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +24,7 @@ from api.controllers.audit import INGEST_QUEUE_KEY
 from models.ledger import Ledger, initialise
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 from tests.integration.api.conftest import event_body
 
 REPO = Path(__file__).resolve().parents[3]
@@ -121,12 +121,6 @@ def test_a_database_error_answers_503_to_every_request_of_the_group(
 # -- a real server process stopped while under load -------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _load(url: str, token: str, stop_after: float, process: subprocess.Popen[bytes]) -> list[str]:
     """32 connections posting until the server goes away; SIGTERM after ``stop_after`` seconds."""
     acknowledged: list[str] = []
@@ -156,7 +150,7 @@ async def _load(url: str, token: str, stop_after: float, process: subprocess.Pop
 def test_sigterm_under_load_loses_no_acknowledged_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     settings = make_settings(monkeypatch, tmp_path / "home")
     initialise(settings).close()
@@ -170,17 +164,18 @@ def test_sigterm_under_load_loses_no_acknowledged_event(
         "QERBEROS_LOG_LEVEL": "WARNING",
     }
     command = [sys.executable, "-m", "qerberos.cli.serve", "serve", "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server_log = tmp_path / "server.log"
+    with server_log.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
+            started = process.poll() is None and time.monotonic() < deadline
+            assert started, f"the server did not start (exit {process.poll()}): {server_log.read_text()[-2000:]}"
             time.sleep(0.2)
         token = (settings.home / "admin.token").read_text().strip()
         acknowledged = asyncio.run(_load(url, token, 2.0, process))

@@ -7,7 +7,6 @@ and with several workers /metrics adds up every worker's counts.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,22 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.ledger import Ledger, checkpoint_size, initialise
 from qerberos.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 from tests.integration.api.conftest import METRICS_TOKEN, event_body
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, dict[str, str]]]:
-    port = _free_port()
+    port = free_port()
     variables = {
         "QERBEROS_PORT": str(port),
         "QERBEROS_HOST": "127.0.0.1",

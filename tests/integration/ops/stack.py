@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,12 +30,6 @@ BIN = Path(sys.executable).parent  # the venv's bin: qerberos, mlflow
 REDIS_URL = os.environ.get("QERBEROS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STARTUP_SECONDS = 60.0  # two shared cores under load: MLflow alone may take 20 s to import
 STOP_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

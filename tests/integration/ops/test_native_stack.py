@@ -24,12 +24,12 @@ import httpx
 import pytest
 from redis import Redis
 
+from tests.conftest import free_port
 from tests.integration.api.conftest import event_body
 from tests.integration.ops.stack import (
     BIN,
     Service,
     cli,
-    free_port,
     fresh_postgres_database,
     redis_db_url,
     running,

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import free_port
 from tests.integration.api.conftest import event_body
-from tests.integration.ops.stack import BIN, REPO, Service, cli, free_port, running
+from tests.integration.ops.stack import BIN, REPO, Service, cli, running
 
 pytestmark = pytest.mark.slow
 

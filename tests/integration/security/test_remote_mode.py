@@ -12,7 +12,8 @@ from litestar.testing import TestClient
 
 from api.security import build_security
 from qerberos.settings import Settings, load_settings
-from tests.integration.security.servers import dev_server, free_port, stop
+from tests.conftest import free_port
+from tests.integration.security.servers import dev_server, stop
 from tests.unit.security.helpers import make_app, sign
 
 
