@@ -354,10 +354,6 @@ class Ledger:
         logger.info("checkpoint at size %d", size)
         return note
 
-    def checkpoint_at(self, size: int) -> str | None:
-        with self._engine.connect() as connection:
-            return _checkpoint_at(connection, size)
-
     def checkpoints(self) -> list[str]:
         with self._engine.connect() as connection:
             notes = connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
@@ -464,11 +460,6 @@ def _size_of(rows: Sequence[Sequence[Any]]) -> int:
 
 def _size(connection: Connection) -> int:
     return _size_of(fetch_rows(connection, *_SIZE))
-
-
-def _checkpoint_at(connection: Connection, size: int) -> str | None:
-    rows = fetch_rows(connection, _CHECKPOINT_AT, (size,))
-    return str(rows[0][0]) if rows else None
 
 
 def _prepare_all(events: Sequence[NewEvent]) -> list[_Prepared]:

@@ -464,7 +464,6 @@ class LiveDetection:
         self._last_seq = -1
         self._last_refresh = -math.inf
         self._last_leader_try = -math.inf
-        self.alerts_raised = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -483,10 +482,6 @@ class LiveDetection:
             self._thread = None
         self._leadership.release()
         MODEL_LOADED.set(0)
-
-    @property
-    def is_leader(self) -> bool:
-        return self._leadership.held
 
     def detector(self) -> Any | None:
         """The loaded champion (``LoadedDetector``) or None."""
@@ -597,7 +592,6 @@ class LiveDetection:
             logger.error("alert %s not recorded: %s", candidate.dedup_key, exc.message)
             return None
         if change.kind == "created":
-            self.alerts_raised += 1
             logger.info("alert %s %s (%s) on %s", change.alert.id, candidate.pattern, candidate.severity,
                         candidate.squid_id)  # fmt: skip
         return change

@@ -38,7 +38,6 @@ class Attack:
     attack_id: int
     name: str
     technique: str
-    squid_index: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -328,5 +327,5 @@ def inject(rng: np.random.Generator, population: Population, days: int, per_kind
             events = generate(context, who)
             events["attack"][:] = len(attacks)
             parts.append(events)
-            attacks.append(Attack(len(attacks), name, technique, who.index))
+            attacks.append(Attack(len(attacks), name, technique))
     return concat(parts), attacks
