@@ -374,7 +374,7 @@ class Ledger:
         """Proof that event ``seq`` is in the tree of ``tree_size`` (default: the latest checkpoint)."""
         if tree_size is None:
             tree_size = checkpoint_size(self.checkpoint(force=True))
-        _check_order(seq + 1, tree_size, "leaf index")
+        _check_leaf(seq, tree_size)
         keys = {*merkle.inclusion_proof_keys(seq, tree_size), (0, seq)}
         # one round trip, three index lookups (size, O(log n) nodes, the checkpoint): O(log n) at any size
         with reading(self._engine) as connection:
@@ -387,7 +387,7 @@ class Ledger:
         return InclusionProof(seq, tree_size, nodes[(0, seq)], proof, str(note_rows[0][0]) if note_rows else None)
 
     def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
-        _check_order(first, second, "first")
+        _check_sizes(first, second)
         keys = set(merkle.consistency_proof_keys(first, second))
         with reading(self._engine) as connection:
             size_rows, node_rows = fetch_all(connection, [_SIZE, _nodes_query(keys)])
@@ -633,11 +633,20 @@ def _decode_cursor(cursor: str) -> int:
         raise ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"}) from exc
 
 
-def _check_order(smaller: int, larger: int, name: str) -> None:
-    if smaller < 0 or larger < 0:
-        raise ValidationError("sizes must not be negative", details={name: smaller})
-    if smaller > larger:
-        raise ValidationError(f"{name} must not exceed the tree size", details={name: smaller, "treeSize": larger})
+def _check_sizes(first: int, second: int) -> None:
+    if first < 0 or second < 0:
+        raise ValidationError("tree sizes must not be negative", details={"first": first, "second": second})
+    if first > second:
+        raise ValidationError("first must not exceed second", details={"first": first, "second": second})
+
+
+def _check_leaf(seq: int, tree_size: int) -> None:
+    if seq < 0:
+        raise ValidationError("a leaf index must not be negative", details={"leafIndex": seq})
+    if seq >= tree_size:
+        raise ValidationError(
+            "the leaf index must be below the tree size", details={"leafIndex": seq, "treeSize": tree_size}
+        )
 
 
 def _check_within(larger: int, size: int) -> None:

@@ -137,16 +137,18 @@ def test_erasure_removes_details_and_everything_still_verifies(ledger: Ledger) -
     assert verify_ledger(ledger).intact
 
 
-def test_proof_arguments_out_of_range_are_validation_errors(ledger: Ledger) -> None:
+def test_proof_arguments_out_of_range_are_validation_errors_naming_them(ledger: Ledger) -> None:
     ledger.append([event(0), event(1)])
-    for call in (
-        lambda: ledger.inclusion_proof(2, 2),
-        lambda: ledger.consistency_proof(2, 1),
-        lambda: ledger.consistency_proof(1, 3),
-        lambda: ledger.inclusion_proof(0, 3),
+    for call, details in (
+        (lambda: ledger.inclusion_proof(2, 2), {"leafIndex": 2, "treeSize": 2}),
+        (lambda: ledger.inclusion_proof(-1, 2), {"leafIndex": -1}),
+        (lambda: ledger.consistency_proof(2, 1), {"first": 2, "second": 1}),
+        (lambda: ledger.consistency_proof(1, 3), {"treeSize": 3, "ledgerSize": 2}),
+        (lambda: ledger.inclusion_proof(0, 3), {"treeSize": 3, "ledgerSize": 2}),
     ):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as raised:
             call()
+        assert details == raised.value.details
 
 
 def test_sqlite_planner_statistics_are_refreshed_when_the_log_doubles(ledger: Ledger) -> None:
