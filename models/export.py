@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from models.ledger import Ledger, checkpoint_size
 from models.tables import EventDetails, LedgerEntry
+from qerberos.output_directory import prepare_output_directory
 
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
@@ -28,10 +29,11 @@ _CHUNK = 20_000
 
 
 def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, int], None] | None = None) -> int:
-    """Write the bundle for the ledger up to its newest checkpoint (made now); return its size."""
+    """Write the bundle for the ledger up to its newest checkpoint (made now) into ``directory`` (new or
+    empty); return its size."""
+    prepare_output_directory(directory)
     note = ledger.checkpoint(force=True)
     size = checkpoint_size(note)
-    directory.mkdir(parents=True, exist_ok=True)
     with (directory / "records.jsonl").open("w", encoding="utf-8") as out, ledger.engine.connect() as connection:
         for start in range(0, size, _CHUNK):
             rows = connection.execute(

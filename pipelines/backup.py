@@ -52,6 +52,7 @@ from models.canonical import canonical_json
 from models.signing import LogSigner
 from models.tables import CheckpointRow, LedgerEntry, MerkleNode
 from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
+from qerberos.output_directory import prepare_output_directory
 from qerberos.settings import Settings
 
 __all__ = [
@@ -158,7 +159,7 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
             "QERBEROS_KEY_PASSPHRASE is not set: refusing to write the private signing keys into a backup "
             "unencrypted; set it, and keep it apart from the backup (restore needs it)"
         )
-    _prepare_directory(directory)
+    prepare_output_directory(directory)
     signer = LogSigner.load(settings.home, settings.log_origin, passphrase)
     steps = 6
     step = _stepper(progress, steps)
@@ -394,12 +395,6 @@ def _backup_mlflow(tracking_uri: str, target: Path) -> bool:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-
-
-def _prepare_directory(directory: Path) -> None:
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise ConfigurationError(f"{directory} exists and is not an empty directory: choose a new one")
-    directory.mkdir(parents=True, exist_ok=True)
 
 
 def _files(directory: Path) -> Iterator[str]:

@@ -94,6 +94,19 @@ def test_exported_bundle_verifies_and_a_tampered_one_does_not(backend_settings: 
     assert _run("verify", "--bundle", str(tmp_path / "missing"))[0] == 2
 
 
+def test_export_refuses_a_directory_that_holds_anything(backend_settings: Settings, tmp_path: Path) -> None:
+    """A bundle is never mixed with files left by an earlier export or anyone else."""
+    _run("init")
+    _ingest(2)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "records.jsonl").write_text("left from before\n")
+    code, output = _run("export", str(used))
+    assert (2, True) == (code, "exists and is not an empty directory" in output), output
+    assert ["records.jsonl"] == [path.name for path in used.iterdir()]
+    assert "left from before\n" == (used / "records.jsonl").read_text()
+
+
 MALFORMED_RECORDS = {
     "not JSON": ("{", "record 1: not valid JSON"),
     "not an object": ("[1, 2]", "record 1: not a JSON object"),
