@@ -141,7 +141,7 @@ def error_response(answer: ErrorAnswer, request_id: str) -> Response[ErrorRespon
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
     """Litestar's exception handler for every exception type (registered once, on the app)."""
-    answer = describe(exc)
+    answer = _in_callers_names(describe(exc), request)
     request_id = current_request_id() or str(request.scope.get("state", {}).get("request_id", ""))
     if answer.status_code >= 500 and answer is _INTERNAL:
         logger.error(
@@ -153,6 +153,23 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     elif answer.status_code == 503:
         logger.warning("dependency unavailable: %s", exc)
     return error_response(answer, request_id)
+
+
+def _in_callers_names(answer: ErrorAnswer, request: Request[Any, Any, Any]) -> ErrorAnswer:
+    """Details keyed by the names the caller sends (``startDate``), not by the handler's Python names
+    (``start_date``), which is how Litestar's validation reports a parameter declared under another name."""
+    handler = request.scope.get("route_handler")
+    signature = getattr(handler, "parsed_fn_signature", None)
+    if signature is None or not answer.details:
+        return answer
+    sent_as = {
+        name: alias
+        for name, field in signature.parameters.items()
+        if (alias := getattr(field.kwarg_definition, "name", None) or getattr(field.kwarg_definition, "query", None))
+    }
+    if not sent_as.keys() & answer.details.keys():
+        return answer
+    return dataclasses.replace(answer, details={sent_as.get(key, key): value for key, value in answer.details.items()})
 
 
 EXCEPTION_HANDLERS = {Exception: handle_exception}

@@ -143,6 +143,22 @@ def test_reads_refuse_bad_input_with_its_code(client: Client, path: str, status:
     _assert_error(client.get(path), status, code)
 
 
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/audit?startDate=last-week", "startDate"),
+        ("/audit?endDate=2026-13-01", "endDate"),
+        ("/ledger/proof/inclusion/0?treeSize=many", "treeSize"),
+        ("/audit?limit=ten", "limit"),
+    ],
+)
+def test_a_bad_parameter_is_named_as_the_caller_sent_it(client: Client, path: str, parameter: str) -> None:
+    response = client.get(path)
+
+    _assert_error(response, 400, "VALIDATION_ERROR")
+    assert [parameter] == list(response.json()["details"])
+
+
 def test_unknown_method_is_405(client: Client) -> None:
     _assert_error(client.delete("/audit"), 405, "METHOD_NOT_ALLOWED")
 
