@@ -10,7 +10,8 @@ contribution is ``(m - 1) x base`` and the total is ``m x base``. When the total
 is scaled by ``1 / total`` (values untouched): the shares stay proportional and the sum is exactly 1.
 
 So ``score == fsum(f.weight * f.value for f in factors)`` always holds (``score`` is computed that way
-from the reported numbers, not beside them); numbers are not rounded.
+from the reported numbers, not beside them); numbers are not rounded, but for the multiplier's share, cut
+to nine decimals (more than any configured multiplier needs).
 
 Determinism: nothing here reads a clock. ``as_of_ms`` ("now") comes from the ledger (``history.py``).
 """
@@ -27,6 +28,7 @@ from analytics.risk.config import ADDITIVE_FACTORS, FACTOR_NAMES, RiskConfig
 from analytics.risk.levels import Level, level_for
 from qerberos.errors import ValidationError
 
+_MULTIPLIER_DIGITS = 9
 _DESCRIPTIONS = {
     "active_alerts": "active alerts, rank-weighted (i-th counts 1/i^1.5) and decayed by age",
     "detector_score": "latest anomaly-detector score, decayed by age",
@@ -143,7 +145,9 @@ def assess(inputs: RiskInputs, config: RiskConfig, selected: Sequence[str] | Non
         chosen.append(Factor(name, weight, values[name]))
     base = min(1.0, math.fsum(x.contribution for x in chosen))
     if "operation_criticality" in names:
-        chosen.append(Factor("operation_criticality", config.multiplier(inputs.operation) - 1.0, base))
+        # rounded to the multiplier's own precision: 1.3 - 1.0 is 0.30000000000000004 in binary floating point
+        share = round(config.multiplier(inputs.operation) - 1.0, _MULTIPLIER_DIGITS)
+        chosen.append(Factor("operation_criticality", share, base))
     total = math.fsum(x.contribution for x in chosen)
     if total > 1.0:
         chosen = [Factor(x.name, x.weight / total, x.value) for x in chosen]

@@ -147,7 +147,8 @@ def test_operation_multiplies_the_risk_and_shows_as_its_own_factor() -> None:
     # base 0.2 (one fresh critical anomaly alert); payment x1.3 adds 0.3 x 0.2 = 0.06
     result = assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert(),), operation="payment"), CONFIG)
     criticality = result.factors[-1]
-    assert ("operation_criticality", pytest.approx(0.3), pytest.approx(0.2)) == (
+    # the share as configured, exactly: 0.3, not 0.30000000000000004
+    assert ("operation_criticality", 0.3, pytest.approx(0.2)) == (
         criticality.name, criticality.weight, criticality.value,
     )  # fmt: skip
     assert result.score == pytest.approx(0.26)
