@@ -87,6 +87,11 @@ LEDGER_SIZE = Gauge("qerberos_ledger_size", "Events in the ledger.", multiproces
 CHECKPOINT_AGE = Gauge(
     "qerberos_checkpoint_age_seconds", "Age of the latest signed checkpoint.", multiprocess_mode="mostrecent"
 )
+UNSIGNED_AGE = Gauge(
+    "qerberos_unsigned_entries_age_seconds",
+    "How long the oldest entry no signed checkpoint covers has waited; 0 when the newest checkpoint covers all.",
+    multiprocess_mode="mostrecent",
+)
 DEPENDENCY_UP = Gauge(
     "qerberos_dependency_up",
     "1 when the dependency answered its last check.",

@@ -134,6 +134,7 @@ class LedgerHealth(_Schema, frozen=True):
     head_seq: int | None = None
     head_leaf_hash: str | None = None
     checkpoint_age_seconds: float | None = None
+    unsigned_entries_age_seconds: float = 0.0
 
 
 class DiskHealth(_Schema, frozen=True):

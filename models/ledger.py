@@ -364,6 +364,15 @@ class Ledger:
             created = connection.execute(select(func.max(_checkpoints.c.created_at_ms))).scalar()
         return None if created is None else max(0.0, time.time() - created / 1000)
 
+    def unsigned_age_seconds(self) -> float:
+        """How long the oldest entry that no signed checkpoint covers has waited; 0 when the newest checkpoint
+        covers the whole log (an idle log is not a stuck checkpointer)."""
+        with self._engine.connect() as connection:
+            covered = connection.execute(select(func.coalesce(func.max(_checkpoints.c.size), 0))).scalar_one()
+            first_unsigned = select(_entries.c.received_at_ms).where(_entries.c.seq == covered)
+            received_ms = connection.execute(first_unsigned).scalar()
+        return 0.0 if received_ms is None else max(0.0, time.time() - received_ms / 1000)
+
     def verifier_key(self) -> str:
         return self._signer.verifier_key()
 

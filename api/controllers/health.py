@@ -117,13 +117,16 @@ def _ledger_health(ledger: Ledger) -> LedgerHealth:
 
     size = ledger.size()
     age = ledger.checkpoint_age_seconds()
+    unsigned_age = ledger.unsigned_age_seconds()
     metrics.LEDGER_SIZE.set(size)
     if age is not None:
         metrics.CHECKPOINT_AGE.set(age)
+    metrics.UNSIGNED_AGE.set(unsigned_age)
     head = ledger.get_by_seq(size - 1) if size else None
     return LedgerHealth(
         size=size,
         head_seq=head.seq if head else None,
         head_leaf_hash=b64(head.leaf_hash) if head else None,
         checkpoint_age_seconds=round(age, 3) if age is not None else None,
+        unsigned_entries_age_seconds=round(unsigned_age, 3),
     )

@@ -56,3 +56,4 @@ def _refresh_ledger_gauges(ledger: Ledger) -> None:
     age = ledger.checkpoint_age_seconds()
     if age is not None:
         metrics.CHECKPOINT_AGE.set(age)
+    metrics.UNSIGNED_AGE.set(ledger.unsigned_age_seconds())

@@ -157,7 +157,9 @@ def _verify_bundle(bundle: Path) -> None:
     typer.echo(f"intact: {result.size} events, {result.checkpoints} signed checkpoints verified")
 
 
-def export(directory: Annotated[Path, typer.Argument(help="Where to write the bundle: a new or empty directory.")]) -> None:
+def export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the bundle: a new or empty directory.")],
+) -> None:
     """Write a self-contained bundle: records as JSON lines, checkpoints and the verifier keys."""
     with reported_errors(), _ledger() as ledger, progress_bar("exporting") as progress:
         size = export_bundle(ledger, directory, progress=progress)

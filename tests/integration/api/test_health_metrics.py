@@ -116,6 +116,7 @@ def test_metrics_parse_and_count_requests_by_route_template_status_and_ingestion
     assert 1.0 == metrics[(requests, _labels(method="GET", route="<unmatched>", status="404"))]
     assert 3.0 == metrics[("qerberos_events_ingested_total", _labels(layer="qdrive", verdict="ALLOW"))]
     assert 7.0 == metrics[("qerberos_ledger_size", ())]
+    assert ("qerberos_unsigned_entries_age_seconds", ()) in metrics  # what the stale-checkpoint alert watches
     buckets = {
         float(dict(labels)["le"]) for name, labels in metrics if name == "qerberos_http_request_duration_seconds_bucket"
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import pytest
@@ -149,6 +150,19 @@ def test_proof_arguments_out_of_range_are_validation_errors_naming_them(ledger: 
         with pytest.raises(ValidationError) as raised:
             call()
         assert details == raised.value.details
+
+
+def test_unsigned_age_counts_only_entries_no_checkpoint_covers(ledger: Ledger) -> None:
+    """What the stale-checkpoint alert watches: an idle log whose checkpoint covers it reads 0, however old."""
+    assert 0.0 == ledger.unsigned_age_seconds()  # nothing appended
+    ledger.append([event(0)])
+    ledger.checkpoint(force=True)
+    ledger.append([event(1), event(2)])
+    time.sleep(0.2)
+    waited = ledger.unsigned_age_seconds()
+    ledger.checkpoint(force=True)
+    time.sleep(0.2)
+    assert (True, 0.0, True) == (waited >= 0.2, ledger.unsigned_age_seconds(), ledger.checkpoint_age_seconds() >= 0.2)
 
 
 def test_sqlite_planner_statistics_are_refreshed_when_the_log_doubles(ledger: Ledger) -> None:

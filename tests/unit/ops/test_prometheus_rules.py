@@ -23,7 +23,7 @@ EXPECTED_ALERTS: dict[str, tuple[str, str | None, str]] = {
     "QerberosDown": ("critical", "2m", 'up{job="qerberos"} == 0'),
     "QerberosNoReplicaUp": ("critical", "2m", 'absent(up{job="qerberos"} == 1)'),
     "QerberosHighMemory": ("warning", "10m", "qerberos_memory_limit_bytes"),
-    "QerberosCheckpointStale": ("warning", "5m", "qerberos_checkpoint_age_seconds"),
+    "QerberosCheckpointStale": ("warning", "5m", "qerberos_unsigned_entries_age_seconds"),
     "QerberosVerificationFailed": ("critical", None, "increase(qerberos_verification_failures_total"),
     "QerberosIngestionStalled": ("critical", "5m", "time() - max by (job) (qerberos_last_ingest_timestamp_seconds"),
     "QerberosDetectorModelNotLoaded": ("warning", "10m", "qerberos_detector_model_loaded"),
