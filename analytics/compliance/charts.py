@@ -11,7 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+
+from analytics.compliance.period import Period
 
 VERDICT_COLOURS = {"ALLOW": "#2e7d32", "DENY": "#c62828", "WARN": "#f9a825"}
 SEVERITY_COLOURS = {"critical": "#7b1fa2", "high": "#c62828", "medium": "#ef6c00", "low": "#1565c0"}
@@ -39,8 +42,8 @@ def _empty(title: str) -> bytes:
     return _png(figure)
 
 
-def verdicts_over_time(over_time: pl.DataFrame, bucket: str) -> bytes:
-    """Stacked events per bucket, one colour per verdict."""
+def verdicts_over_time(over_time: pl.DataFrame, bucket: str, period: Period) -> bytes:
+    """Stacked events per bucket, one colour per verdict, each bar over its own bucket of the whole period."""
     if over_time.is_empty():
         return _empty("Events over time")
     wide = over_time.pivot(on="verdict", index="bucket", values="events").sort("bucket").fill_null(0)
@@ -49,17 +52,20 @@ def verdicts_over_time(over_time: pl.DataFrame, bucket: str) -> bytes:
     for verdict, colour in VERDICT_COLOURS.items():
         if verdict in wide.columns:
             values = wide[verdict].to_list()
-            axes.bar(wide["bucket"].to_list(), values, bottom=bottom, color=colour, label=verdict, width=_width(bucket))
+            axes.bar(
+                wide["bucket"].to_list(), values, bottom=bottom, color=colour, label=verdict, width=_width(bucket),
+                align="edge",
+            )  # fmt: skip
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_title(f"Events per {_UNIT[bucket]} by verdict")
     axes.set_ylabel("events")
     _legend_beside(axes)
-    figure.autofmt_xdate()
+    _over_the_period(axes, period)
     return _png(figure)
 
 
-def deny_trend(deny_by_layer: pl.DataFrame, bucket: str, top: int = 6) -> bytes:
-    """DENY rate per bucket for the modules with the most refusals."""
+def deny_trend(deny_by_layer: pl.DataFrame, bucket: str, period: Period, top: int = 6) -> bytes:
+    """DENY rate per bucket for the modules with the most refusals, over the whole period."""
     if deny_by_layer.is_empty() or deny_by_layer["deny"].sum() == 0:
         return _empty("DENY trend")
     layers = (
@@ -72,8 +78,18 @@ def deny_trend(deny_by_layer: pl.DataFrame, bucket: str, top: int = 6) -> bytes:
     axes.set_title(f"DENY rate per {_UNIT[bucket]}, by module (%)")
     axes.set_ylabel("% refused")
     _legend_beside(axes)
-    figure.autofmt_xdate()
+    _over_the_period(axes, period)
     return _png(figure)
+
+
+def _over_the_period(axes: Axes, period: Period) -> None:
+    """The time axis spans the report's period, not just the buckets that have events: a single busy day
+    shows where in the month it fell."""
+    # matplotlib.dates is not annotated: hence the ignores
+    axes.set_xlim(date2num(period.start), date2num(period.end))  # type: ignore[no-untyped-call]
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
 def events_by_layer(by_layer_type: pl.DataFrame) -> bytes:
@@ -128,4 +144,5 @@ def top_bars(frame: pl.DataFrame, label: str, value: str, title: str, top: int =
 
 
 def _width(bucket: str) -> float:
-    return {"1h": 1 / 24, "1d": 0.8, "1w": 5.6, "1mo": 24.0}.get(bucket, 0.8)
+    """A bar's width in days (matplotlib's date unit), from the start of its bucket, leaving a small gap."""
+    return {"1h": 0.9 / 24, "1d": 0.9, "1w": 6.3, "1mo": 27.0}.get(bucket, 0.9)
