@@ -102,8 +102,9 @@ def events_by_layer(by_layer_type: pl.DataFrame) -> bytes:
     left = [0] * per_layer.height
     for verdict, colour in VERDICT_COLOURS.items():
         values = per_layer[verdict].to_list()
-        axes.barh(per_layer["layer"].to_list(), values, left=left, color=colour, label=verdict)
-        left = [a + b for a, b in zip(left, values, strict=True)]
+        if sum(values):  # a verdict that never occurs gets no bar and no legend entry
+            axes.barh(per_layer["layer"].to_list(), values, left=left, color=colour, label=verdict)
+            left = [a + b for a, b in zip(left, values, strict=True)]
     axes.set_title("Events by module and verdict")
     axes.set_xlabel("events")
     _legend_beside(axes)
