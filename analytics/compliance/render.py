@@ -91,6 +91,8 @@ table.report { border-collapse: collapse; margin: 6px 0 14px; font-size: 0.92em;
 table.report th, table.report td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 table.report thead th { background: #eceff1; }
 table.report caption { text-align: left; font-weight: bold; padding: 4px 0; }
+pre.signed-note { font-family: monospace; background: #f5f5f5; border: 1px solid #ddd; padding: 6px 8px;
+                  white-space: pre; overflow-x: auto; }
 @media print { .jp-Cell { break-inside: avoid; } }
 </style>"""
 
