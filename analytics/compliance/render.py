@@ -92,7 +92,7 @@ table.report th, table.report td { border: 1px solid #ccc; padding: 3px 8px; tex
 table.report thead th { background: #eceff1; }
 table.report caption { text-align: left; font-weight: bold; padding: 4px 0; }
 pre.signed-note { font-family: monospace; background: #f5f5f5; border: 1px solid #ddd; padding: 6px 8px;
-                  white-space: pre; overflow-x: auto; }
+                  white-space: pre-wrap; word-break: break-all; }  /* the PDF would cut a long signature line */
 @media print { .jp-Cell { break-inside: avoid; } }
 </style>"""
 
