@@ -13,6 +13,7 @@ With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` must be set before t
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -38,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.ledger import Ledger
 from models.records import AppendResult
 from qerberos.logging import reset_request_id, set_request_id
 
@@ -92,6 +94,26 @@ UNSIGNED_AGE = Gauge(
     "How long the oldest entry no signed checkpoint covers has waited; 0 when the newest checkpoint covers all.",
     multiprocess_mode="mostrecent",
 )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerReadings:
+    size: int
+    checkpoint_age_seconds: float | None  # None before the first checkpoint
+    unsigned_age_seconds: float
+
+
+def observe_ledger(ledger: Ledger) -> LedgerReadings:
+    """Read the ledger's size and checkpoint ages, set their gauges, and return them (``/metrics`` and
+    ``/health/detailed`` both read them)."""
+    readings = LedgerReadings(ledger.size(), ledger.checkpoint_age_seconds(), ledger.unsigned_age_seconds())
+    LEDGER_SIZE.set(readings.size)
+    if readings.checkpoint_age_seconds is not None:
+        CHECKPOINT_AGE.set(readings.checkpoint_age_seconds)
+    UNSIGNED_AGE.set(readings.unsigned_age_seconds)
+    return readings
+
+
 DEPENDENCY_UP = Gauge(
     "qerberos_dependency_up",
     "1 when the dependency answered its last check.",

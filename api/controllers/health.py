@@ -115,18 +115,13 @@ class HealthController(Controller):
 def _ledger_health(ledger: Ledger) -> LedgerHealth:
     from api import metrics
 
-    size = ledger.size()
-    age = ledger.checkpoint_age_seconds()
-    unsigned_age = ledger.unsigned_age_seconds()
-    metrics.LEDGER_SIZE.set(size)
-    if age is not None:
-        metrics.CHECKPOINT_AGE.set(age)
-    metrics.UNSIGNED_AGE.set(unsigned_age)
+    readings = metrics.observe_ledger(ledger)
+    size, age = readings.size, readings.checkpoint_age_seconds
     head = ledger.get_by_seq(size - 1) if size else None
     return LedgerHealth(
         size=size,
         head_seq=head.seq if head else None,
         head_leaf_hash=b64(head.leaf_hash) if head else None,
         checkpoint_age_seconds=round(age, 3) if age is not None else None,
-        unsigned_entries_age_seconds=round(unsigned_age, 3),
+        unsigned_entries_age_seconds=round(readings.unsigned_age_seconds, 3),
     )

@@ -33,7 +33,7 @@ class MetricsController(Controller):
         await _authorise(request)
         ledger: Ledger | None = request.app.state.service.ledger
         if ledger is not None:
-            await anyio.to_thread.run_sync(_refresh_ledger_gauges, ledger)
+            await anyio.to_thread.run_sync(metrics.observe_ledger, ledger)
         await request.app.state.probes.auth_services()
         body, content_type = await anyio.to_thread.run_sync(metrics.render_metrics)
         return Response(body, media_type=content_type.replace("; charset=utf-8", ""))
@@ -49,11 +49,3 @@ async def _authorise(request: Request[Any, Any, Any]) -> None:
     if authenticate is None:
         raise AuthenticationError("SQUID_IDENTITY_MISSING", "a metrics token or an authenticated caller is required")
     await authenticate(request)
-
-
-def _refresh_ledger_gauges(ledger: Ledger) -> None:
-    metrics.LEDGER_SIZE.set(ledger.size())
-    age = ledger.checkpoint_age_seconds()
-    if age is not None:
-        metrics.CHECKPOINT_AGE.set(age)
-    metrics.UNSIGNED_AGE.set(ledger.unsigned_age_seconds())
