@@ -62,6 +62,7 @@ from models.records import Actor, NewEvent, SearchQuery
 from models.tables import EventDetails, LedgerEntry, MerkleNode
 from models.verification import verify_ledger
 from qerberos.settings import load_settings
+from qerberos.verifier import HASH_SIZE
 
 _BATCH = 1000
 _ACTORS = 500  # events cycle through this many actors: 400 matches an actor in 200,000 events
@@ -81,7 +82,6 @@ _DECODE_ALL = (
     + "".join(f" + ifnull(length({column}), 0)" for column in _DECODED_COLUMNS)
     + ") FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq"
 )
-_HASH_SIZE = hashlib.sha256().digest_size
 _TABLES = {
     table.__tablename__: tuple(column.name for column in table.__table__.columns)  # type: ignore[union-attr]
     for table in (LedgerEntry, EventDetails, MerkleNode)
@@ -302,9 +302,7 @@ def _read_limit(ledger: Ledger) -> tuple[int, float]:
             elapsed += time.perf_counter() - started
             leaves = pc.add(pc.binary_length(entries["canonical"]), 1)  # 0x00 || canonical
             salted = pc.add(pc.binary_length(details["salt"]), pc.binary_length(details["details"]))
-            # and per event a chain link (previous chain hash || leaf hash) and one Merkle node (n - 1 in all)
-            links_and_nodes = _blocks_of(2 * _HASH_SIZE) + _blocks_of(1 + 2 * _HASH_SIZE)
-            blocks += _blocks(leaves) + _blocks(salted) + entries.num_rows * links_and_nodes
+            blocks += _blocks(leaves) + _blocks(salted) + entries.num_rows * _LINK_AND_NODE_BLOCKS
     return round(size / elapsed), blocks / size
 
 
@@ -324,6 +322,10 @@ def _blocks(lengths: pa.ChunkedArray) -> int:
 
 def _blocks_of(length: int) -> int:
     return (length + 9 + _SHA256_BLOCK - 1) // _SHA256_BLOCK
+
+
+# per event, a chain link (previous chain hash || leaf hash) and one Merkle node (n - 1 in all)
+_LINK_AND_NODE_BLOCKS = _blocks_of(2 * HASH_SIZE) + _blocks_of(1 + 2 * HASH_SIZE)
 
 
 def _bare_rows(n: int, now_ms: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
