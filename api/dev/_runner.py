@@ -11,7 +11,20 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
+from qerberos.errors import ConfigurationError
+
 AppFactory = Callable[[dict[str, Any]], Litestar]
+
+
+def check_fixture(fixture: dict[str, Any], keys: frozenset[str], kind: str) -> None:
+    """Refuse a fixture with keys this server does not read (``_comment`` and other ``_`` keys aside): one
+    written for another format would otherwise load as empty and authenticate nobody."""
+    unknown = sorted(key for key in fixture if key not in keys and not key.startswith("_"))
+    if unknown:
+        raise ConfigurationError(
+            f"the {kind} fixture has keys this server does not read: {', '.join(unknown)}"
+            f" (it reads {', '.join(sorted(keys))})"
+        )
 
 
 def serve(create_app: AppFactory, port: int, fixture: Path, host: str = "127.0.0.1") -> None:

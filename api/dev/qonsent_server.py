@@ -20,6 +20,7 @@ from api.dev import _runner
 
 
 def create_app(fixture: dict[str, Any]) -> Litestar:
+    _runner.check_fixture(fixture, frozenset({"policies"}), "Qonsent")
     grants: set[tuple[str, str, str]] = {
         (policy["identity"], policy["resource"], action)
         for policy in fixture.get("policies", [])

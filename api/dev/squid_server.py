@@ -24,6 +24,7 @@ from api.security.local import verify_ed25519
 
 
 def create_app(fixture: dict[str, Any]) -> Litestar:
+    _runner.check_fixture(fixture, frozenset({"tokens", "keys"}), "sQuid")
     tokens: dict[str, dict[str, Any]] = fixture.get("tokens", {})
     keys: dict[str, str] = fixture.get("keys", {})
 

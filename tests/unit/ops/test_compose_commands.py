@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import typer
 
-from tests.unit.ops._deploy import COMPOSE_FILE, load_yaml
+from tests.unit.ops._deploy import COMPOSE_FILE, REPO, load_yaml
 
 # The commands the issues specify (issue 3: serve, dev squid|qonsent; issue 7: report schedule; the
 # ledger CLI: init), each with the options the compose file may pass.
@@ -22,15 +22,28 @@ PLANNED_COMMANDS: dict[tuple[str, ...], frozenset[str]] = {
     ("serve",): frozenset({"--workers"}),
     ("report", "schedule"): frozenset(),
     ("detect",): frozenset(),
-    ("dev", "squid"): frozenset({"--port"}),
-    ("dev", "qonsent"): frozenset({"--port"}),
+    ("dev", "squid"): frozenset({"--fixture", "--port"}),
+    ("dev", "qonsent"): frozenset({"--fixture", "--port"}),
 }
+
+
+def _host_path(argument: str, volumes: list[str]) -> str:
+    """An argument naming a file under a bind mount (``./ops/dev:/etc/qerberos/dev:ro``), as the host path
+    the mount puts there: the CLI checks that the file exists."""
+    for volume in volumes:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./") and argument.startswith(target + "/"):
+            return str(REPO / source) + argument[len(target) :]
+    return argument
 
 
 def _qerberos_commands() -> dict[str, list[str]]:
     services: dict[str, dict[str, Any]] = load_yaml(COMPOSE_FILE)["services"]
-    commands = {name: service.get("command") for name, service in services.items()}
-    return {name: command for name, command in commands.items() if command and command[0] == "qerberos"}
+    return {
+        name: [_host_path(argument, service.get("volumes") or []) for argument in service["command"]]
+        for name, service in services.items()
+        if service.get("command") and service["command"][0] == "qerberos"
+    }
 
 
 COMMANDS = _qerberos_commands()
