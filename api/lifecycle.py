@@ -1,10 +1,11 @@
 """What the service does when it starts and stops, and the periodic checkpoint.
 
-Start: open the ledger (in a worker thread: SQLAlchemy is synchronous), mark the service ready, and
-start a task that asks the ledger for a checkpoint every ``checkpoint_interval`` seconds (the ledger
-signs a new one only when the log grew). Stop (uvicorn on SIGTERM/SIGINT has already stopped accepting
-connections and finished the requests in flight): mark not ready, stop the task, write a last checkpoint
-with ``force=True``, close the ledger, and drop this worker's live metrics files.
+Start: report the memory limit (``qerberos_memory_limit_bytes``), open the ledger (in a worker thread:
+SQLAlchemy is synchronous), mark the service ready, and start a task that asks the ledger for a checkpoint
+every ``checkpoint_interval`` seconds (the ledger signs a new one only when the log grew). Stop (uvicorn on
+SIGTERM/SIGINT has already stopped accepting connections and finished the requests in flight): mark not
+ready, stop the task, write a last checkpoint with ``force=True``, close the ledger, and drop this worker's
+live metrics files.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from litestar import Litestar
 
 from api import metrics
 from models.ledger import Ledger
+from qerberos.resources import observe_memory_limit
 from qerberos.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def service_state(app: Litestar) -> ServiceState:
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state = service_state(app)
+    observe_memory_limit(state.settings)
     state.ledger = await anyio.to_thread.run_sync(state.ledger_factory)
     state.checkpointer = asyncio.create_task(_checkpoint_every(state), name="qerberos-checkpointer")
     state.ready = True

@@ -6,6 +6,14 @@ How it runs
     replica and from ``qerberos ingest`` alike. Every ``refresh_seconds`` it asks the ``ChampionWatcher`` for a
     new champion (hot reload; ``qerberos_detector_model_loaded`` tells whether a model is in use).
 
+Metrics (``detector_metrics``), exported only by processes that run live detection, so that an API replica
+with it off claims nothing about a model: ``qerberos_detector_model_loaded`` (1/0),
+``qerberos_detector_caught_up_timestamp_seconds`` (when the alerting instance last had read every event:
+``time()`` minus it is the scoring lag, and it grows when the loop falls behind or hangs),
+``qerberos_detector_errors_total{stage}`` (``round``, ``model``, ``scoring``, ``alert``, ``cursor``),
+``qerberos_detector_score`` (histogram of the windows' confidence) and
+``qerberos_alerts_created_total{pattern,severity}``.
+
 One alerting instance per database (leader election)
     Only the instance holding the detector lock tails and alerts: a session-level PostgreSQL advisory lock
     held on a dedicated connection, or an exclusive ``flock`` on ``<sqlite file>.detector.lock``. The others
@@ -33,6 +41,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -45,7 +54,7 @@ from typing import IO, Any
 
 import numpy as np
 import polars as pl
-from prometheus_client import REGISTRY, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -56,12 +65,12 @@ from models.alerts import AlertCandidate, AlertChange, AlertStore, ScoreRow, cre
 from qerberos.errors import QerberosError
 
 __all__ = [
-    "MODEL_LOADED",
     "FeatureRow",
     "IncrementalFeatures",
     "LiveDetection",
     "Scored",
     "confidence",
+    "detector_metrics",
     "live_event",
     "rows_from_events",
     "score_rows",
@@ -83,16 +92,36 @@ _TAIL_QUERY = text(
 )
 
 
-def _model_loaded_gauge() -> Gauge:
-    """``qerberos_detector_model_loaded`` (TEAM.md); defined here, once (api/metrics.py does not define it)."""
-    name = "qerberos_detector_model_loaded"
-    existing = getattr(REGISTRY, "_names_to_collectors", {}).get(name)
-    if isinstance(existing, Gauge):
-        return existing
-    return Gauge(name, "1 when a detector model (the MLflow champion) is loaded.", multiprocess_mode="livemax")
+ERROR_STAGES = ("round", "model", "scoring", "alert", "cursor")
+SCORE_BUCKETS = (0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 
 
-MODEL_LOADED = _model_loaded_gauge()
+@dataclasses.dataclass(frozen=True, slots=True)
+class DetectorMetrics:
+    model_loaded: Gauge
+    caught_up: Gauge
+    errors: Counter
+    scores: Histogram
+    alerts_created: Counter
+
+
+@functools.cache
+def detector_metrics() -> DetectorMetrics:
+    """The detector's metrics, registered on first use (see the module doc), each error stage at 0 so that
+    its first error is an increase Prometheus can see."""
+    metrics = DetectorMetrics(
+        Gauge("qerberos_detector_model_loaded", "1 when a detector model (the MLflow champion) is loaded.",
+              multiprocess_mode="livemax"),
+        Gauge("qerberos_detector_caught_up_timestamp_seconds",
+              "When this process, leading live detection, last had read every event of the ledger (Unix time).",
+              multiprocess_mode="livemax"),
+        Counter("qerberos_detector_errors", "Live detection failures, by stage.", ["stage"]),
+        Histogram("qerberos_detector_score", "Confidence (0..1) of each scored window.", buckets=SCORE_BUCKETS),
+        Counter("qerberos_alerts_created", "Alerts created by live detection.", ["pattern", "severity"]),
+    )  # fmt: skip
+    for stage in ERROR_STAGES:
+        metrics.errors.labels(stage)
+    return metrics
 
 
 def live_event(
@@ -456,6 +485,7 @@ class LiveDetection:
         self.store = AlertStore(engine, ledger=ledger)
         self._engine = engine
         self._leadership = _Leadership(engine, _sqlite_lock_path(engine))
+        self._metrics = detector_metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state_lock = threading.Lock()
@@ -481,7 +511,7 @@ class LiveDetection:
             self._thread.join(timeout)
             self._thread = None
         self._leadership.release()
-        MODEL_LOADED.set(0)
+        self._metrics.model_loaded.set(0)
 
     def detector(self) -> Any | None:
         """The loaded champion (``LoadedDetector``) or None."""
@@ -496,7 +526,8 @@ class LiveDetection:
                 changed = bool(self.watcher.refresh())
             except QerberosError as exc:  # the watcher logs and keeps its model; never kill the loop
                 logger.warning("champion refresh failed: %s", exc.message)
-        MODEL_LOADED.set(1 if self.detector() is not None else 0)
+                self._metrics.errors.labels("model").inc()
+        self._metrics.model_loaded.set(1 if self.detector() is not None else 0)
         return changed
 
     def _loop(self) -> None:
@@ -507,8 +538,11 @@ class LiveDetection:
                 if time.monotonic() - self._last_refresh >= live.refresh_seconds:
                     self.refresh_model()
                 busy = self.run_once() >= live.batch_rows
+                if not busy and self._leadership.held:
+                    self._metrics.caught_up.set_to_current_time()
             except Exception:  # the loop must survive a database or model hiccup; the next round retries
                 logger.exception("live detection round failed")
+                self._metrics.errors.labels("round").inc()
             if not busy:
                 self._stop.wait(live.poll_seconds)
 
@@ -577,12 +611,14 @@ class LiveDetection:
             candidates += list(self._anomaly_candidates(rows))
         except QerberosError as exc:
             logger.error("scoring %d windows failed: %s", len(rows), exc.message)
+            self._metrics.errors.labels("scoring").inc()
         for candidate in candidates:
             self._raise(candidate)
         try:
             self.store.save_cursor(self._last_seq)
         except QerberosError as exc:
             logger.warning("detector cursor not saved (next leader replays a little more): %s", exc.message)
+            self._metrics.errors.labels("cursor").inc()
         return len(events)
 
     def _raise(self, candidate: AlertCandidate) -> AlertChange | None:
@@ -590,8 +626,10 @@ class LiveDetection:
             change = self.store.raise_alert(candidate)
         except QerberosError as exc:
             logger.error("alert %s not recorded: %s", candidate.dedup_key, exc.message)
+            self._metrics.errors.labels("alert").inc()
             return None
         if change.kind == "created":
+            self._metrics.alerts_created.labels(candidate.pattern, candidate.severity).inc()
             logger.info("alert %s %s (%s) on %s", change.alert.id, candidate.pattern, candidate.severity,
                         candidate.squid_id)  # fmt: skip
         return change
@@ -601,6 +639,8 @@ class LiveDetection:
         if detector is None or not rows:
             return
         scored = score_rows(detector, rows)
+        for item in scored:
+            self._metrics.scores.observe(item.confidence)
         self.store.record_scores(
             [ScoreRow(s.row.squid_id, s.row.window_start_ms, s.confidence, detector.version) for s in scored]
         )

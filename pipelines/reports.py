@@ -40,6 +40,7 @@ from prometheus_client import Counter, Gauge
 from analytics.compliance import FRAMEWORKS, SUMMARY_CSV, SUMMARY_JSON, Period, iso
 from models.ledger import Ledger
 from models.records import Actor, NewEvent
+from pipelines.scheduled_verification import VERIFICATION_FAILURES
 from qerberos.errors import NotFoundError, QerberosError, ValidationError
 from qerberos.settings import Settings, get_settings
 
@@ -229,6 +230,8 @@ def run_report(
     }
     _write_manifest(directory, manifest)
     REPORT_RUNS.labels(request.framework, outcome).inc()
+    if outcome == "integrity_failed":
+        VERIFICATION_FAILURES.inc()
     LAST_SUCCESS.labels(request.framework).set(time.time())
     notify("done", len(STEPS), len(STEPS))
     logger.info("report %s: %s, sha256 %s, ledger seq %d", report_id, outcome, manifest["reportSha256"], record.seq)

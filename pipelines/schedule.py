@@ -8,8 +8,13 @@
   a run still going) finds it held and skips, and after taking the lock the state is read again so a run
   another instance just finished is not repeated.
 - Outcomes are counted in ``qerberos_report_runs_total{framework,outcome}`` (outcome ``skipped`` for a
-  held lock) with ``qerberos_report_last_success_timestamp_seconds``, served by prometheus_client on
-  ``QERBEROS_SCHEDULER_METRICS_PORT``.
+  held lock; every outcome of each scheduled framework starts at 0, so a first failure is an increase)
+  with ``qerberos_report_last_success_timestamp_seconds``; ``qerberos_report_overdue_seconds{report,framework}``
+  is read at each scrape: how long the report's newest cron time has gone without a recorded run (0 when
+  it ran), so a run that never happens, or a scheduler stuck in one, shows. All are served by
+  prometheus_client on ``QERBEROS_SCHEDULER_METRICS_PORT``.
+- The whole ledger is verified at start and every ``QERBEROS_VERIFY_INTERVAL`` seconds
+  (``pipelines/scheduled_verification.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
+import functools
 import json
 import logging
+import math
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -27,10 +34,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from croniter import croniter
+from prometheus_client import Gauge
 
 from analytics.compliance import FRAMEWORKS
 from pipelines.reports import REPORT_RUNS, ReportError, ReportRequest, ReportResult, reports_dir, run_report
+from pipelines.scheduled_verification import INTERVAL, verify_now
 from qerberos.errors import ConfigurationError, QerberosError
+from qerberos.resources import observe_memory_limit
 from qerberos.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +51,14 @@ PeriodKind = Literal["previous-day", "previous-week", "previous-month", "interva
 PERIODS: tuple[PeriodKind, ...] = ("previous-day", "previous-week", "previous-month", "interval")
 Clock = Callable[[], dt.datetime]
 Runner = Callable[[ReportRequest], ReportResult]
+Verifier = Callable[[Settings], object]
+OUTCOMES = ("success", "integrity_failed", "error", "skipped")
+
+OVERDUE = Gauge(
+    "qerberos_report_overdue_seconds",
+    "How long the report's newest cron time has gone without a recorded run (0 when it ran).",
+    ["report", "framework"],
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,15 +147,22 @@ class Scheduler:
         clock: Clock = _utcnow,
         runner: Runner | None = None,
         poll_seconds: float = 30.0,
+        verifier: Verifier = verify_now,
     ) -> None:
         self.entries = entries
         self.settings = settings
         self.clock = clock
         self.runner: Runner = runner or (lambda request: run_report(request, settings))
         self.poll_seconds = poll_seconds
+        self.verifier = verifier
         self.root = reports_dir(settings)
         self.state_path = self.root / STATE_FILE
+        self._verified_at: dt.datetime | None = None
         (self.root / "locks").mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            for outcome in OUTCOMES:
+                REPORT_RUNS.labels(entry.framework, outcome)
+            OVERDUE.labels(entry.name, entry.framework).set_function(functools.partial(self._overdue, entry))
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -161,6 +186,19 @@ class Scheduler:
             temporary = self.state_path.with_suffix(".tmp")
             temporary.write_text(json.dumps(raw, indent=2) + "\n")
             temporary.replace(self.state_path)
+
+    def overdue_seconds(self, entry: ScheduleEntry, now: dt.datetime) -> float:
+        """Seconds since the entry's newest cron time when that run is not recorded yet; 0 when it is (or
+        before the first start has recorded a baseline)."""
+        due = entry.latest_time(now)
+        ran = self.last_runs().get(entry.name)
+        return 0.0 if ran is None or ran >= due else (now - due).total_seconds()
+
+    def _overdue(self, entry: ScheduleEntry) -> float:
+        try:
+            return self.overdue_seconds(entry, self.clock())
+        except ConfigurationError:  # an unreadable state file: unknown, and tick() reports it
+            return math.nan
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -216,24 +254,41 @@ class Scheduler:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    def verify_if_due(self) -> bool:
+        """Verify the whole ledger if ``QERBEROS_VERIFY_INTERVAL`` has passed since the last time (or never
+        ran); whether it ran."""
+        interval = self.settings.verify_interval
+        now = self.clock()
+        if interval <= 0 or (self._verified_at is not None and (now - self._verified_at).total_seconds() < interval):
+            return False
+        self._verified_at = now
+        self.verifier(self.settings)
+        return True
+
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         logger.info("scheduler started with %d reports", len(self.entries))
         while not stop.is_set():
             self.tick()
+            self.verify_if_due()
             stop.wait(self._seconds_to_next())
 
     def _seconds_to_next(self) -> float:
         now = self.clock()
         upcoming: list[dt.datetime] = [croniter(entry.cron, now).get_next(dt.datetime) for entry in self.entries]
+        if self.settings.verify_interval > 0 and self._verified_at is not None:
+            upcoming.append(self._verified_at + dt.timedelta(seconds=self.settings.verify_interval))
         if not upcoming:
             return self.poll_seconds
         return max(1.0, min(self.poll_seconds, (min(upcoming) - now).total_seconds() + 0.5))
 
 
 def serve_metrics(settings: Settings) -> None:
-    """Expose this process's metrics (runs, last success, process_*) for Prometheus."""
+    """Expose this process's metrics (runs, last success, overdue reports, verification, memory limit,
+    process_*) for Prometheus."""
     from prometheus_client import start_http_server
 
+    INTERVAL.set(settings.verify_interval)
+    observe_memory_limit(settings)
     start_http_server(settings.scheduler_metrics_port, addr=settings.host)
     logger.info("scheduler metrics on %s:%d/metrics", settings.host, settings.scheduler_metrics_port)

@@ -51,6 +51,10 @@ class Settings:
     # /metrics is served on ``detector_metrics_port``).
     live_detection: str = "embedded"
     detector_metrics_port: int = 9466
+    # The memory limit a process reports as ``qerberos_memory_limit_bytes``; 0: read it from the cgroup.
+    memory_limit_bytes: int = 0
+    # ``qerberos report schedule`` verifies the whole ledger every this many seconds (0: never).
+    verify_interval: float = 3600.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,6 +138,8 @@ def load_settings() -> Settings:
         scheduler_metrics_port=_number("SCHEDULER_METRICS_PORT", "9465", int),
         live_detection=_choice("LIVE_DETECTION", "embedded", ("embedded", "off")),
         detector_metrics_port=_number("DETECTOR_METRICS_PORT", "9466", int),
+        memory_limit_bytes=_number("MEMORY_LIMIT_BYTES", "0", int),
+        verify_interval=_number("VERIFY_INTERVAL", "3600", float),
     )
 
 

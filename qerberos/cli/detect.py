@@ -2,8 +2,9 @@
 
 In production the API replicas run with ``QERBEROS_LIVE_DETECTION=off`` and one ``qerberos detect``
 tails the shared ledger, scores identities' windows with the champion model, applies the rules and raises
-alerts; its metrics (``qerberos_detector_model_loaded``, process_*) are served on
-``QERBEROS_DETECTOR_METRICS_PORT``. Several may run: one holds the leadership, the others wait.
+alerts; its metrics (``qerberos_detector_*``, ``qerberos_alerts_created_total``,
+``qerberos_memory_limit_bytes``, process_*) are served on ``QERBEROS_DETECTOR_METRICS_PORT``. Several may
+run: one holds the leadership, the others wait.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ def detect() -> None:
     from models.schema import prepare
     from pipelines.live_detection import LiveDetection
     from qerberos.logging import configure_logging
+    from qerberos.resources import observe_memory_limit
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_dir)
+    observe_memory_limit(settings)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
