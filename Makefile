@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the tests use: promtool (prometheus) and headless Chromium for PDF reports.
-SYSTEM_PACKAGES := prometheus chromium
+# Debian packages the tests use: promtool (prometheus), amtool and Alertmanager (prometheus-alertmanager),
+# nginx (the compose proxy, run natively) and headless Chromium for PDF reports.
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager nginx chromium
 
 .PHONY: run test install system-deps start stop restart status bench lint clean
 

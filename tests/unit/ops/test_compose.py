@@ -13,11 +13,18 @@ import jsonschema
 import pytest
 
 from qerberos.settings import Settings
-from tests.unit.ops._deploy import COMPOSE_FILE, REPO
+from tests.unit.ops._deploy import COMPOSE_FILE, DEV_ENV_FILE, REPO, MissingVariable, load_compose, read_env_file
 
 SCHEMA_FILE = REPO / "tests" / "fixtures" / "compose-spec.json"
 SETTINGS_VARIABLES = frozenset(f"QERBEROS_{field.name.upper()}" for field in dataclasses.fields(Settings))
-CORE_SERVICES = {"init", "qerberos", "proxy", "postgres", "redis", "mlflow", "prometheus", "scheduler", "detector"}
+CORE_SERVICES = {
+    "init", "qerberos", "proxy", "postgres", "redis", "mlflow", "prometheus", "alertmanager", "grafana", "scheduler",
+    "detector",
+}  # fmt: skip
+REQUIRED_VARIABLES = {
+    "POSTGRES_PASSWORD", "METRICS_TOKEN", "KEY_PASSPHRASE", "SQUID_URL", "QONSENT_URL", "GRAFANA_ADMIN_PASSWORD",
+    "RUNBOOK_URL",
+}  # fmt: skip
 DEV_SERVICES = {"squid", "qonsent"}
 
 
@@ -69,8 +76,8 @@ def test_qerberos_replicas_reach_the_stack_services(services: dict[str, dict[str
     assert environment["QERBEROS_REDIS_URL"] == "redis://redis:6379/0"
     assert environment["QERBEROS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert environment["QERBEROS_AUTH_MODE"] == "remote"
-    assert environment["QERBEROS_SQUID_URL"] == "${SQUID_URL:-http://squid:3010}"
-    assert environment["QERBEROS_QONSENT_URL"] == "${QONSENT_URL:-http://qonsent:3020}"
+    assert environment["QERBEROS_SQUID_URL"].startswith("${SQUID_URL:?")
+    assert environment["QERBEROS_QONSENT_URL"].startswith("${QONSENT_URL:?")
     assert environment["QERBEROS_HOST"] == "0.0.0.0"
     assert environment["QERBEROS_PORT"] == "3000"
     assert environment["QERBEROS_HOME"] == "/var/lib/qerberos"
@@ -118,7 +125,11 @@ def test_postgres_mlflow_and_prometheus_keep_data_in_named_volumes(compose: dict
     assert "prometheus-data:/prometheus" in services["prometheus"]["volumes"]
     for name in ("init", "qerberos", "scheduler", "detector"):
         assert "qerberos-home:/var/lib/qerberos" in services[name]["volumes"]
-    assert {"qerberos-home", "postgres-data", "mlflow-artifacts", "prometheus-data"} == set(compose["volumes"])
+    assert "alertmanager-data:/alertmanager" in services["alertmanager"]["volumes"]
+    assert "grafana-data:/var/lib/grafana" in services["grafana"]["volumes"]
+    assert {
+        "qerberos-home", "postgres-data", "mlflow-artifacts", "prometheus-data", "alertmanager-data", "grafana-data",
+    } == set(compose["volumes"])  # fmt: skip
 
 
 def test_mlflow_server_uses_postgres_its_artifact_volume_and_allowed_hosts(
@@ -140,15 +151,60 @@ def test_prometheus_loads_the_rules_and_the_metrics_token(compose: dict[str, Any
     prometheus = compose["services"]["prometheus"]
     assert "./ops/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # prometheus.yml's external label `runbook` is "${RUNBOOK_URL}": expanded from this environment.
+    assert "--enable-feature=expand-external-labels" in prometheus["command"]
+    assert prometheus["environment"]["RUNBOOK_URL"].startswith("${RUNBOOK_URL:?")
     assert prometheus["secrets"] == [{"source": "metrics_token", "target": "metrics_token"}]
     assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
 
 
-def test_dev_servers_exist_only_in_the_dev_profile(services: dict[str, dict[str, Any]]) -> None:
+def test_dev_servers_exist_only_in_the_dev_profile_and_serve_the_mounted_fixtures(
+    services: dict[str, dict[str, Any]],
+) -> None:
     profiles = {name: service.get("profiles") for name, service in services.items()}
     assert {name: ["dev"] for name in DEV_SERVICES} == {name: p for name, p in profiles.items() if p}
-    assert services["squid"]["command"] == ["qerberos", "dev", "squid", "--port", "3010"]
-    assert services["qonsent"]["command"] == ["qerberos", "dev", "qonsent", "--port", "3020"]
+    for name in DEV_SERVICES:
+        service = services[name]
+        assert ["./ops/dev:/etc/qerberos/dev:ro"] == service["volumes"]
+        command = service["command"]
+        fixture = command[command.index("--fixture") + 1]
+        assert fixture == f"/etc/qerberos/dev/{name}-fixture.json"
+        assert (REPO / "ops" / "dev" / f"{name}-fixture.json").is_file()  # what the mount puts there
+        assert {"QERBEROS_HOST": "0.0.0.0"} == service["environment"]  # the CLI listens on QERBEROS_HOST
+
+
+def test_every_required_variable_is_refused_when_missing_and_the_dev_env_file_sets_them_all() -> None:
+    """Interpolated as compose does it: without any one required variable the file does not load; with
+    ops/dev/compose.env alone it does, and that file turns on the `dev` profile and points qerberos at it."""
+    development = read_env_file(DEV_ENV_FILE)
+    assert REQUIRED_VARIABLES <= set(development)
+    for variable in sorted(REQUIRED_VARIABLES):
+        with pytest.raises(MissingVariable, match=variable):
+            load_compose({name: value for name, value in development.items() if name != variable})
+    compose = load_compose(development)
+    environment = compose["services"]["qerberos"]["environment"]
+    assert "dev" == development["COMPOSE_PROFILES"]
+    assert ("http://squid:3010", "http://qonsent:3020") == (
+        environment["QERBEROS_SQUID_URL"],
+        environment["QERBEROS_QONSENT_URL"],
+    )
+
+
+def test_the_header_lists_exactly_the_required_variables() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+    assert REQUIRED_VARIABLES == required
+
+
+def test_alertmanager_and_grafana_load_their_configuration_from_ops(services: dict[str, dict[str, Any]]) -> None:
+    alertmanager, grafana = services["alertmanager"], services["grafana"]
+    assert "./ops/alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert (REPO / "ops" / "alertmanager" / "alertmanager.yml").is_file()
+    assert {"./ops/grafana/provisioning:/etc/grafana/provisioning:ro",
+            "./ops/grafana/dashboards:/etc/grafana/dashboards:ro"} <= set(grafana["volumes"])  # fmt: skip
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert "alertmanager" in services["prometheus"]["depends_on"]
 
 
 def test_dependencies_name_services_of_the_file(services: dict[str, dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
-"""The alert rules and Prometheus configuration: promtool accepts them and every rule is unit-tested."""
+"""The alert rules, Prometheus' and Alertmanager's configuration: promtool and amtool accept them, every rule is
+unit-tested, and every runbook_url is absolute (the external label `runbook`, from RUNBOOK_URL)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.unit.ops._deploy import PROMETHEUS_DIR, REPO, load_yaml
 
+ALERTMANAGER_CONFIG = REPO / "ops" / "alertmanager" / "alertmanager.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -25,9 +27,17 @@ EXPECTED_ALERTS: dict[str, tuple[str, str | None, str]] = {
     "QerberosHighMemory": ("warning", "10m", "qerberos_memory_limit_bytes"),
     "QerberosCheckpointStale": ("warning", "5m", "qerberos_unsigned_entries_age_seconds"),
     "QerberosVerificationFailed": ("critical", None, "increase(qerberos_verification_failures_total"),
+    "QerberosVerificationOverdue": ("warning", "15m", "qerberos_verification_last_success_timestamp_seconds"),
     "QerberosIngestionStalled": ("critical", "5m", "time() - max by (job) (qerberos_last_ingest_timestamp_seconds"),
     "QerberosDetectorModelNotLoaded": ("warning", "10m", "qerberos_detector_model_loaded"),
+    "QerberosDetectorDown": ("warning", "5m", 'up{job="qerberos-detector"} == 0'),
+    "QerberosDetectorLagging": ("warning", "5m", "qerberos_detector_caught_up_timestamp_seconds"),
+    "QerberosDetectorErrors": ("warning", "10m", "rate(qerberos_detector_errors_total"),
+    "QerberosSchedulerDown": ("warning", "5m", 'up{job="qerberos-scheduler"} == 0'),
+    "QerberosReportFailed": ("warning", None, 'outcome=~"error|integrity_failed"'),
+    "QerberosReportMissed": ("warning", "5m", "qerberos_report_overdue_seconds"),
 }
+RUNBOOK_URL = "{{ $externalLabels.runbook }}#"
 
 
 def _run(promtool: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -74,7 +84,7 @@ def test_alert_has_severity_for_expression_and_annotations(name: str) -> None:
     assert fragment in " ".join(rule["expr"].split())
     annotations = rule["annotations"]
     assert {"summary", "description", "runbook_url"} <= set(annotations)
-    assert f"docs/RUNBOOK.md#{name.lower()}" == annotations["runbook_url"]
+    assert f"{RUNBOOK_URL}{name.lower()}" == annotations["runbook_url"]
 
 
 def test_runbook_has_a_heading_for_every_alert_once_it_exists() -> None:
@@ -108,3 +118,35 @@ def test_prometheus_scrapes_every_replica_with_the_metrics_token() -> None:
     assert job["metrics_path"] == "/metrics"
     assert job["dns_sd_configs"] == [{"names": ["qerberos"], "type": "A", "port": 3000, "refresh_interval": "15s"}]
     assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/metrics_token"}
+
+
+def test_the_runbook_address_comes_from_one_setting_as_an_external_label() -> None:
+    """prometheus.yml sets the label from RUNBOOK_URL (compose turns on its expansion and requires the
+    variable); the promtool cases render every runbook_url as an absolute https address."""
+    config = load_yaml(PROMETHEUS_CONFIG)
+    assert "${RUNBOOK_URL}" == config["global"]["external_labels"]["runbook"]
+    cases = load_yaml(ALERTS_TEST)["tests"]
+    urls = {
+        annotation["runbook_url"]
+        for case in cases
+        for check in case["alert_rule_test"]
+        for alert in check.get("exp_alerts") or []
+        for annotation in [alert["exp_annotations"]]
+    }
+    assert all(case["external_labels"]["runbook"].startswith("https://") for case in cases)
+    assert set() == {url for url in urls if not url.startswith("https://runbooks.example.org/qerberos/RUNBOOK.md#")}
+
+
+def test_prometheus_sends_alerts_to_the_stack_alertmanager() -> None:
+    config = load_yaml(PROMETHEUS_CONFIG)
+    assert [{"static_configs": [{"targets": ["alertmanager:9093"]}]}] == config["alerting"]["alertmanagers"]
+
+
+def test_amtool_accepts_the_alertmanager_configuration() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.fail("amtool is not on PATH: run `make system-deps` (Debian package `prometheus-alertmanager`)")
+    result = subprocess.run(
+        [amtool, "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
