@@ -65,6 +65,7 @@ from models.alerts import AlertCandidate, AlertChange, AlertStore, ScoreRow, cre
 from qerberos.errors import QerberosError
 
 __all__ = [
+    "ERROR_STAGES",
     "FeatureRow",
     "IncrementalFeatures",
     "LiveDetection",

@@ -3,19 +3,25 @@ and its outcomes are exposed as metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import socket
+import sqlite3
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from models.ledger import initialise
 from pipelines.reports import ReportRequest, ReportResult
 from pipelines.schedule import DEFAULT_CONFIG, ScheduleEntry, Scheduler, load_schedule, period_for, serve_metrics
+from pipelines.scheduled_verification import verify_now
 from qerberos.settings import Settings
+from tests.integration.ledger.helpers import event
 
 DAILY = ScheduleEntry("soc2-daily", "soc2", "0 3 * * *", period="previous-day")
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
@@ -127,8 +133,6 @@ def test_metrics_are_served_on_their_port(settings: Settings, monkeypatch: pytes
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    import dataclasses
-
     serve_metrics(dataclasses.replace(settings, scheduler_metrics_port=port, host="127.0.0.1"))
     Scheduler([DAILY], settings, clock=FakeClock(T0), runner=FakeRunner())  # registers nothing new: shared metrics
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
@@ -137,3 +141,64 @@ def test_metrics_are_served_on_their_port(settings: Settings, monkeypatch: pytes
         True,
         True,
     )
+
+
+def test_every_outcome_of_a_scheduled_framework_is_exported_from_the_start(settings: Settings) -> None:
+    """At 0 before any run, so that a first failure is an increase Prometheus sees (QerberosReportFailed)."""
+    Scheduler([DAILY], settings, clock=FakeClock(T0), runner=FakeRunner())
+    samples = {
+        outcome: REGISTRY.get_sample_value("qerberos_report_runs_total", {"framework": "soc2", "outcome": outcome})
+        for outcome in ("success", "integrity_failed", "error", "skipped")
+    }
+    assert None not in samples.values(), samples
+
+
+def test_a_due_run_that_is_not_recorded_shows_as_overdue_until_it_runs(settings: Settings) -> None:
+    clock = FakeClock(T0)
+    scheduler = Scheduler([DAILY], settings, clock=clock, runner=FakeRunner())
+    labels = {"report": "soc2-daily", "framework": "soc2"}
+    scheduler.tick()  # first start: the baseline is 03:00 today
+    assert 0.0 == REGISTRY.get_sample_value("qerberos_report_overdue_seconds", labels)
+    clock.now = T0 + dt.timedelta(days=1)  # 12:00 the next day: the 03:00 run has not happened
+    assert 9 * 3600.0 == REGISTRY.get_sample_value("qerberos_report_overdue_seconds", labels)
+    scheduler.tick()
+    assert 0.0 == REGISTRY.get_sample_value("qerberos_report_overdue_seconds", labels)
+
+
+def test_the_ledger_is_verified_at_start_then_once_per_interval(settings: Settings) -> None:
+    clock = FakeClock(T0)
+    verified: list[dt.datetime] = []
+    hourly = dataclasses.replace(settings, verify_interval=3600.0)
+
+    def verifier(_: Settings) -> None:
+        verified.append(clock())
+
+    scheduler = Scheduler([DAILY], hourly, clock=clock, runner=FakeRunner(), verifier=verifier)
+    ran = [scheduler.verify_if_due()]
+    for minutes in (30, 59, 61, 90, 122):
+        clock.now = T0 + dt.timedelta(minutes=minutes)
+        ran.append(scheduler.verify_if_due())
+    assert [True, False, False, True, False, True] == ran
+    assert [T0, T0 + dt.timedelta(minutes=61), T0 + dt.timedelta(minutes=122)] == verified
+    off = Scheduler([DAILY], dataclasses.replace(settings, verify_interval=0.0), clock=clock, verifier=verifier)
+    assert (False, 3) == (off.verify_if_due(), len(verified))
+
+
+def test_a_scheduled_verification_counts_a_tampered_ledger_and_dates_an_intact_one(settings: Settings) -> None:
+    def failures() -> float:
+        return REGISTRY.get_sample_value("qerberos_verification_failures_total") or 0.0
+
+    with initialise(settings) as ledger:
+        ledger.append([event(n) for n in range(5)])
+        ledger.checkpoint(force=True)
+    before = failures()
+    report = verify_now(settings)
+    assert report is not None and report.intact
+    assert (before, True) == (failures(), time.time() - 60 < (REGISTRY.get_sample_value(
+        "qerberos_verification_last_success_timestamp_seconds") or 0))  # fmt: skip
+    with sqlite3.connect(settings.home / "qerberos.db") as connection:  # an attacker past qerberos's triggers
+        connection.execute("DROP TRIGGER event_details_no_update")
+        connection.execute("UPDATE event_details SET details = '{\"n\": 99}' WHERE seq = 2")
+    report = verify_now(settings)
+    assert report is not None and (2, False) == (report.first_bad_seq, report.intact)
+    assert before + 1 == failures()

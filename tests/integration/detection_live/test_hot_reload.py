@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 from analytics.model_store import ChampionWatcher, set_champion
 from analytics.rules import load_detection_config
 from models.ledger import initialise
-from pipelines.live_detection import LiveDetection
+from pipelines.live_detection import ERROR_STAGES, LiveDetection
+from qerberos.errors import QerberosError
 
 
 def gauge() -> float | None:
@@ -51,3 +52,33 @@ def test_without_a_registry_the_engine_runs_rules_only_and_reports_no_model(ledg
     assert not detection.refresh_model()
     assert detection.detector() is None
     assert 0.0 == gauge()
+
+
+class _FailingWatcher:
+    def refresh(self) -> bool:
+        raise QerberosError("the registry is unreachable")
+
+    def current(self) -> None:
+        return None
+
+
+def _sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_the_leading_engine_stamps_when_it_caught_up_and_counts_errors_by_stage(ledger):
+    config = load_detection_config()
+    config = dataclasses.replace(config, live=dataclasses.replace(config.live, refresh_seconds=0.2, poll_seconds=0.1))
+    detection = LiveDetection(ledger, _FailingWatcher(), config=config)
+    assert all(_sample("qerberos_detector_errors_total", stage=stage) is not None for stage in ERROR_STAGES)
+    model_errors = _sample("qerberos_detector_errors_total", stage="model") or 0.0
+    started = time.time()
+    detection.start()
+    try:
+        deadline = time.monotonic() + 30
+        while (_sample("qerberos_detector_caught_up_timestamp_seconds") or 0) < started and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        detection.stop()
+    assert started <= (_sample("qerberos_detector_caught_up_timestamp_seconds") or 0) <= time.time()
+    assert (_sample("qerberos_detector_errors_total", stage="model") or 0) > model_errors
