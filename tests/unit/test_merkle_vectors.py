@@ -1,7 +1,8 @@
 """Standard RFC 6962 / RFC 9162 vectors run through the auditor's verifier, plus the classic 8-leaf roots.
 
-The vectors are transparency-dev/merkle's, in ``../shared/vectors/rfc6962/`` next to the repository:
-one JSON file per case, base64 hashes, 0-based indices, ``wantErr`` when the proof must be rejected.
+The vectors are transparency-dev/merkle's ``testdata/``, kept in ``tests/fixtures/rfc6962/`` (source, commit
+and licence: ``tests/fixtures/README.md``): one JSON file per case, base64 hashes, 0-based indices,
+``wantErr`` when the proof must be rejected.
 
 - ``inclusion/`` and ``consistency/`` (with ``additional/`` and ``single-entry/``): all of them.
 - ``subtreeinclusion/`` and ``subtreeconsistency/`` are for *subtree* proofs (arbitrary leaf ranges
@@ -34,7 +35,7 @@ from qerberos.verifier import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962"
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "rfc6962"
 
 DEVIATIONS = {
     "consistency/additional/sizes-are-equal-one-and-proof-is-empty.json": "first root must be 32 bytes",
@@ -97,7 +98,7 @@ def _outcome(check: Any, *args: Any) -> str | None:
 
 
 def test_every_standard_vector_is_collected() -> None:
-    """A missing ../shared checkout must fail loudly, not collect zero cases."""
+    """A missing or truncated copy of the vectors must fail loudly, not collect zero cases."""
     per_kind = 98
     assert (per_kind, per_kind) == (len(_load("inclusion")), len(_load("consistency")))
     assert len(INCLUSION) > 98

@@ -1,4 +1,5 @@
-"""Validators for the upstream contract in ``../shared/upstream`` (read from disk, never copied)."""
+"""Validators for the upstream contract, from its facts kept in ``tests/fixtures/upstream-contract.json``
+(regenerated from ``../shared/upstream`` by ``tests/fixtures/upstream_contract.py``)."""
 
 from __future__ import annotations
 
@@ -9,36 +10,39 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-UPSTREAM = Path(__file__).resolve().parents[3] / ".." / "shared" / "upstream"
+CONTRACT_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "upstream-contract.json"
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # Fields qerberos adds to a stored AuditEvent (docs/API.md); the upstream schema forbids extra fields.
 EVENT_ADDITIONS = frozenset({"seq", "leafHash", "receivedAt", "detailsCommitment"})
 
 
 @functools.cache
-def _openapi() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((UPSTREAM / "openapi.yaml").read_text())
-    return document
+def upstream() -> dict[str, Any]:
+    """The contract's facts: ``operations``, ``schemas``, ``contracts``, ``runbookHealthExample``."""
+    facts: dict[str, Any] = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+    return facts
 
 
 def openapi_component(name: str) -> jsonschema.Validator:
     """A validator for ``#/components/schemas/<name>`` of the upstream openapi.yaml."""
-    schema = {"$ref": f"#/components/schemas/{name}", "components": _openapi()["components"]}
+    schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": upstream()["schemas"]}}
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 
 
+def contract_schema(file_name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = upstream()["contracts"][file_name]
+    return schema
+
+
 def json_contract(file_name: str) -> jsonschema.Validator:
-    schema = json.loads((UPSTREAM / "contracts" / file_name).read_text())
+    schema = contract_schema(file_name)
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 
 
 def runbook_health_example() -> dict[str, Any]:
     """The JSON block under "Expected Responses" in the runbook."""
-    text = (UPSTREAM / "runbook.md").read_text()
-    block = text.split("### Expected Responses", 1)[1].split("```json", 1)[1].split("```", 1)[0]
-    example: dict[str, Any] = json.loads(block)
+    example: dict[str, Any] = upstream()["runbookHealthExample"]
     return example
 
 

@@ -5,22 +5,15 @@ Each area has its own detailed tests; these prove the real app wires them in, be
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import re
 from typing import Any
 
 import jsonschema
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import SHARED_DIR
 from tests.integration.api.conftest import event_body
-
-CONTRACTS = SHARED_DIR / "upstream" / "contracts"
-
-
-def _schema(name: str) -> dict[str, Any]:
-    return json.loads(Path(CONTRACTS / name).read_text(encoding="utf-8"))
+from tests.integration.api.contract import contract_schema, upstream
 
 
 def test_risk_score_answers_in_the_upstream_shape(client: TestClient[Any]) -> None:
@@ -41,6 +34,7 @@ def test_alerts_are_served_at_both_upstream_paths(client: TestClient[Any], path:
     assert (200, 0) == (answer.status_code, answer.json()["data"]["totalCount"]), answer.text
 
 
+@pytest.mark.live_detection
 def test_anomaly_detection_answers_with_a_summary(client: TestClient[Any]) -> None:
     answer = client.post("/anomaly/detect", json={"data": {"events": [event_body(n) for n in range(3)]}})
     assert answer.status_code in {200, 503}, answer.text  # 503 DEPENDENCY_UNAVAILABLE: no champion trained yet
@@ -72,5 +66,17 @@ def test_new_areas_refuse_callers_without_their_permission(app_client: TestClien
 def test_audit_event_schema_of_the_upstream_accepts_our_stored_events(client: TestClient[Any]) -> None:
     created = client.post("/audit", json=event_body(1)).json()["data"]
     stored = client.get(f"/audit/{created['id']}").json()["data"]
-    upstream = {key: stored[key] for key in _schema("audit-event.schema.json")["properties"] if key in stored}
-    jsonschema.validate(upstream, _schema("audit-event.schema.json"))
+    upstream = {key: stored[key] for key in contract_schema("audit-event.schema.json")["properties"] if key in stored}
+    jsonschema.validate(upstream, contract_schema("audit-event.schema.json"))
+
+
+def test_every_upstream_operation_has_a_route_with_its_method(app_client: TestClient[Any]) -> None:
+    """Each method and path of the upstream openapi.yaml (parameter names aside) is a route of the app."""
+    routes = {
+        (method, re.sub(r"\{[^}]*\}", "{}", route.path_format))
+        for route in app_client.app.routes
+        for method in getattr(route, "methods", ())
+    }
+    operations = {(op["method"], re.sub(r"\{[^}]*\}", "{}", op["path"])) for op in upstream()["operations"]}
+    assert 9 == len(operations)
+    assert set() == operations - routes
