@@ -21,7 +21,15 @@ from models.ledger import Ledger, initialise
 from qerberos.settings import Settings, get_settings, load_settings
 
 POSTGRES_ADMIN_URL = os.environ.get("QERBEROS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _live_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps and servers the tests start run without live detection (``QERBEROS_LIVE_DETECTION=off``): starting
+    and stopping it, each time with a fresh MLflow store, cost seconds per test. A test about it says so
+    with ``@pytest.mark.live_detection`` and gets the default, ``embedded``."""
+    embedded = request.node.get_closest_marker("live_detection") is not None
+    monkeypatch.setenv("QERBEROS_LIVE_DETECTION", "embedded" if embedded else "off")
 
 
 def free_port() -> int:

@@ -1,8 +1,11 @@
 """``/anomaly/detect``, ``/anomaly/alerts`` and ``/alerts``: score given data, list and handle alerts.
 
-The routes read ``app.state.detection`` (a ``pipelines.live_detection.LiveDetection``), which
-``detection_lifespan`` creates and starts after the service lifespan has opened the ledger. Each route names
-its permission in ``opt["permission"]`` (the app's permission guard enforces it).
+``/anomaly/detect`` reads ``app.state.detection`` (a ``pipelines.live_detection.LiveDetection``), which
+``detection_lifespan`` creates and starts after the service lifespan has opened the ledger. The alert routes
+read ``app.state.alerts`` (a ``models.alerts.AlertStore``), the engine's own store, or one over the ledger
+alone where live detection is off (API replicas beside ``qerberos detect``): alerts live in the shared
+database either way. Each route names its permission in ``opt["permission"]`` (the app's permission guard
+enforces it).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from analytics.features import FEATURE_COLUMNS
 from analytics.rules import RuleEngine
 from api.envelope import Envelope, iso_timestamp, ok
-from models.alerts import AlertView
+from models.alerts import AlertStore, AlertView, create_alert_tables
 from models.events import convert_event
 from models.records import Actor
 from pipelines.live_detection import FeatureRow, LiveDetection, live_event, rows_from_events, score_rows
@@ -138,6 +141,14 @@ def detection_of(request: Request[Any, Any, Any]) -> LiveDetection:
     if not isinstance(detection, LiveDetection):
         raise DependencyUnavailableError("live detection is not running (the service is starting or stopping)")
     return detection
+
+
+def alerts_of(request: Request[Any, Any, Any]) -> AlertStore:
+    detection = getattr(request.app.state, "detection", None)
+    store = detection.store if isinstance(detection, LiveDetection) else getattr(request.app.state, "alerts", None)
+    if not isinstance(store, AlertStore):
+        raise DependencyUnavailableError("the alert store is not open (the service is starting or stopping)")
+    return store
 
 
 def _iso_ms(ms: int) -> str:
@@ -333,7 +344,7 @@ class AlertsController(Controller):
         status: Annotated[Literal["active", "resolved", "dismissed"] | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> Envelope[AlertPage]:
-        store = detection_of(request).store
+        store = alerts_of(request)
         alerts = store.list(severity=severity, status=status, limit=limit)
         page = AlertPage(
             alerts=[alert_view(a) for a in alerts], total_count=store.count(severity=severity, status=status)
@@ -352,7 +363,7 @@ class AlertsController(Controller):
         caller = request.scope.get("user")
         actor = Actor(caller.squid_id, caller.sub_id, caller.dao_id) if caller is not None else None
         source = getattr(caller, "source", None) or "anonymous"
-        alert = detection_of(request).store.set_status(alert_id, data.status, data.reason, actor=actor, source=source)
+        alert = alerts_of(request).set_status(alert_id, data.status, data.reason, actor=actor, source=source)
         return ok(alert_view(alert), code="ALERT_UPDATED", message=f"alert {data.status}")
 
 
@@ -370,8 +381,14 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
     """
     state = app.state.service
     if state.settings.live_detection == "off":  # a separate `qerberos detect` process does it
+        ledger = state.require_ledger()
+        await anyio.to_thread.run_sync(create_alert_tables, ledger.engine)
         app.state.detection = None
-        yield
+        app.state.alerts = AlertStore(ledger.engine, ledger=ledger)
+        try:
+            yield
+        finally:
+            app.state.alerts = None
         return
     from analytics.model_store import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
 

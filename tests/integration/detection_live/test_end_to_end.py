@@ -25,7 +25,7 @@ from qerberos.settings import load_settings
 from tests.conftest import make_settings
 from tests.integration.detection_live.conftest import DAYS, IDENTITIES, LIVE_SEED
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.live_detection]  # the real app runs the engine
 
 
 @pytest.fixture

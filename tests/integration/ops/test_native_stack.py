@@ -123,7 +123,8 @@ def test_every_compose_service_runs_natively_and_passes_its_health_check(stack: 
 
 
 def test_the_dev_callers_authenticate_through_the_dev_squid_and_qonsent(stack: NativeStack) -> None:
-    """Through the proxy, in remote mode: each dev caller has the permissions docs/RUNBOOK.md lists."""
+    """Through the proxy, in remote mode: each dev caller has the permissions docs/RUNBOOK.md lists. (The
+    replicas run without live detection and still serve the alerts, from the shared database.)"""
     proxy = stack.url("proxy")
     with httpx.Client(base_url=proxy, timeout=HTTP_TIMEOUT) as client:
         written = client.post("/audit", json=event_body(0, verdict="ALLOW"), headers=_bearer(QDRIVE))
@@ -132,6 +133,7 @@ def test_the_dev_callers_authenticate_through_the_dev_squid_and_qonsent(stack: N
         answers = {
             "auditor reads the event": client.get(f"/audit/{event}", headers=_bearer(AUDITOR)).status_code,
             "auditor may not write": client.post("/audit", json=event_body(1), headers=_bearer(AUDITOR)).status_code,
+            "auditor lists alerts": client.get("/alerts", headers=_bearer(AUDITOR)).status_code,
             "qdrive may not read": client.get(f"/audit/{event}", headers=_bearer(QDRIVE)).status_code,
             "admin reads health": client.get("/health/detailed", headers=_bearer(ADMIN)).status_code,
             "an unknown token": client.get("/audit", headers=_bearer("dev-token-nobody")).status_code,
@@ -139,7 +141,8 @@ def test_the_dev_callers_authenticate_through_the_dev_squid_and_qonsent(stack: N
             "metrics stay off the proxy": client.get("/metrics", headers=_bearer(METRICS_TOKEN)).status_code,
         }
     assert {
-        "auditor reads the event": 200, "auditor may not write": 403, "qdrive may not read": 403,
+        "auditor reads the event": 200, "auditor may not write": 403, "auditor lists alerts": 200,
+        "qdrive may not read": 403,
         "admin reads health": 200, "an unknown token": 401, "no token": 401, "metrics stay off the proxy": 404,
     } == answers  # fmt: skip
 
