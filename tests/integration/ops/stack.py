@@ -87,6 +87,7 @@ class Service:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / f"{name}.out"
         self._process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -94,6 +95,7 @@ class Service:
         return self._process
 
     def start(self) -> Service:
+        self._terminated = False
         with self.log.open("ab") as output:
             self._process = subprocess.Popen(
                 self.command,
@@ -132,12 +134,19 @@ class Service:
             timeout,
         )
 
+    def terminate(self) -> None:
+        """SIGTERM to its session without waiting (stopping several services at once; ``stop`` then waits)."""
+        if self._process is not None and self._process.poll() is None:
+            self._signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = STOP_SECONDS) -> int | None:
         """SIGTERM to its session, SIGKILL after ``timeout``; the exit code (None if never started)."""
         if self._process is None:
             return None
         if self._process.poll() is None:
-            self._signal(signal.SIGTERM)
+            if not self._terminated:
+                self._signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -81,7 +81,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
                 service.wait_until(stack.health[label], "healthy by its compose health check", STARTUP_SECONDS)
             yield stack
         finally:
-            for service in reversed(list(stack.services.values())):
+            for service in stack.services.values():
+                service.terminate()
+            for service in stack.services.values():
                 service.stop(STOP_SECONDS)
 
 
