@@ -24,7 +24,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from analytics.features import FEATURE_COLUMNS
 from analytics.rules import RuleEngine
 from api.envelope import Envelope, iso_timestamp, ok
-from models.alerts import AlertStore, AlertView, create_alert_tables
+from models.alerts import AlertStore, AlertView
 from models.events import convert_event
 from models.records import Actor
 from pipelines.live_detection import FeatureRow, LiveDetection, live_event, rows_from_events, score_rows
@@ -381,8 +381,7 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
     """
     state = app.state.service
     if state.settings.live_detection == "off":  # a separate `qerberos detect` process does it
-        ledger = state.require_ledger()
-        await anyio.to_thread.run_sync(create_alert_tables, ledger.engine)
+        ledger = state.require_ledger()  # its schema, the alert tables included, is `qerberos init`'s
         app.state.detection = None
         app.state.alerts = AlertStore(ledger.engine, ledger=ledger)
         try:

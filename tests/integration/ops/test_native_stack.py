@@ -80,11 +80,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
             for label, service in stack.services.items():
                 service.wait_until(stack.health[label], "healthy by its compose health check", STARTUP_SECONDS)
             yield stack
-        finally:
-            for service in stack.services.values():
-                service.terminate()
-            for service in stack.services.values():
-                service.stop(STOP_SECONDS)
+        finally:  # the services that call the others first (Prometheus flushes its alerts to Alertmanager)
+            callers = [stack.services[name] for name in ("prometheus", "proxy") if name in stack.services]
+            for wave in (callers, [service for service in stack.services.values() if service not in callers]):
+                for service in wave:
+                    service.terminate()
+                for service in wave:
+                    service.stop(STOP_SECONDS)
 
 
 def _metric_names(text: str) -> set[str]:
