@@ -49,6 +49,18 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# Stopping the stack: who calls whom (Prometheus flushes alerts to Alertmanager, the detector asks MLflow).
+_STOP_ORDER = ("callers", "qerberos", "backends")
+
+
+def _wave(label: str) -> str:
+    if label in ("prometheus", "proxy"):
+        return "callers"
+    if label.startswith("qerberos") or label in ("embedded", "detector", "scheduler"):
+        return "qerberos"
+    return "backends"
+
+
 def _start(service: Service, stack: NativeStack, port: int, name: str) -> None:
     stack.services[service.name] = service.start()
     stack.health[service.name] = compose_native.health_check(name, stack, port)
@@ -80,12 +92,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
             for label, service in stack.services.items():
                 service.wait_until(stack.health[label], "healthy by its compose health check", STARTUP_SECONDS)
             yield stack
-        finally:  # the services that call the others first (Prometheus flushes its alerts to Alertmanager)
-            callers = [stack.services[name] for name in ("prometheus", "proxy") if name in stack.services]
-            for wave in (callers, [service for service in stack.services.values() if service not in callers]):
-                for service in wave:
+        finally:  # callers before what they call: a request to a service already gone waits out its timeout
+            for wave in _STOP_ORDER:
+                services = [service for label, service in stack.services.items() if _wave(label) == wave]
+                for service in services:
                     service.terminate()
-                for service in wave:
+                for service in services:
                     service.stop(STOP_SECONDS)
 
 
