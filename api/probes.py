@@ -2,13 +2,16 @@
 
 Each check makes one real request (or query) and reports ``up``/``down`` with the latency measured in
 milliseconds. In ``QERBEROS_AUTH_MODE=local`` sQuid and Qonsent are embedded: nothing is called and the
-answer says ``mode: "local"`` with latency 0 rather than inventing a figure.
+answer says ``mode: "local"`` with latency 0 rather than inventing a figure. ``storage_problems`` says what
+keeps the ledger from taking writes while its database still answers reads: its last write failed, or a
+disk it writes to is full.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,10 +19,10 @@ from urllib.parse import urlparse
 
 import anyio.to_thread
 import httpx
-from sqlalchemy import text
 
 from api import metrics
 from api.schemas import DependencyStatus
+from models.database import sqlite_file
 from models.ledger import Ledger
 from qerberos.settings import Settings
 
@@ -27,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0
 TIMEOUT_SECONDS = 2.0
+DISK_FULL_FRACTION = 0.01
+DISK_FULL_BYTES = 64 * 1024 * 1024
+"""A disk is full for the ledger below this much free space: 1% of it, at most 64 MiB (an SQLite append
+grows its log by pages, a PostgreSQL dump or a report by megabytes)."""
 
 Check = Callable[[], Awaitable[None]]
 
@@ -90,15 +97,12 @@ class DependencyProbes:
         return DependencyStatus(status="up", latency=round((time.perf_counter() - started) * 1000, 2))
 
     async def _database(self) -> None:
+        """The ledger's size: one index probe that needs the server, the database and the ledger's table (a
+        bare ``SELECT 1`` answers while the schema is gone)."""
         ledger = self._ledger()
         if ledger is None:
             raise RuntimeError("ledger not open")
-
-        def ping() -> None:
-            with ledger.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-
-        await anyio.to_thread.run_sync(ping)
+        await anyio.to_thread.run_sync(ledger.size)
 
     async def _redis(self) -> None:
         import redis.asyncio as aioredis
@@ -130,3 +134,27 @@ async def _http_ok(url: str) -> None:
         response = await client.get(url)
     if response.status_code >= 500:
         raise RuntimeError(f"HTTP {response.status_code}")
+
+
+def storage_problems(settings: Settings, ledger: Ledger | None) -> list[str]:
+    """What keeps the ledger from taking writes, in words for ``/health`` (no paths, no driver text: the
+    answer is public): its last write failed, or the disk of ``QERBEROS_HOME`` or of the SQLite database
+    is full."""
+    problems = []
+    if ledger is not None and ledger.write_failure is not None:
+        problems.append("the ledger's last write failed")
+    for what, path in _disks(settings):
+        usage = shutil.disk_usage(path)
+        if usage.free < min(usage.total * DISK_FULL_FRACTION, DISK_FULL_BYTES):
+            problems.append(f"the disk of {what} is full ({usage.free} bytes free)")
+    return problems
+
+
+def _disks(settings: Settings) -> list[tuple[str, Path]]:
+    """The directories whose disks the ledger writes to, one per device."""
+    disks = [("QERBEROS_HOME", settings.home if settings.home.exists() else Path("/"))]
+    database = sqlite_file(settings.database_url)
+    folder = None if database is None else database.parent
+    if folder is not None and folder.exists() and folder.stat().st_dev != disks[0][1].stat().st_dev:
+        disks.append(("the SQLite database", folder))
+    return disks

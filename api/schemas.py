@@ -120,13 +120,15 @@ class DependencyStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     error: str | None = None
 
 
-class HealthResponse(msgspec.Struct, frozen=True):
-    """``GET /health``: exactly the runbook's shape (not the openapi envelope; see docs/API.md)."""
+class HealthResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``GET /health``: the runbook's shape (not the openapi envelope; see docs/API.md), and ``reasons``
+    (an addition, absent when healthy) saying why it is degraded or unhealthy."""
 
     status: Literal["healthy", "degraded", "unhealthy"]
     timestamp: str
     version: str
     dependencies: dict[str, DependencyStatus]
+    reasons: list[str] = msgspec.field(default_factory=list)
 
 
 class LedgerHealth(_Schema, frozen=True):
@@ -135,6 +137,7 @@ class LedgerHealth(_Schema, frozen=True):
     head_leaf_hash: str | None = None
     checkpoint_age_seconds: float | None = None
     unsigned_entries_age_seconds: float = 0.0
+    last_write_error: str | None = None
 
 
 class DiskHealth(_Schema, frozen=True):
@@ -155,6 +158,7 @@ class DetailedHealthResponse(_Schema, frozen=True):
     ledger: LedgerHealth | None
     disk: DiskHealth
     pid: int
+    reasons: list[str] = msgspec.field(default_factory=list)
 
 
 class ProbeResponse(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
+from models.database import connected
 from models.records import Actor, NewEvent
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
@@ -292,12 +293,12 @@ class AlertStore:
         """Newest first."""
         statement = select(_alerts).where(*self._filters(severity, status, squid_id))
         statement = statement.order_by(_alerts.c.created_at_ms.desc(), _alerts.c.id).limit(limit)
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             return [_view(row) for row in connection.execute(statement)]
 
     def count(self, *, severity: str | None = None, status: str | None = None, squid_id: str | None = None) -> int:
         statement = select(func.count()).select_from(_alerts).where(*self._filters(severity, status, squid_id))
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             return int(connection.execute(statement).scalar_one())
 
     @staticmethod
@@ -312,7 +313,7 @@ class AlertStore:
         return conditions
 
     def get(self, alert_id: str) -> AlertView:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             row = connection.execute(select(_alerts).where(_alerts.c.id == str(alert_id))).first()
         if row is None:
             raise NotFoundError(f"no alert with id {alert_id}")
@@ -325,7 +326,7 @@ class AlertStore:
         statement = (
             select(_scores).where(_scores.c.squid_id == squid_id).order_by(_scores.c.window_start_ms.desc()).limit(1)
         )
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             row = connection.execute(statement).first()
         return (
             None
@@ -480,7 +481,7 @@ class AlertStore:
 
     def cursor(self, name: str = "live") -> int:
         """The last ledger ``seq`` processed (-1 before the first)."""
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             seq = connection.execute(select(_cursor.c.seq).where(_cursor.c.name == name)).scalar()
         return -1 if seq is None else int(seq)
 
@@ -505,7 +506,7 @@ def false_positive_labels(engine: Engine) -> pl.DataFrame:
     One row per window a dismissed alert covered (its ``explanation.windows``), deduplicated. An identity
     whose alert was dismissed was judged normal in those windows, whatever the detector said.
     """
-    with engine.connect() as connection:
+    with connected(engine) as connection:
         rows = connection.execute(
             select(_alerts.c.squid_id, _alerts.c.explanation, _alerts.c.window_start_ms).where(
                 _alerts.c.status == "dismissed"

@@ -14,13 +14,15 @@ import logging
 import select
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from models.tables import APPEND_ONLY_TABLES, LEDGER_TABLES
@@ -51,6 +53,14 @@ def _driver_url(database_url: str) -> str:
     if database_url.startswith(("postgres://", "postgresql://")):
         return "postgresql+psycopg://" + database_url.split("://", 1)[1]
     return database_url
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of an SQLite URL; ``None`` for another database or an in-memory one."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -95,7 +105,7 @@ def refresh_statistics(engine: Engine) -> None:
     1M events, against ~14 ms with them. The ledger calls this each time its size doubles.
     """
     if is_sqlite(engine):
-        with engine.begin() as connection:
+        with database_errors("refreshing the planner's statistics"), engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
 
 
@@ -161,6 +171,8 @@ Query = tuple[str, Sequence[Any]]
 """A statement with ``?`` placeholders (and no other question mark) and the values of its placeholders."""
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 """What ``fetch_rows`` and ``fetch_all`` raise: the drivers' own errors (they bypass SQLAlchemy's wrapping)."""
+DATABASE_ERRORS = (SQLAlchemyError, *DRIVER_ERRORS)
+"""Every error a database can raise through SQLAlchemy or a driver's own cursor."""
 
 
 def fetch_all(connection: Connection, queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:
@@ -196,11 +208,54 @@ def _rows(cursor: Any) -> list[tuple[Any, ...]]:
 
 
 @contextlib.contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """The block's database errors (``DATABASE_ERRORS``: a lost server, a dropped schema, a full disk) become
+    ``LedgerError``, which the API answers 503 (retryable), with ``what`` failed and the driver's first line
+    in its message for the log. Errors of the block's own code pass unchanged."""
+    try:
+        yield
+    except DATABASE_ERRORS as exc:
+        raise LedgerError(f"{what} failed: {_first_line(exc)}") from exc
+
+
+_DATA_ERRORS = (
+    DataError,
+    IntegrityError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+)
+
+
+def refused_for_its_data(exc: BaseException | None) -> bool:
+    """Whether a database error refused what was written (a value it cannot store, a constraint), as opposed
+    to refusing to write at all (a full disk, a lost server, a missing table)."""
+    return isinstance(exc, _DATA_ERRORS)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The class and first line of the driver's message: never the SQL text or parameters SQLAlchemy adds."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
+
+
+@contextlib.contextmanager
+def connected(engine: Engine) -> Iterator[Connection]:
+    """A connection (PostgreSQL: in a transaction SQLAlchemy begins on first use) whose database errors,
+    from connecting to closing, become ``LedgerError``: every read of the models goes through this or
+    ``reading``, so no read path answers an unmapped driver error."""
+    with database_errors("database read"), engine.connect() as connection:
+        yield connection
+
+
+@contextlib.contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for a few reads: on PostgreSQL outside any transaction (autocommit), so that neither a
+    """``connected`` for a few reads: on PostgreSQL outside any transaction (autocommit), so that neither a
     BEGIN nor the ROLLBACK of returning it to the pool costs a round trip; each statement reads a snapshot
     of its own, as it would in a READ COMMITTED transaction."""
-    with engine.connect() as connection:
+    with connected(engine) as connection:
         if not is_sqlite(engine):
             connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
@@ -209,7 +264,7 @@ def reading(engine: Engine) -> Iterator[Connection]:
 @contextlib.contextmanager
 def sequenced(engine: Engine) -> Iterator[Connection]:
     """A write transaction that holds the ledger's one sequencer until it commits or rolls back."""
-    try:
+    with database_errors("ledger write"):
         if is_sqlite(engine):
             with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, connection.begin():
                 yield connection
@@ -217,8 +272,6 @@ def sequenced(engine: Engine) -> Iterator[Connection]:
             with engine.begin() as connection:
                 fetch_rows(connection, "SELECT pg_advisory_xact_lock(?)", (_SEQUENCER_LOCK_KEY,))  # BEGIN rides along
                 yield connection
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"ledger write failed: {exc.__class__.__name__}") from exc
 
 
 def create_schema(engine: Engine) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from models.database import connected
 from models.ledger import Ledger, checkpoint_size
 from models.tables import EventDetails, LedgerEntry
 from qerberos.output_directory import prepare_output_directory
@@ -34,7 +35,7 @@ def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, i
     prepare_output_directory(directory)
     note = ledger.checkpoint(force=True)
     size = checkpoint_size(note)
-    with (directory / "records.jsonl").open("w", encoding="utf-8") as out, ledger.engine.connect() as connection:
+    with (directory / "records.jsonl").open("w", encoding="utf-8") as out, connected(ledger.engine) as connection:
         for start in range(0, size, _CHUNK):
             rows = connection.execute(
                 select(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col
 
+from models.database import database_errors
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
 PERMISSIONS: tuple[str, ...] = (
@@ -136,7 +137,7 @@ def create_identity(
 
 
 def list_identities(engine: Engine) -> list[Identity]:
-    with Session(engine) as session:
+    with database_errors("reading identities"), Session(engine) as session:
         return list(session.execute(select(Identity).order_by(Identity.name)).scalars())
 
 
@@ -157,7 +158,7 @@ def _one(engine: Engine, condition: ColumnElement[bool]) -> Identity | None:
 
 
 def set_disabled(engine: Engine, name: str, disabled: bool = True) -> None:
-    with Session(engine) as session:
+    with database_errors("changing an identity"), Session(engine) as session:
         identity = session.execute(select(Identity).where(col(Identity.name) == name)).scalars().first()
         if identity is None:
             raise NotFoundError("no such identity", details={"name": name})

@@ -9,6 +9,7 @@ nodes they complete in the same transaction. Nothing here updates or deletes a l
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -16,27 +17,29 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from models import merkle
 from models.canonical import canonical_json, canonical_record, commit_canonical_details, from_epoch_ms, to_epoch_ms
 from models.database import (
     Query,
+    connected,
     create_ledger_engine,
     create_schema,
+    database_errors,
     fetch_all,
     fetch_rows,
     insert_rows,
     is_sqlite,
     reading,
     refresh_statistics,
+    refused_for_its_data,
     row_writer,
     sequenced,
 )
@@ -132,6 +135,7 @@ class Ledger:
         self._checkpoint_interval = checkpoint_interval
         self._match_counts = MatchCounts()
         self._last_head = _Head(0, GENESIS_CHAIN_HASH, {})  # as this instance last wrote it
+        self._write_failure: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -147,6 +151,23 @@ class Ledger:
     def origin(self) -> str:
         return self._signer.origin
 
+    @property
+    def write_failure(self) -> str | None:
+        """Why this instance's last write (an append, an erasure, a checkpoint) failed in the database (a full
+        disk, a lost server), ``None`` once a write succeeds: whether the ledger can take writes, as
+        ``/health`` reports it. A write the database refused for its data is not counted."""
+        return self._write_failure
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except LedgerError as exc:
+            if not refused_for_its_data(exc.__cause__):
+                self._write_failure = exc.message
+            raise
+        self._write_failure = None
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -161,7 +182,7 @@ class Ledger:
     def append(self, events: Sequence[NewEvent]) -> list[AppendResult]:
         """Append all events or none. A known id with the same content answers its original record."""
         prepared = _prepare_all(events)
-        with sequenced(self._engine) as connection:
+        with self._writing(), sequenced(self._engine) as connection:
             return self._append_in(connection, prepared)
 
     def erase(self, squid_id: str, *, requested_by: str) -> int:
@@ -170,7 +191,7 @@ class Ledger:
         The erasure is itself appended as a ``gdpr.erasure`` audit event. Returns how many events lost
         their details.
         """
-        with sequenced(self._engine) as connection:
+        with self._writing(), sequenced(self._engine) as connection:
             owned = select(_entries.c.seq).where(_entries.c.actor_squid_id == squid_id)
             erased = connection.execute(_details.delete().where(_details.c.seq.in_(owned))).rowcount
             erasure = NewEvent(
@@ -262,18 +283,18 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------------
 
     def size(self) -> int:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             return _size(connection)
 
     def get(self, event_id: uuid.UUID) -> LedgerRecord:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             found = _select(connection, [("e.id = ?", str(event_id))])
         if not found:
             raise NotFoundError(f"no audit event with id {event_id}")
         return found[0]
 
     def get_by_seq(self, seq: int) -> LedgerRecord:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             found = _select(connection, [("e.seq = ?", seq)])
         if not found:
             raise NotFoundError(f"no audit event at sequence number {seq}")
@@ -290,7 +311,7 @@ class Ledger:
         page_conditions = list(conditions)
         if query.cursor is not None:
             page_conditions.append(("e.seq < ?", _decode_cursor(query.cursor)))
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             total = self._count(connection, conditions)
             records = _select(
                 connection,
@@ -337,7 +358,8 @@ class Ledger:
             if latest_size >= size or (not force and now_ms - latest_created_at_ms < self._checkpoint_interval * 1000):
                 return str(latest_note)
         if not latest_rows or size.bit_length() > latest_size.bit_length():
-            refresh_statistics(self._engine)  # the log doubled since: the planner's picture is stale
+            with self._writing():
+                refresh_statistics(self._engine)  # the log doubled since: the planner's picture is stale
         return self._make_checkpoint(size, now_ms)
 
     def _make_checkpoint(self, size: int, now_ms: int) -> str:
@@ -346,28 +368,25 @@ class Ledger:
         note = self._signer.sign_checkpoint(size, root)
         row = {"size": size, "root_hash": root, "note": note, "created_at_ms": now_ms}
         dialect_insert = sqlite_insert if is_sqlite(self._engine) else pg_insert
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(dialect_insert(_checkpoints).values(row).on_conflict_do_nothing())
-        except SQLAlchemyError as exc:
-            raise LedgerError("could not store checkpoint") from exc
+        with self._writing(), database_errors("storing a checkpoint"), self._engine.begin() as connection:
+            connection.execute(dialect_insert(_checkpoints).values(row).on_conflict_do_nothing())
         logger.info("checkpoint at size %d", size)
         return note
 
     def checkpoints(self) -> list[str]:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             notes = connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
             return [str(note) for note in notes]
 
     def checkpoint_age_seconds(self) -> float | None:
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             created = connection.execute(select(func.max(_checkpoints.c.created_at_ms))).scalar()
         return None if created is None else max(0.0, time.time() - created / 1000)
 
     def unsigned_age_seconds(self) -> float:
         """How long the oldest entry that no signed checkpoint covers has waited; 0 when the newest checkpoint
         covers the whole log (an idle log is not a stuck checkpointer)."""
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             covered = connection.execute(select(func.coalesce(func.max(_checkpoints.c.size), 0))).scalar_one()
             first_unsigned = select(_entries.c.received_at_ms).where(_entries.c.seq == covered)
             received_ms = connection.execute(first_unsigned).scalar()
@@ -419,10 +438,8 @@ def initialise(settings: Settings) -> Ledger:
     settings.home.mkdir(parents=True, exist_ok=True)
     LogSigner.ensure(settings.home, settings.log_origin, settings.key_passphrase)
     ledger = Ledger.from_settings(settings)
-    try:
+    with database_errors("creating the ledger schema"):
         create_schema(ledger.engine)
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"could not create the ledger schema: {exc.__class__.__name__}") from exc
     return ledger
 
 

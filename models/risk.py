@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import is_sqlite, sequenced
+from models.database import connected, is_sqlite, sequenced
 from qerberos.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class RiskStore:
     def current(self, identity: str, connection: Connection | None = None) -> CurrentRisk | None:
         """The identity's current risk, read on ``connection`` when given (the caller's transaction)."""
         if connection is None:
-            with self._engine.connect() as own:
+            with connected(self._engine) as own:
                 return self.current(identity, own)
         row = connection.execute(_CURRENT, {"identity": identity}).first()
         return None if row is None else _current_of(row)
@@ -226,7 +226,7 @@ class RiskStore:
 
     def history(self, identity: str, *, limit: int = 100) -> list[RiskRecord]:
         """Newest first."""
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             rows = connection.execute(
                 select(_history).where(_history.c.identity == identity).order_by(_history.c.id.desc()).limit(limit)
             ).all()
@@ -250,7 +250,7 @@ class RiskStore:
             .order_by(_current.c.score.desc(), _current.c.identity)
             .limit(limit)
         )
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             return [_current_of(row) for row in connection.execute(statement)]
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL
 
 from models import merkle
 from models.canonical import canonical_record, commit_canonical_details
-from models.database import DRIVER_ERRORS, fetch_rows
+from models.database import DRIVER_ERRORS, connected, fetch_rows
 from models.ledger import GENESIS_CHAIN_HASH, Ledger
 from models.ledger_columns import ColumnReader, ColumnReadError
 from models.range_check import range_intact
@@ -102,7 +102,7 @@ def verify_ledger(
     if chunk_size < 2 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, at least 2: got {chunk_size}")
     size: int | None = None
-    with ledger.engine.connect() as connection:
+    with connected(ledger.engine) as connection:
         try:
             checkpoints = _verified_checkpoints(connection, ledger)
             # read after the checkpoints, which cover only entries that existed: events appended and

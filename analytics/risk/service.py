@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
 from analytics.risk.events import level_changed_event
@@ -16,8 +15,10 @@ from analytics.risk.factors import OperationContext
 from analytics.risk.history import AlertReader, LedgerSnapshot, NoAlerts, ledger_snapshot
 from analytics.risk.history_cache import HistoryCache
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
+from models.database import connected
 from models.records import NewEvent
 from models.risk import CurrentRisk, LevelChange, RiskRecord, RiskStore, RiskWriter, level_change
+from qerberos.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 _ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
@@ -67,9 +68,9 @@ class RiskService:
         read is logged and primes none (each identity is then read on its first assessment)."""
         started = time.perf_counter()
         try:
-            with self._engine.connect() as connection:
+            with connected(self._engine) as connection:
                 primed = self._histories.prime(connection, self._snapshot(connection))
-        except SQLAlchemyError:
+        except LedgerError:
             logger.exception("risk history not primed")
             return 0
         logger.info(
@@ -125,7 +126,7 @@ class RiskService:
             and access in (None, OperationContext())
             and set(ADDITIVE_FACTORS) <= names
         )
-        with self._engine.connect() as connection:
+        with connected(self._engine) as connection:
             inputs = self._inputs(connection, identity, operation=operation, context=access, names=names)
             previous = (self._writer or self._store).current(identity, connection) if tracks_level else None
         assessment = assess(inputs, self._config, factors)

@@ -2,7 +2,8 @@
 
 ``/health``, ``/live`` and ``/ready`` are public (orchestrators and load balancers call them);
 ``/health/detailed`` needs an authenticated caller. ``/health`` answers 200 when healthy or degraded
-(sQuid or Qonsent down) and 503 when unhealthy (the ledger's database is unreachable).
+(sQuid or Qonsent down, or the ledger cannot take writes: its last write failed or its disk is full) and 503
+when unhealthy (the ledger's database does not answer); ``reasons`` says why it is not healthy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from litestar import Controller, Request, Response, get
 
 from api.envelope import iso_timestamp
 from api.lifecycle import ServiceState
-from api.probes import DependencyProbes
+from api.probes import DependencyProbes, storage_problems
 from api.schemas import (
     DependencyStatus,
     DetailedHealthResponse,
@@ -28,6 +29,7 @@ from api.schemas import (
     b64,
 )
 from models.ledger import Ledger
+from qerberos.errors import LedgerError
 
 PUBLIC_PATHS = ("/health", "/health/live", "/health/ready")
 
@@ -47,10 +49,13 @@ def _probes(request: Request[Any, Any, Any]) -> DependencyProbes:
     return probes
 
 
-def _overall(dependencies: dict[str, DependencyStatus], database_up: bool) -> str:
-    if not database_up:
-        return "unhealthy"
-    return "healthy" if all(item.status == "up" for item in dependencies.values()) else "degraded"
+def _overall(checked: dict[str, DependencyStatus], storage: list[str]) -> tuple[str, list[str]]:
+    """The status and its reasons: unhealthy when the database is down, degraded when another dependency
+    is or the ledger cannot take writes (``storage_problems``), else healthy."""
+    reasons = [f"{name} does not answer" for name, item in checked.items() if item.status == "down"] + storage
+    if checked["database"].status == "down":
+        return "unhealthy", reasons
+    return ("degraded" if reasons else "healthy"), reasons
 
 
 class HealthController(Controller):
@@ -62,19 +67,32 @@ class HealthController(Controller):
         probes = _probes(request)
         dependencies = await probes.auth_services()
         database = await probes.check("database")
-        status = _overall(dependencies, database.status == "up")
-        body = HealthResponse(status=status, timestamp=iso_timestamp(), version=__version__, dependencies=dependencies)  # type: ignore[arg-type]
+        state = _state(request)
+        storage = storage_problems(state.settings, state.ledger)
+        status, reasons = _overall({**dependencies, "database": database}, storage)
+        body = HealthResponse(
+            status=status,  # type: ignore[arg-type]
+            timestamp=iso_timestamp(),
+            version=__version__,
+            dependencies=dependencies,
+            reasons=reasons,
+        )
         return Response(body, status_code=503 if status == "unhealthy" else 200)
 
     @get("/detailed", summary="Every dependency, the ledger, disk and uptime", operation_id="getHealthDetailed")
     async def detailed(self, request: Request[Any, Any, Any]) -> Response[DetailedHealthResponse]:
         state = _state(request)
         dependencies = await _probes(request).everything()
-        database_up = dependencies["database"].status == "up"
         ledger = state.ledger
-        ledger_health = await anyio.to_thread.run_sync(_ledger_health, ledger) if ledger and database_up else None
+        storage = storage_problems(state.settings, ledger)
+        ledger_health = None
+        if ledger is not None and dependencies["database"].status == "up":
+            try:
+                ledger_health = await anyio.to_thread.run_sync(_ledger_health, ledger)
+            except LedgerError as exc:  # the database went away since its check
+                dependencies["database"] = DependencyStatus(status="down", latency=0, error=exc.message)
         usage = shutil.disk_usage(state.settings.home if state.settings.home.exists() else "/")
-        status = _overall(dependencies, database_up)
+        status, reasons = _overall(dependencies, storage)
         body = DetailedHealthResponse(
             status=status,  # type: ignore[arg-type]
             timestamp=iso_timestamp(),
@@ -89,6 +107,7 @@ class HealthController(Controller):
                 used_percent=round(100 * usage.used / usage.total, 2) if usage.total else 0.0,
             ),
             pid=os.getpid(),
+            reasons=reasons,
         )
         return Response(body, status_code=503 if status == "unhealthy" else 200)
 
@@ -124,4 +143,5 @@ def _ledger_health(ledger: Ledger) -> LedgerHealth:
         head_leaf_hash=b64(head.leaf_hash) if head else None,
         checkpoint_age_seconds=round(age, 3) if age is not None else None,
         unsigned_entries_age_seconds=round(readings.unsigned_age_seconds, 3),
+        last_write_error=ledger.write_failure,
     )

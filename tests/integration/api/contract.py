@@ -66,6 +66,8 @@ RUNBOOK_HEALTH = jsonschema.Draft7Validator(
                 "additionalProperties": False,
                 "properties": {"squid": _DEPENDENCY, "qonsent": _DEPENDENCY},
             },
+            # our addition (docs/API.md), absent when healthy: why it is degraded or unhealthy
+            "reasons": {"type": "array", "minItems": 1, "items": {"type": "string"}},
         },
     }
 )
