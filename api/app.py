@@ -23,7 +23,7 @@ from litestar.types import Guard, Middleware
 
 from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController, detection_lifespan
 from api.controllers.audit import AuditController
-from api.controllers.compliance import ComplianceController
+from api.controllers.compliance import ComplianceController, close_compliance_jobs
 from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
@@ -99,7 +99,8 @@ def create_app(
         guards=[_permission_guard(hooks.requires)],
         lifespan=[lifespan, detection_lifespan],  # detection needs the ledger the service lifespan opens
         on_startup=list(hooks.on_startup),
-        on_shutdown=[close_risk, *hooks.on_shutdown],  # close_risk writes the last queued risk history
+        # close_risk writes the last queued risk history; close_compliance_jobs drops the queued reports
+        on_shutdown=[close_risk, close_compliance_jobs, *hooks.on_shutdown],
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

@@ -1,9 +1,11 @@
 """``/compliance``: compliance reports (upstream ``GET /compliance/report``) and the reports on disk.
 
 ``GET /compliance/report`` answers the newest finished report of that type and exact period; when there is
-none it starts one (``pipelines.reports.run_report``, one at a time per worker, the same request joining
-the running job) and waits ``REPORT_WAIT_SECONDS``: a report that takes longer is answered ``202`` with a
-job to poll at ``GET /compliance/jobs/{id}``. Formats: ``json`` (the contract's envelope, ``data`` being
+none it starts one (``pipelines.reports.run_report``) and waits ``REPORT_WAIT_SECONDS``: a report that takes
+longer is answered ``202`` with a job to poll at ``GET /compliance/jobs/{id}``. Each worker runs one report at
+a time and queues at most ``QUEUED_JOBS`` more (``queued`` until it starts, then ``running``); the same type
+and period give back the job already queued or running, and a request past the bound is refused 429 with
+``Retry-After``. A stopping worker drops its queued jobs. Formats: ``json`` (the contract's envelope, ``data`` being
 the report's ``summary.json``), ``pdf``, ``csv``, ``html``. Without dates the period is the 30 days up to
 today's midnight UTC, so repeated calls find the same report.
 """
@@ -19,7 +21,7 @@ import threading
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Litestar, Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
 from analytics.compliance import Period, parse_instant
@@ -33,12 +35,15 @@ from pipelines.reports import (
     output_path,
     run_report,
 )
-from qerberos.errors import NotFoundError, QerberosError
+from qerberos.errors import NotFoundError, QerberosError, RateLimitedError
 from qerberos.settings import Settings
 
 READ = "compliance:read"
 GENERATE = "compliance:generate"
 REPORT_WAIT_SECONDS = 3.0
+QUEUED_JOBS = 3
+QUEUE_FULL_RETRY_SECONDS = 30
+KEPT_FINISHED_JOBS = 100  # finished jobs stay pollable until this many newer ones have finished
 DEFAULT_DAYS = 30
 Format = Literal["json", "pdf", "csv", "html"]
 ReportType = Literal["gdpr", "soc2", "iso27001", "custom"]
@@ -49,13 +54,17 @@ class _Job:
     id: str
     key: tuple[str, str, str]
     future: concurrent.futures.Future[Any]
+    started: threading.Event  # set by the report thread when it takes the job
     created_at: str
 
     def view(self) -> dict[str, Any]:
         view: dict[str, Any] = {"jobId": self.id, "type": self.key[0], "createdAt": self.created_at}
         view["period"] = {"startDate": self.key[1], "endDate": self.key[2]}
         if not self.future.done():
-            view["status"] = "running"
+            view["status"] = "running" if self.started.is_set() else "queued"
+            return view
+        if self.future.cancelled():
+            view |= {"status": "cancelled", "error": "the worker stopped before the report started"}
             return view
         error = self.future.exception()
         if error is not None:
@@ -67,7 +76,8 @@ class _Job:
 
 
 class _Jobs:
-    """Report jobs of this worker: one report at a time; the same type and period join the running job."""
+    """Report jobs of this worker: one report at a time and at most ``QUEUED_JOBS`` waiting; the same type and
+    period give back the job queued or running."""
 
     def __init__(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
@@ -78,13 +88,30 @@ class _Jobs:
         period = request.period.to_json()
         key = (request.framework, period["startDate"], period["endDate"])
         with self._lock:
-            for job in self._jobs.values():
-                if job.key == key and not job.future.done():
+            pending = [job for job in self._jobs.values() if not job.future.done()]
+            for job in pending:
+                if job.key == key:
                     return job
-            future = self._executor.submit(_run_in_worker, request, settings, ledger)
-            job = _Job(str(uuid.uuid4()), key, future, dt.datetime.now(dt.UTC).isoformat())
+            if len(pending) > QUEUED_JOBS:
+                raise RateLimitedError(
+                    f"{len(pending)} reports are running or queued on this worker: retry later",
+                    retry_after=QUEUE_FULL_RETRY_SECONDS,
+                )
+            started = threading.Event()
+            future = self._executor.submit(_run_in_worker, started, request, settings, ledger)
+            job = _Job(str(uuid.uuid4()), key, future, started, dt.datetime.now(dt.UTC).isoformat())
             self._jobs[job.id] = job
+            self._forget_old()
             return job
+
+    def _forget_old(self) -> None:
+        finished = [job_id for job_id, job in self._jobs.items() if job.future.done()]
+        for job_id in finished[:-KEPT_FINISHED_JOBS]:
+            del self._jobs[job_id]
+
+    def close(self) -> None:
+        """Drop the queued jobs (the running one finishes: a notebook cannot be interrupted midway)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def get(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)
@@ -93,8 +120,9 @@ class _Jobs:
         return job
 
 
-def _run_in_worker(request: ReportRequest, settings: Settings, ledger: Any) -> Any:
+def _run_in_worker(started: threading.Event, request: ReportRequest, settings: Settings, ledger: Any) -> Any:
     """``run_report`` on a worker thread, closing the event loop papermill's kernel client left on it."""
+    started.set()
     try:
         return run_report(request, settings, ledger=ledger)
     finally:
@@ -118,6 +146,13 @@ def _jobs(request: Request[Any, Any, Any]) -> _Jobs:
 
 
 _JOBS_LOCK = threading.Lock()
+
+
+def close_compliance_jobs(app: Litestar) -> None:
+    """An ``on_shutdown`` hook: no queued report starts once the worker stops."""
+    jobs: _Jobs | None = app.state.get("compliance_jobs")
+    if jobs is not None:
+        jobs.close()
 
 
 def _period(start_date: str | None, end_date: str | None) -> Period:

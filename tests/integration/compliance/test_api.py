@@ -1,8 +1,10 @@
 """``/compliance`` on the real app (local-mode security): generate with 202 and a job to poll, answer the
-finished report in every format, list and download, and refuse what the caller may not do."""
+finished report in every format, list and download, refuse what the caller may not do, and queue a bounded
+number of report jobs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +51,7 @@ def test_generate_poll_and_download_in_every_format(client: TestClient[Any], api
     assert (202, "running") == (accepted.status_code, accepted.json()["data"]["status"]), accepted.text
     job_url = accepted.headers["Location"]
     deadline = time.monotonic() + 120
-    while (job := client.get(job_url, headers=auditor).json()["data"])["status"] == "running":
+    while (job := client.get(job_url, headers=auditor).json()["data"])["status"] in ("queued", "running"):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert "done" == job["status"], job
@@ -92,3 +94,35 @@ def test_permissions_and_bad_input(client: TestClient[Any], api_settings: Settin
         client.get("/compliance/report", params=QUERY | {"startDate": "yesterday"}, headers=generator).status_code,
     ]
     assert ([401, 403, 200, 404, 404], [400, 400, 400, 400]) == (codes, bad)
+
+
+def test_report_jobs_are_bounded_queued_as_queued_shared_per_period_and_dropped_at_shutdown(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compliance, "REPORT_WAIT_SECONDS", 0.05)
+    periods = [
+        {"type": "gdpr", "startDate": (START + dt.timedelta(hours=n)).isoformat(), "endDate": END.isoformat()}
+        for n in range(compliance.QUEUED_JOBS + 2)
+    ]
+    with TestClient(create_app(api_settings), raise_server_exceptions=False) as client:
+        auditor = _as(client, make_token(api_settings, "auditor", ["compliance:read", "compliance:generate"]))
+        answers = [client.get("/compliance/report", params=period, headers=auditor) for period in periods]
+        accepted = [answer.json()["data"] for answer in answers[:-1]]
+        again = client.get("/compliance/report", params=periods[2], headers=auditor)
+        polled = client.get(f"/compliance/jobs/{accepted[2]['jobId']}", headers=auditor).json()["data"]
+        jobs = client.app.state.compliance_jobs
+
+    refused = answers[-1]
+    assert [202] * (compliance.QUEUED_JOBS + 1) == [answer.status_code for answer in answers[:-1]]
+    assert ["queued"] * compliance.QUEUED_JOBS == [job["status"] for job in accepted[1:]]
+    assert (429, "RATE_LIMIT_EXCEEDED", str(compliance.QUEUE_FULL_RETRY_SECONDS)) == (
+        refused.status_code,
+        refused.json()["code"],
+        refused.headers["Retry-After"],
+    )
+    assert (202, accepted[2]["jobId"], "queued") == (again.status_code, again.json()["data"]["jobId"], polled["status"])
+    # the worker stopped: its queued jobs never start; the running one finishes
+    assert ["cancelled"] * compliance.QUEUED_JOBS == [jobs.get(job["jobId"]).view()["status"] for job in accepted[1:]]
+    first = jobs.get(accepted[0]["jobId"])
+    first.future.result(timeout=300)
+    assert "done" == first.view()["status"]
