@@ -55,6 +55,9 @@ class Settings:
     memory_limit_bytes: int = 0
     # ``qerberos report schedule`` verifies the whole ledger every this many seconds (0: never).
     verify_interval: float = 3600.0
+    # With several workers, uvicorn's supervisor pings each every half second and replaces one that has
+    # not answered within this many seconds (a worker starting up answers once its imports are done).
+    worker_healthcheck_timeout: int = 60
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +105,14 @@ def _number(name: str, default: str, kind: type[int] | type[float]) -> Any:
     return value
 
 
+def _seconds(name: str, default: str) -> int:
+    """A whole number of seconds, at least 1."""
+    value: int = _number(name, default, int)
+    if value < 1:
+        raise ConfigurationError(f"QERBEROS_{name} must be at least 1 (seconds), not {value}")
+    return value
+
+
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = _env(name, default)
     if value not in choices:
@@ -140,6 +151,7 @@ def load_settings() -> Settings:
         detector_metrics_port=_number("DETECTOR_METRICS_PORT", "9466", int),
         memory_limit_bytes=_number("MEMORY_LIMIT_BYTES", "0", int),
         verify_interval=_number("VERIFY_INTERVAL", "3600", float),
+        worker_healthcheck_timeout=_seconds("WORKER_HEALTHCHECK_TIMEOUT", "60"),
     )
 
 

@@ -1,11 +1,14 @@
 """Service commands: serve (foreground), start (background), stop, restart, status, config.
 
 ``serve`` runs uvicorn on ``QERBEROS_HOST:QERBEROS_PORT`` with ``api.app:serve_app`` in each worker and
-keeps a pid file (``QERBEROS_HOME/qerberos-<host>-<port>.pid``) while it runs, so ``stop`` and ``status``
-also work on a foreground service, and several replicas (one per host and port) can share one home.
-``start`` launches ``serve`` detached, its output appended to ``QERBEROS_LOG_DIR/service.log``, and returns
-once the service answers ``/health/live``. ``stop`` sends SIGTERM: uvicorn stops accepting connections,
-finishes the requests in flight, and the app writes a last checkpoint before exiting.
+holds a pid file (``QERBEROS_HOME/qerberos-<host>-<port>.pid``, locked while it runs: ``_pidfile``), so
+``stop`` and ``status`` also work on a foreground service, and several replicas (one per host and port) can
+share one home. uvicorn replaces a worker that does not answer its supervisor's ping within
+``QERBEROS_WORKER_HEALTHCHECK_TIMEOUT`` seconds (uvicorn's own default, 5 s, killed workers of a loaded
+machine that were only slow). ``start`` launches ``serve`` detached, its output appended to
+``QERBEROS_LOG_DIR/service.log``, and returns once the service answers ``/health/live``. ``stop`` sends
+SIGTERM, only to the process holding the pid file's lock: uvicorn stops accepting connections, finishes the
+requests in flight, the app writes a last checkpoint, and ``serve`` removes its pid file and exits 0.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from qerberos.cli import _pidfile
 from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail
 from qerberos.settings import Settings, get_settings
 
@@ -57,7 +61,7 @@ def serve(workers: Workers = None) -> None:
         _prepare_multiprocess_metrics(settings)
     if settings.auth_mode == "local":
         _ensure_admin(settings)
-    with _pid_file(settings):
+    with _pid_file(settings), _sigterm_exits():
         uvicorn.run(
             "api.app:serve_app",
             factory=True,
@@ -67,6 +71,7 @@ def serve(workers: Workers = None) -> None:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            timeout_worker_healthcheck=settings.worker_healthcheck_timeout,
             server_header=False,
         )
 
@@ -105,7 +110,7 @@ def stop(
     if pid is None:
         typer.echo("not running")
         return
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)  # the process that holds the pid file's lock: our server, never another
     if _wait_gone(pid, timeout):
         typer.echo(f"stopped (pid {pid})")
         return
@@ -145,28 +150,25 @@ def _pid_path(settings: Settings) -> Path:
 
 
 def running_services(home: Path) -> list[int]:
-    """The pids of this host's services of this home that are alive, whatever their port."""
-    pids = []
-    for path in home.glob(f"qerberos-{socket.gethostname()}-*.pid"):
-        try:
-            pid = int(path.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if _alive(pid):
-            pids.append(pid)
-    return pids
+    """The pids of this host's running services of this home, whatever their port."""
+    found = (_pidfile.read(path) for path in home.glob(f"qerberos-{socket.gethostname()}-*.pid"))
+    return [item.pid for item in found if item is not None and item.held and item.pid is not None]
 
 
 def _running_pid(settings: Settings) -> int | None:
-    """The pid in the pid file if that process is alive (a stale file is removed)."""
+    """The pid of the server holding the pid file; a stale file (no server holds it) is removed, saying so,
+    and the process it names, which may be any other program by now, is left alone."""
     path = _pid_path(settings)
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
+    found = _pidfile.read(path)
+    if found is None:
         return None
-    if _alive(pid):
-        return pid
-    path.unlink(missing_ok=True)
+    if found.held:
+        return found.pid
+    _pidfile.remove_stale(path)
+    typer.echo(
+        f"removed a stale pid file {path.name} naming pid {found.pid}, which is no qerberos server: nothing signalled",
+        err=True,
+    )
     return None
 
 
@@ -195,18 +197,31 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 @contextlib.contextmanager
 def _pid_file(settings: Settings) -> Iterator[None]:
-    running = _running_pid(settings)
-    if running is not None and running != os.getpid():
-        raise fail(f"already running (pid {running})", EXIT_REFUSED)
     settings.home.mkdir(parents=True, exist_ok=True)
-    path = _pid_path(settings)
-    path.write_text(f"{os.getpid()}\n")
+    try:
+        with _pidfile.holding(_pid_path(settings)):
+            yield
+    except _pidfile.AlreadyRunningError as exc:
+        raise fail(str(exc), EXIT_REFUSED) from exc
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM ends ``serve`` through ``SystemExit(0)``, so that its pid file is removed on the way out.
+
+    With one worker, uvicorn restores the handler it found after its graceful shutdown and raises the
+    signal again; the default action killed the process before any ``finally`` ran, leaving a stale pid
+    file that a later ``stop`` read as a live server.
+    """
+
+    def exit_now(_signal: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            if int(path.read_text().strip()) == os.getpid():
-                path.unlink()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ensure_admin(settings: Settings) -> None:

@@ -1,20 +1,27 @@
 """start / status / restart / stop of a real service process on a loopback port.
 
 No acknowledged event is lost across a restart, stop writes a last checkpoint covering every event,
-and with several workers /metrics adds up every worker's counts.
+and with several workers /metrics adds up every worker's counts. A worker that is slow is not taken for a
+dead one; stop signals only our server, never what a stale pid file names; and what the service writes
+under QERBEROS_HOME is its user's alone.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -159,3 +166,85 @@ def test_metrics_add_up_across_two_workers(service: tuple[Settings, dict[str, st
     assert (30.0, 30.0) == (posted, ingested)
     assert samples[("process_workers", ())] >= 3
     assert 0 == _cli(env, "stop").returncode
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.home / f"qerberos-{socket.gethostname()}-{settings.port}.pid"
+
+
+def _wait_answering(settings: Settings, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if 200 == httpx.get(_url(settings, "/health/live"), timeout=1).status_code:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    pytest.fail(f"serve did not answer (exit code {process.poll()})")
+
+
+def test_a_foreground_serve_stopped_by_sigterm_removes_its_pid_file_and_exits_0(
+    service: tuple[Settings, dict[str, str]],
+) -> None:
+    settings, env = service
+    process = subprocess.Popen([sys.executable, "-m", "qerberos.cli.serve", "serve"], env=env, cwd=REPO)
+    try:
+        _wait_answering(settings, process)
+        assert f"{process.pid}\n" == _pid_file(settings).read_text()
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(60)
+    finally:
+        process.kill()
+        process.wait()
+    assert not _pid_file(settings).exists()
+    assert "not running" == _cli(env, "status").stdout.strip()
+
+
+def test_stop_leaves_the_unrelated_process_a_stale_pid_file_names_alive_and_says_so(
+    service: tuple[Settings, dict[str, str]],
+) -> None:
+    settings, env = service
+    unrelated = subprocess.Popen(["sleep", "300"])
+    try:
+        _pid_file(settings).write_text(f"{unrelated.pid}\n")  # what a server killed with SIGKILL leaves
+        stopped = _cli(env, "stop")
+        assert (0, "not running") == (stopped.returncode, stopped.stdout.strip())
+        assert f"naming pid {unrelated.pid}, which is no qerberos server: nothing signalled" in stopped.stderr
+        assert None is unrelated.poll()
+        assert not _pid_file(settings).exists()
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+_HOLD_THE_GIL = textwrap.dedent("""\
+    # Test only (on PYTHONPATH of one test's service): SIGUSR1 blocks the main thread, its event loop, for 8 s
+    # in a C call that keeps the GIL, so that no thread of the worker (uvicorn's ping answerer included) runs.
+    import ctypes
+    import signal
+
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: ctypes.PyDLL(None).sleep(8))
+""")
+
+
+def test_a_worker_whose_event_loop_is_blocked_past_uvicorns_5_s_ping_is_not_restarted(
+    service: tuple[Settings, dict[str, str]], tmp_path: Path
+) -> None:
+    settings, env = service
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_HOLD_THE_GIL)
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), env.get("PYTHONPATH")]))}
+    assert 0 == _cli(env, "start", "--workers", "2").returncode
+    server = psutil.Process(int(_pid_file(settings).read_text()))
+    workers = {child.pid for child in server.children() if "spawn_main" in " ".join(child.cmdline())}
+    assert 2 == len(workers)
+
+    blocked = min(workers)
+    os.kill(blocked, signal.SIGUSR1)
+    threading.Event().wait(12)  # the block, and the supervisor's pings through it and after
+
+    assert workers == {child.pid for child in server.children() if "spawn_main" in " ".join(child.cmdline())}
+    headers = _admin(settings)
+    for n in range(6):  # each on a new connection: both workers answer
+        assert 201 == httpx.post(_url(settings, "/audit"), json=event_body(n), headers=headers, timeout=10).status_code
