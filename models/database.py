@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import select
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,9 +38,12 @@ _IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def create_ledger_engine(database_url: str) -> Engine:
-    """An engine with the durability settings the ledger needs."""
+    """An engine with the durability settings the ledger needs; an SQLite file is private (``private_sqlite``)."""
     url = _driver_url(database_url)
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            private_sqlite(path)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
@@ -61,6 +65,25 @@ def sqlite_file(database_url: str) -> Path | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     return Path(url.database)
+
+
+_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+"""A database file and the files SQLite keeps beside it."""
+
+
+def private_sqlite(path: Path) -> None:
+    """The database file created mode 0600 before SQLite creates it (SQLite gives its ``-wal``, ``-shm`` and
+    ``-journal`` the mode of the database file): it holds every event's personal details. Group and other
+    access are taken from files an earlier version created 0644; a file of another owner is left as it is."""
+    if path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in _SQLITE_SUFFIXES:
+        file = Path(f"{path}{suffix}")
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+                logger.info("%s was readable by others: now mode 600", file)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

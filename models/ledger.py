@@ -435,7 +435,7 @@ def checkpoint_size(note: str) -> int:
 
 def initialise(settings: Settings) -> Ledger:
     """Prepare ``QERBEROS_HOME``: the schema and a signing key. Safe to run again."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database and the keys
     LogSigner.ensure(settings.home, settings.log_origin, settings.key_passphrase)
     ledger = Ledger.from_settings(settings)
     with database_errors("creating the ledger schema"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from qerberos.cli import detect, dev, features, identity, ledger, models, ops, report, serve, simulate
-from qerberos.cli._common import EXIT_CANNOT_RUN
+from qerberos.cli._common import EXIT_CANNOT_RUN, private_files
 from qerberos.errors import QerberosError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ for command_group in (ledger, identity, serve, ops, report, detect, dev, simulat
 
 def main() -> None:
     """The console script: any qerberos error left unhandled (bad settings, say) is one line and exit 2."""
+    private_files()
     try:
         app()
     except QerberosError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,15 @@ from qerberos.errors import QerberosError
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_CANNOT_RUN = 2
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """Every file a command (the service, its workers, a report's kernel) creates is its user's alone: mode
+    600, directories 700. What qerberos writes holds events and their personal details (the database, the
+    reports, backups, exports) or secrets; the database also gets mode 600 explicitly
+    (``models.database.private_sqlite``), whoever opens it."""
+    os.umask(PRIVATE_UMASK)
 
 
 def fail(message: str, code: int = EXIT_CANNOT_RUN) -> typer.Exit:

@@ -29,7 +29,7 @@ import httpx
 import typer
 
 from qerberos.cli import _pidfile
-from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail
+from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, private_files
 from qerberos.settings import Settings, get_settings
 
 STARTUP_TIMEOUT = 30.0
@@ -197,7 +197,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 @contextlib.contextmanager
 def _pid_file(settings: Settings) -> Iterator[None]:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database and the keys
     try:
         with _pidfile.holding(_pid_path(settings)):
             yield
@@ -256,6 +256,7 @@ def _answers(settings: Settings) -> bool:
 
 def main() -> None:
     """``python -m qerberos.cli.serve``: these commands alone (``start`` launches ``serve`` this way)."""
+    private_files()
     app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     register(app)
     app()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -248,3 +249,31 @@ def test_a_worker_whose_event_loop_is_blocked_past_uvicorns_5_s_ping_is_not_rest
     headers = _admin(settings)
     for n in range(6):  # each on a new connection: both workers answer
         assert 201 == httpx.post(_url(settings, "/audit"), json=event_body(n), headers=headers, timeout=10).status_code
+
+
+def test_what_the_service_writes_under_its_home_is_its_users_alone(service: tuple[Settings, dict[str, str]]) -> None:
+    settings, env = service
+    assert 0 == _cli(env, "start").returncode
+    headers = _admin(settings)
+    for n in range(3):
+        assert 201 == httpx.post(_url(settings, "/audit"), json=event_body(n), headers=headers, timeout=10).status_code
+    assert 200 == httpx.get(_url(settings, "/ledger/checkpoint"), headers=headers, timeout=10).status_code
+    database = settings.home / "qerberos.db"
+    written = {path.name: stat.S_IMODE(path.stat().st_mode) for path in settings.home.glob("qerberos.db*")}
+    assert {"qerberos.db": 0o600, "qerberos.db-wal": 0o600, "qerberos.db-shm": 0o600} == written
+    qerberos = str(Path(sys.executable).parent / "qerberos")
+    report = subprocess.run(
+        [qerberos, "report", "run", "--framework", "gdpr", "--start", "2026-01-01", "--end", "2026-02-01"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert 0 == report.returncode, report.stderr
+    assert 0 == _cli(env, "stop").returncode
+
+    public = {settings.home / "keys" / "keys.json"}  # the verifier keys: public by design
+    shared = {
+        str(path.relative_to(settings.home)): oct(stat.S_IMODE(path.stat().st_mode))
+        for path in [settings.home, *settings.home.rglob("*")]
+        if path not in public and path.stat().st_mode & 0o077
+    }
+    assert {} == shared
+    assert database.exists() and any((settings.home / "reports").rglob("report.pdf"))

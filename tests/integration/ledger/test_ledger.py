@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from models.ledger import Ledger, checkpoint_size
+from models.database import create_ledger_engine
+from models.ledger import Ledger, checkpoint_size, initialise
 from models.records import SearchQuery
 from models.verification import verify_ledger
 from qerberos import verifier
 from qerberos.errors import ConflictError, NotFoundError, ValidationError
+from tests.conftest import make_settings
 from tests.integration.ledger.helpers import event
 
 
@@ -179,3 +184,29 @@ def test_sqlite_planner_statistics_are_refreshed_when_the_log_doubles(ledger: Le
             )
         )
     assert "ix_ledger_entries_actor_seq" in plan
+
+
+def _modes(directory: Path, pattern: str) -> dict[str, int]:
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.glob(pattern)}
+
+
+def test_sqlite_database_and_its_wal_are_created_private_whatever_the_umask_and_older_ones_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    umask = os.umask(0o022)  # the usual default, which made them 0644
+    try:
+        settings = make_settings(monkeypatch, tmp_path / "home")
+        with initialise(settings) as ledger:
+            ledger.append([event(0)])
+            private = _modes(settings.home, "qerberos.db*")
+            home = stat.S_IMODE(settings.home.stat().st_mode)
+        older = tmp_path / "older.db"
+        for suffix in ("", "-wal"):
+            Path(f"{older}{suffix}").write_bytes(b"")  # as an earlier version left them: 0644
+        create_ledger_engine(f"sqlite:///{older}").dispose()
+    finally:
+        os.umask(umask)
+
+    assert {"qerberos.db": 0o600, "qerberos.db-wal": 0o600, "qerberos.db-shm": 0o600} == private
+    assert 0o700 == home
+    assert {"older.db": 0o600, "older.db-wal": 0o600} == _modes(tmp_path, "older.db*")
