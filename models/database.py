@@ -67,8 +67,8 @@ def sqlite_file(database_url: str) -> Path | None:
     return Path(url.database)
 
 
-_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
-"""A database file and the files SQLite keeps beside it."""
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+"""A database file and the files SQLite keeps beside it (the main file first)."""
 
 
 def private_sqlite(path: Path) -> None:
@@ -78,7 +78,7 @@ def private_sqlite(path: Path) -> None:
     if path.parent.is_dir():
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    for suffix in _SQLITE_SUFFIXES:
+    for suffix in SQLITE_SUFFIXES:
         file = Path(f"{path}{suffix}")
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if file.stat().st_mode & 0o077:

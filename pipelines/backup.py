@@ -7,13 +7,21 @@ the dump and what the manifest says of it are the same state. The backup signs a
 that state with the log's keys, so every record in it is covered by a signature, not only those up to the
 newest checkpoint the service happened to publish.
 
+The backup is written into a staging directory beside DIR (mode 700) and renamed to DIR at the end: a backup
+that fails leaves nothing. Each store is copied once, and no secret the format does not protect: never
+``admin.token`` or another file of ``QERBEROS_HOME`` but those listed below, wherever the MLflow store lies.
+
 Layout of DIR (refused if DIR exists and is not empty):
 - ``database/qerberos.db`` (SQLite) or ``database/qerberos.dump`` (PostgreSQL custom format);
 - ``config.json``: ``Settings.public_view()`` (secrets masked);
 - ``keys/``: ``keys.json`` and one PKCS#8 PEM per key, encrypted with ``QERBEROS_KEY_PASSPHRASE``
   (required: unencrypted private keys are never written into a backup);
 - ``checkpoints.jsonl``: every signed checkpoint of the snapshot, then the backup's own;
-- ``reports/`` (``QERBEROS_HOME/reports`` if present) and ``mlflow/`` (a local MLflow store);
+- ``reports/`` (``QERBEROS_HOME/reports`` if present);
+- ``mlflow/<folder>/``: a local MLflow store. An SQLite store: its database (SQLite's backup API, a
+  consistent copy) and the artifact folders of its experiments that lie in the database's folder; a file
+  store: its folder. Either way without ``QERBEROS_HOME``, the ledger's database or the backup itself, should
+  they lie in that folder;
 - ``manifest.json``: format, origin, backend, ledger size, the backup's signed checkpoint, the SHA-256
   of every other file, and ``signature``: a signed note by the log's keys (``manifest_note``) over the
   SHA-256 of the rest of the manifest (RFC 8785), so that no file of the backup (the MLflow store, whose
@@ -32,7 +40,7 @@ import shutil
 import sqlite3
 import subprocess
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +57,11 @@ from sqlalchemy.pool import NullPool
 
 from models import keys, merkle
 from models.canonical import canonical_json
+from models.database import SQLITE_SUFFIXES, sqlite_file
 from models.signing import LogSigner
 from models.tables import CheckpointRow, LedgerEntry, MerkleNode
 from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
-from qerberos.output_directory import prepare_output_directory
+from qerberos.output_directory import staged_output_directory
 from qerberos.settings import Settings
 
 __all__ = [
@@ -65,6 +74,7 @@ __all__ = [
     "libpq_url",
     "manifest_note",
     "mlflow_local_store",
+    "qerberos_paths",
     "read_manifest",
     "run_pg_tool",
     "tree_head",
@@ -159,10 +169,24 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
             "QERBEROS_KEY_PASSPHRASE is not set: refusing to write the private signing keys into a backup "
             "unencrypted; set it, and keep it apart from the backup (restore needs it)"
         )
-    prepare_output_directory(directory)
     signer = LogSigner.load(settings.home, settings.log_origin, passphrase)
-    steps = 6
-    step = _stepper(progress, steps)
+    with staged_output_directory(directory) as staging:
+        try:
+            manifest = _write_backup(settings, staging, signer, passphrase, _stepper(progress, 6), (directory, staging))
+        except OSError as exc:  # a full disk, a file that cannot be copied
+            raise ConfigurationError(f"cannot write the backup: {exc}") from exc
+    logger.info("backup of %d events written to %s", manifest.ledger_size, directory)
+    return manifest
+
+
+def _write_backup(
+    settings: Settings,
+    directory: Path,
+    signer: LogSigner,
+    passphrase: str,
+    step: Callable[[], None],
+    backup_paths: Sequence[Path],
+) -> BackupManifest:
     if settings.is_sqlite:
         snapshot = _backup_sqlite(settings.database_url, directory / DATABASE_FILE)
     else:
@@ -178,7 +202,7 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
     if reports.is_dir():
         shutil.copytree(reports, directory / "reports")
     step()
-    mlflow_included = _backup_mlflow(settings.mlflow_tracking_uri, directory / "mlflow")
+    mlflow_included = _backup_mlflow(settings, directory / "mlflow", backup_paths)
     step()
     unsigned = BackupManifest(
         origin=settings.log_origin,
@@ -195,7 +219,6 @@ def create_backup(settings: Settings, directory: Path, *, progress: Progress | N
     manifest = dataclasses.replace(unsigned, signature=signer.sign_text(manifest_note(unsigned)))
     _write_json(directory / MANIFEST, manifest.to_json())
     step()
-    logger.info("backup of %d events written to %s", snapshot.size, directory)
     return manifest
 
 
@@ -378,20 +401,82 @@ def mlflow_local_store(tracking_uri: str) -> Path | None:
     return None
 
 
-def _backup_mlflow(tracking_uri: str, target: Path) -> bool:
+def qerberos_paths(settings: Settings) -> set[Path]:
+    """What belongs to qerberos itself and never to an MLflow store, even inside its folder: ``QERBEROS_HOME``
+    (its tokens, keys, database and reports are backed up once, as they are, or not at all) and the ledger's
+    SQLite files."""
+    paths = {settings.home.resolve()}
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        paths |= {Path(f"{database.resolve()}{suffix}") for suffix in SQLITE_SUFFIXES}
+    return paths
+
+
+def _backup_mlflow(settings: Settings, target: Path, backup_paths: Sequence[Path]) -> bool:
+    """A local MLflow store into ``target/<folder>`` (see the module's docstring); False when there is none."""
+    tracking_uri = settings.mlflow_tracking_uri
     store = mlflow_local_store(tracking_uri)
     if store is None:
         logger.info("MLflow tracking server %s is remote: recorded, not copied", tracking_uri)
         return False
-    if store.is_dir():
-        shutil.copytree(store, target / store.name)
+    if not store.is_dir():
+        return False
+    ignore = _ignoring(qerberos_paths(settings) | {path.resolve() for path in backup_paths})
+    copy = target / store.name
+    database = sqlite_file(tracking_uri)
+    if database is None:  # a file store: MLflow's own folder
+        shutil.copytree(store, copy, ignore=ignore)
         return True
-    if store.is_file():
-        target.mkdir()
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as source, sqlite3.connect(target / store.name) as copy:
-            source.backup(copy)
-        return True
-    return False
+    if not database.is_file():
+        return False
+    copy.mkdir(parents=True)
+    try:
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=60)
+        destination = sqlite3.connect(copy / database.name)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+            source.close()
+    except sqlite3.Error as exc:
+        raise DependencyUnavailableError(f"cannot copy the MLflow store {database}: {exc}") from exc
+    for folder in _artifact_folders(copy / database.name, store):
+        shutil.copytree(folder, copy / folder.relative_to(store), ignore=ignore)
+    return True
+
+
+def _artifact_folders(database: Path, store: Path) -> list[Path]:
+    """The artifact folders of an SQLite MLflow store's experiments that lie in ``store`` (outermost only);
+    one elsewhere is logged, not copied."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        locations = [str(row[0]) for row in connection.execute("SELECT artifact_location FROM experiments")]
+    except sqlite3.Error as exc:
+        raise DependencyUnavailableError(f"cannot read the MLflow store's experiments: {exc}") from exc
+    finally:
+        connection.close()
+    inside: list[Path] = []
+    for location in locations:
+        parsed = urllib.parse.urlparse(location)
+        folder = Path(urllib.parse.unquote(parsed.path)).resolve() if parsed.scheme in ("", "file") else None
+        if folder is not None and folder.is_relative_to(store) and folder != store:
+            inside.append(folder)
+        else:
+            logger.warning("MLflow artifacts at %s are not in the store's folder %s: not backed up", location, store)
+    folders: list[Path] = []
+    for folder in sorted(inside, key=lambda path: len(path.parts)):  # outer folders first
+        if folder.is_dir() and not any(folder.is_relative_to(outer) for outer in folders):
+            folders.append(folder)
+    return folders
+
+
+def _ignoring(paths: set[Path]) -> Callable[[str, list[str]], set[str]]:
+    """A ``copytree`` filter that leaves out exactly ``paths`` (resolved)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {name for name in names if (Path(folder) / name).resolve() in paths}
+
+    return ignore
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

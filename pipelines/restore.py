@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import keys
-from models.database import create_ledger_engine
+from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
 from models.ledger import Ledger
 from models.records import Actor, NewEvent
 from models.signing import LogSigner
@@ -57,6 +57,7 @@ from pipelines.backup import (
     libpq_url,
     manifest_note,
     mlflow_local_store,
+    qerberos_paths,
     read_manifest,
     run_pg_tool,
     tree_head,
@@ -421,7 +422,7 @@ def _admin(url: str, statement: str) -> None:
 
 
 def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in SQLITE_SUFFIXES:
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").unlink()
 
@@ -467,23 +468,43 @@ def _replace_tree(source: Path, target: Path, stamp: str, *, private: bool = Fal
 
 
 def _restore_mlflow(settings: Settings, directory: Path, manifest: BackupManifest, stamp: str) -> None:
+    """Each entry of the backup's MLflow folder replaces the one of the same name in the store's folder (the
+    old one kept aside); the folder's other files stay, and nothing of qerberos's own is ever replaced, even
+    by a backup that held it (``qerberos_paths``). The SQLite database takes the name the tracking URI gives."""
     store = mlflow_local_store(settings.mlflow_tracking_uri)
     saved = directory / "mlflow"
     if not manifest.mlflow_included or not saved.is_dir():
         return
     copies = list(saved.iterdir())
-    if store is None or len(copies) != 1:
+    if store is None or len(copies) != 1 or not copies[0].is_dir():
         logger.warning(
             "MLflow store in the backup not restored: tracking URI %s is not local", settings.mlflow_tracking_uri
         )
         return
-    if copies[0].is_dir():
-        _replace_tree(copies[0], store, stamp)
-    else:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        if store.exists():
-            os.replace(store, store.with_name(f"{store.name}.before-restore-{stamp}"))
-        shutil.copyfile(copies[0], store)
+    store.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(settings.mlflow_tracking_uri)
+    saved_database = sqlite_file(manifest.mlflow_tracking_uri)
+    kept_out = qerberos_paths(settings)
+    for entry in copies[0].iterdir():
+        is_database = saved_database is not None and entry.name == saved_database.name
+        target = database if is_database and database is not None else store / entry.name
+        if target.resolve() in kept_out:
+            logger.warning("%s in the backup's MLflow folder is qerberos's own, not MLflow's: not restored", entry.name)
+        elif entry.is_dir():
+            _replace_tree(entry, target, stamp)
+        else:
+            _replace_file(entry, target, stamp)
+
+
+def _replace_file(source: Path, target: Path, stamp: str) -> None:
+    """``target`` (and an SQLite file's journal, WAL and shared memory) kept aside, then ``source`` in its place."""
+    staged = target.with_name(f".{target.name}.restore-{os.getpid()}")
+    shutil.copyfile(source, staged)
+    for suffix in reversed(SQLITE_SUFFIXES):  # the log files first: a WAL must never meet another database
+        if Path(f"{target}{suffix}").exists():
+            os.replace(f"{target}{suffix}", f"{target}.before-restore-{stamp}{suffix}")
+    os.replace(staged, target)
+    _fsync_directory(target.parent)
 
 
 def _audit(

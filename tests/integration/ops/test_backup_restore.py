@@ -1,20 +1,26 @@
 """`qerberos backup` while ingestion runs, and `qerberos restore` that verifies before it replaces anything.
 
 Every test runs on SQLite and on PostgreSQL (the `backend_settings` fixture) unless its name says SQLite.
+A backup copies each store once and no token, whatever the MLflow store's folder holds, and a failed one
+leaves nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from models import keys
+from models.database import create_ledger_engine
+from models.identities import create_identity_tables, ensure_admin_token_file
 from models.ledger import Ledger, initialise
 from models.signing import LogSigner
 from pipelines.backup import file_digest, manifest_note, read_manifest
@@ -226,3 +232,74 @@ def test_sqlite_a_fresh_home_trusts_a_backup_only_if_signed_by_the_key_the_opera
     code, output = run("restore", str(backup), "--trusted-key", log_key)
     assert 0 == code, output
     assert 7 == _size(get_settings())  # the six events and the restore's own audit event
+
+
+@pytest.fixture
+def mlflow_beside_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A deployment in SITE/data (with its admin.token) whose MLflow store is SITE/mlflow.db, with an
+    experiment whose artifacts are in SITE/qerberos-detectors: the MLflow store's folder holds the home."""
+    site = tmp_path / "site"
+    settings = make_settings(monkeypatch, site / "data")
+    uri = f"sqlite:///{site / 'mlflow.db'}"
+    monkeypatch.setenv("QERBEROS_MLFLOW_TRACKING_URI", uri)
+    initialise(settings).close()
+    engine = create_ledger_engine(settings.database_url)
+    try:
+        create_identity_tables(engine)
+        assert ensure_admin_token_file(engine, settings.home) is not None
+    finally:
+        engine.dispose()
+    append(settings, 6)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("qerberos-detectors", (site / "qerberos-detectors").as_uri())
+    client.log_text(client.create_run(experiment).info.run_id, "a detector", "model/detector.txt")
+    monkeypatch.setenv("QERBEROS_KEY_PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.mark.parametrize("where", ["in the MLflow store's folder", "elsewhere"])
+def test_sqlite_backup_beside_an_mlflow_store_copies_each_store_once_no_token_and_restores_in_place(
+    mlflow_beside_the_data: Settings, tmp_path: Path, where: str
+) -> None:
+    live = mlflow_beside_the_data
+    site = live.home.parent
+    backup = site / "backups" / "today" if where.startswith("in") else tmp_path / "elsewhere" / "today"
+
+    code, output = run("backup", str(backup))
+
+    assert 0 == code, output
+    files = set(_manifest(backup)["files"])  # type: ignore[call-overload]
+    mlflow = {name for name in files if name.startswith("mlflow/")}
+    assert {"mlflow/site/mlflow.db"} == {name for name in mlflow if "/qerberos-detectors/" not in name}
+    assert any(name.endswith("/artifacts/model/detector.txt") for name in mlflow)
+    assert {"database/qerberos.db"} == {name for name in files if name.endswith((".db", ".db-wal", ".db-shm"))} - mlflow
+    assert [] == [path.name for path in backup.rglob("*") if path.name in ("admin.token", "qerberos.db-wal")]
+    assert 0o700 == backup.stat().st_mode & 0o777
+
+    code, output = run("restore", str(backup))
+    assert 0 == code, output
+    assert (0, True) == (run("verify")[0], run("verify")[1].startswith("intact"))
+    assert (live.home / "admin.token").is_file()  # the home is not MLflow's: never replaced
+    assert [] == list(site.glob("data.before-restore-*"))
+    assert 1 == len(list(site.glob("mlflow.db.before-restore-*")))
+    restored = sqlite3.connect(site / "mlflow.db")
+    try:
+        experiments = restored.execute("SELECT name FROM experiments WHERE name != 'Default'").fetchall()
+    finally:
+        restored.close()
+    assert [("qerberos-detectors",)] == experiments
+
+
+def test_sqlite_a_backup_that_fails_midway_leaves_nothing_behind(
+    mlflow_beside_the_data: Settings, tmp_path: Path
+) -> None:
+    reports = mlflow_beside_the_data.home / "reports"
+    reports.mkdir()
+    os.mkfifo(reports / "pipe")  # copied after the database and the keys: a named pipe cannot be
+    backup = tmp_path / "backups" / "today"
+
+    code, output = run("backup", str(backup))
+
+    assert (2, True) == (code, "cannot write the backup" in output), output
+    assert [] == list((tmp_path / "backups").iterdir())
