@@ -2,12 +2,14 @@
 
 ``/health``, ``/live`` and ``/ready`` are public (orchestrators and load balancers call them);
 ``/health/detailed`` needs an authenticated caller. ``/health`` answers 200 when healthy or degraded
-(sQuid or Qonsent down, or the ledger cannot take writes: its last write failed or its disk is full) and 503
-when unhealthy (the ledger's database does not answer); ``reasons`` says why it is not healthy.
+(sQuid, Qonsent or a configured Redis down, or the ledger cannot take writes: its last write failed or its
+disk is full) and 503 when unhealthy (the ledger's database does not answer); ``reasons`` says why it is not
+healthy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import os
 import shutil
@@ -66,10 +68,10 @@ class HealthController(Controller):
     async def health(self, request: Request[Any, Any, Any]) -> Response[HealthResponse]:
         probes = _probes(request)
         dependencies = await probes.auth_services()
-        database = await probes.check("database")
+        database, redis = await asyncio.gather(probes.check("database"), probes.check("redis"))
         state = _state(request)
         storage = storage_problems(state.settings, state.ledger)
-        status, reasons = _overall({**dependencies, "database": database}, storage)
+        status, reasons = _overall({**dependencies, "database": database, "redis": redis}, storage)
         body = HealthResponse(
             status=status,  # type: ignore[arg-type]
             timestamp=iso_timestamp(),

@@ -79,6 +79,19 @@ def test_health_in_remote_mode_measures_latency_and_reports_a_dead_dependency_as
     assert 0.0 == metrics[("qerberos_dependency_up", (("dependency", "qonsent"),))]
 
 
+def test_health_is_degraded_while_a_configured_redis_does_not_answer_and_says_so(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QERBEROS_REDIS_URL", "redis://127.0.0.1:9/0")  # discard port: nothing listens
+    settings = make_settings(monkeypatch, api_settings.home)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/health")
+
+    body = response.json()
+    assert_valid(RUNBOOK_HEALTH, body)
+    assert (200, "degraded", ["redis does not answer"]) == (response.status_code, body["status"], body["reasons"])
+
+
 def test_live_ready_and_detailed_health(client: Client) -> None:
     client.post("/audit/batch", json=[event_body(n) for n in range(4)])
 
