@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
 from models.alerts import create_alert_tables
+from models.database import create_schema, database_errors
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
 from models.risk import create_risk_tables
-from qerberos.errors import LedgerError
 from qerberos.settings import Settings
 
 
 def prepare(settings: Settings) -> Ledger:
     """The ledger's schema and signing key, then the tables beside it. Safe to run again."""
     ledger = initialise(settings)
-    try:
-        create_identity_tables(ledger.engine)
-        create_alert_tables(ledger.engine)
-        create_risk_tables(ledger.engine)
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"could not create the database schema: {exc.__class__.__name__}") from exc
+    _tables_beside_the_ledger(ledger.engine)
     return ledger
+
+
+def create_tables(engine: Engine) -> None:
+    """Every table, and no key: what ``serve`` makes sure of before it starts its workers, which would
+    otherwise each create a missing table at once (on SQLite one fails, 'database is locked', and the
+    service exits). Safe to run again."""
+    with database_errors("creating the ledger schema"):
+        create_schema(engine)
+    _tables_beside_the_ledger(engine)
+
+
+def _tables_beside_the_ledger(engine: Engine) -> None:
+    with database_errors("creating the database schema"):
+        create_identity_tables(engine)
+        create_alert_tables(engine)
+        create_risk_tables(engine)

@@ -32,7 +32,6 @@ from qerberos.cli import _pidfile
 from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, private_files
 from qerberos.settings import Settings, get_settings
 
-STARTUP_TIMEOUT = 30.0
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
@@ -59,8 +58,7 @@ def serve(workers: Workers = None) -> None:
     configure_logging(settings.log_level, settings.log_dir)
     if count > 1:
         _prepare_multiprocess_metrics(settings)
-    if settings.auth_mode == "local":
-        _ensure_admin(settings)
+    _prepare_database(settings)
     with _pid_file(settings), _sigterm_exits():
         uvicorn.run(
             "api.app:serve_app",
@@ -90,7 +88,8 @@ def start(workers: Workers = None) -> None:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
         )
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    waited = settings.worker_healthcheck_timeout  # as long as uvicorn gives a new worker to answer
+    deadline = time.monotonic() + waited
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise fail(f"the service exited with code {process.returncode}; see {settings.log_dir / 'service.log'}")
@@ -98,7 +97,10 @@ def start(workers: Workers = None) -> None:
             typer.echo(f"started (pid {process.pid}) on http://{settings.host}:{settings.port}")
             return
         time.sleep(0.2)
-    raise fail(f"the service did not answer within {STARTUP_TIMEOUT:.0f} s; see {settings.log_dir / 'service.log'}")
+    raise fail(
+        f"the service (pid {process.pid}) did not answer within {waited} s and may still be starting; "
+        f"see {settings.log_dir / 'service.log'}"
+    )
 
 
 def stop(
@@ -224,13 +226,17 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _ensure_admin(settings: Settings) -> None:
+def _prepare_database(settings: Settings) -> None:
+    """Every table, before the workers start (``models.schema.create_tables``), and in local mode the admin
+    identity. The signing keys are left to ``qerberos init``: a service started on a wrong home fails."""
     from models.database import create_ledger_engine
     from models.identities import ensure_admin_token_file
+    from models.schema import create_tables
 
     engine = create_ledger_engine(settings.database_url)
     try:
-        path = ensure_admin_token_file(engine, settings.home)
+        create_tables(engine)
+        path = ensure_admin_token_file(engine, settings.home) if settings.auth_mode == "local" else None
     finally:
         engine.dispose()
     if path is not None:
