@@ -90,13 +90,15 @@ class Authenticator:
                 raise AuthenticationError("SQUID_IDENTITY_MISSING", "the bearer token is empty")
             return await self.verifier.bearer(token)
         signed = _signed_headers(headers)
+        signature = signed_request.decode_signature(signed.signature)
         signed_request.check_fresh(signed.timestamp, self._clock())
         body = await request.body()
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         target = signed_request.request_target(raw_path.decode("latin-1"), request.scope.get("query_string", b""))
         payload = signed_request.canonical_payload(request.method, target, signed, body)
         caller, credential = await self.verifier.signed(signed, payload)
-        if not await self.replay.first_use(signed.signature, signed_request.REPLAY_TTL_SECONDS):
+        keys = signed_request.replay_keys(payload, signature)
+        if not await self.replay.first_use(keys, signed_request.REPLAY_TTL_SECONDS):
             raise AuthenticationError("SIGNATURE_INVALID", "this signature was already used (replay)")
         return caller, credential
 

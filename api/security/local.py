@@ -9,8 +9,6 @@ when that answer expires, the requests that find it expired all wait for one loo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 
 import anyio.to_thread
@@ -20,6 +18,7 @@ from sqlalchemy import Engine
 
 from api.security._cache import Clock, SingleFlight, TTLCache
 from api.security.caller import Caller, Credential
+from api.security.signed_request import decode_base64
 from models.identities import Identity, find_by_squid_id, find_by_token_hash, hash_token
 from qerberos.errors import AuthenticationError
 
@@ -68,18 +67,13 @@ class LocalIdentities:
 
 
 def verify_ed25519(public_key_b64: str, signature: str, message: bytes) -> bool:
-    """Fails closed: anything malformed is ``False``."""
+    """Fails closed: anything malformed, including base64 that is not spelled canonically, is ``False``."""
     try:
-        key = Ed25519PublicKey.from_public_bytes(_b64decode(public_key_b64))
-        key.verify(_b64decode(signature), message)
-    except (InvalidSignature, ValueError, binascii.Error):
+        key = Ed25519PublicKey.from_public_bytes(decode_base64(public_key_b64))
+        key.verify(decode_base64(signature), message)
+    except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _b64decode(text: str) -> bytes:
-    normal = text.strip().replace("-", "+").replace("_", "/")
-    return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
 
 
 def _bearer_answer(identity: Identity | None) -> tuple[Caller, Credential] | object:

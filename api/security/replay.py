@@ -1,11 +1,14 @@
-"""Refuse a signature seen before: Redis ``SET NX EX`` when Redis is configured (shared by every replica),
-else an in-memory TTL set (one process). Only the SHA-256 of a signature is stored, never the signature.
+"""Refuse a signed request seen before: Redis ``SET NX EX`` when Redis is configured (shared by every replica),
+else an in-memory TTL set (one process).
+
+A request is remembered by ``signed_request.replay_keys``: digests of what was signed and of the signature's
+bytes, never the signature's text (several texts can spell the same bytes) and never the signature itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -16,33 +19,27 @@ from qerberos.errors import DependencyUnavailableError
 
 
 class ReplayGuard(Protocol):
-    async def first_use(self, signature: str, ttl: int) -> bool:
-        """Record ``signature``; ``True`` the first time it is seen within ``ttl`` seconds."""
+    async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
+        """Record every key for ``ttl`` seconds; ``True`` when none of them was seen within its own ttl."""
         ...
 
 
-def _fingerprint(signature: str) -> str:
-    return hashlib.sha256(signature.encode()).hexdigest()
-
-
 class MemoryReplayGuard:
-    """One process's memory of used signatures (enough for a single worker)."""
+    """One process's memory of used requests (enough for a single worker)."""
 
     def __init__(self, max_size: int = 1_000_000, clock: Clock = time.monotonic) -> None:
         self._seen: dict[str, float] = {}
         self._max_size = max_size
         self._clock = clock
 
-    async def first_use(self, signature: str, ttl: int) -> bool:
+    async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
         now = self._clock()
-        key = _fingerprint(signature)
-        expires = self._seen.get(key)
-        if expires is not None and expires > now:
-            return False
-        if len(self._seen) >= self._max_size:
+        fresh = all(self._seen.get(key, now) <= now for key in keys)
+        if len(self._seen) + len(keys) > self._max_size:
             self._purge(now)
-        self._seen[key] = now + ttl
-        return True
+        for key in keys:
+            self._seen[key] = now + ttl
+        return fresh
 
     def _purge(self, now: float) -> None:
         self._seen = {key: expires for key, expires in self._seen.items() if expires > now}
@@ -59,9 +56,12 @@ class RedisReplayGuard:
         self._redis = redis
         self._prefix = f"{prefix}:replay:"
 
-    async def first_use(self, signature: str, ttl: int) -> bool:
+    async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
         try:
-            stored = await self._redis.set(self._prefix + _fingerprint(signature), b"1", nx=True, ex=ttl)
+            async with self._redis.pipeline(transaction=True) as pipeline:
+                for key in keys:
+                    pipeline.set(self._prefix + key, b"1", nx=True, ex=ttl)
+                stored = await pipeline.execute()
         except (RedisError, OSError) as exc:
             raise DependencyUnavailableError("redis is unavailable for replay protection") from exc
-        return bool(stored)
+        return all(stored)

@@ -16,12 +16,17 @@ by ``\\n`` with no trailing newline::
     <lower-case hex SHA-256 of the raw request body (of b"" when there is none)>
 
 The identity headers are signed so that they cannot be swapped in transit. In remote mode sQuid verifies
-``x-sig`` over this payload; in local mode it is a base64 (standard or URL-safe, padding optional) Ed25519
-signature checked against the identity's public key.
+``x-sig`` over this payload; in local mode it is an Ed25519 signature checked against the identity's public
+key. Either way ``x-sig`` is base64 spelled canonically: the standard alphabet with its ``=`` padding
+(RFC 4648 section 4) or the URL-safe alphabet without padding (section 5, as JWS writes it), and the unused
+bits of the last character zero. Any other spelling of the same bytes is refused: the server remembers what
+was signed, and a lenient decoder let one signed request through once per spelling.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import hashlib
@@ -35,6 +40,8 @@ REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 60
 """How long a used signature is remembered: longer than any timestamp stays acceptable."""
 
 PAYLOAD_TAG = "qerberos-request-v1"
+
+_URL_SAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,4 +96,39 @@ def canonical_payload(method: str, target: str, headers: SignedHeaders, body: by
             headers.dao_id or "",
             hashlib.sha256(body).hexdigest(),
         )
+    )
+
+
+def decode_base64(text: str) -> bytes:
+    """The bytes of canonical base64 (see the module docstring); ``ValueError`` for any other text.
+
+    Decoding then encoding again must give the text back, so each byte string has exactly one spelling per
+    alphabet: no dropped or extra padding, no mixed alphabets, no set bits in the last character's unused part.
+    """
+    try:
+        raw = base64.b64decode(text.translate(_URL_SAFE_TO_STANDARD) + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not base64") from exc
+    if text not in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+        raise ValueError("not canonical base64")
+    return raw
+
+
+def decode_signature(text: str) -> bytes:
+    """The bytes of ``x-sig``; ``SIGNATURE_INVALID`` unless it is canonical base64."""
+    try:
+        return decode_base64(text)
+    except ValueError as exc:
+        raise AuthenticationError(
+            "SIGNATURE_INVALID", "x-sig must be canonical base64 (standard with padding, or URL-safe without)"
+        ) from exc
+
+
+def replay_keys(payload: str, signature: bytes) -> tuple[str, str]:
+    """What a used signed request is remembered by: the digest of the signed payload (which names the
+    identity, the request and its x-ts), and the digest of the signature's bytes. Neither depends on how
+    x-sig was spelled, and signing the same payload again gives the same first key."""
+    return (
+        "payload:" + hashlib.sha256(payload.encode()).hexdigest(),
+        "signature:" + hashlib.sha256(signature).hexdigest(),
     )

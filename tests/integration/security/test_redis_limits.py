@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from api.security import build_security
 from models.identities import create_identity
 from qerberos.settings import load_settings
-from tests.unit.security.helpers import make_app, sign
+from tests.unit.security.helpers import make_app, respellings, sign
 from tests.unit.security.test_local_mode import PUBLIC_KEY
 
 REDIS_URL = os.environ.get("QERBEROS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -76,3 +76,13 @@ def test_a_signature_used_on_one_instance_is_refused_on_the_other(engine: Engine
         assert 200 == a.get("/audit", headers=headers).status_code
         replay = b.get("/audit", headers=headers)
     assert (401, "SIGNATURE_INVALID") == (replay.status_code, replay.json()["code"])
+
+
+def test_no_respelling_of_a_signature_used_on_one_instance_passes_on_the_other(engine: Engine, prefix: str) -> None:
+    create_identity(engine, "writer", ["audit:read"], squid_id="alice", public_key=PUBLIC_KEY)
+    headers = sign("GET", "/audit")
+    first, second = two_apps(engine, prefix, per_minute=1000)
+    with first as a, second as b:
+        assert 200 == a.get("/audit", headers=headers).status_code
+        again = [b.get("/audit", headers=headers | {"x-sig": text}) for text in respellings(headers["x-sig"])]
+    assert [(401, "SIGNATURE_INVALID")] * len(again) == [(r.status_code, r.json()["code"]) for r in again]

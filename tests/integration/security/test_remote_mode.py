@@ -14,7 +14,7 @@ from api.security import build_security
 from qerberos.settings import Settings, load_settings
 from tests.conftest import free_port
 from tests.integration.security.servers import dev_server, stop
-from tests.unit.security.helpers import make_app, sign
+from tests.unit.security.helpers import make_app, respellings, sign
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,18 @@ def test_signed_request_verified_by_squid_then_replay_refused(squid_url: str, qo
     assert 201 == first.status_code
     assert {"source": "squid:alice", "length": len(body), "json": {"type": "access"}} == first.json()
     assert (401, "SIGNATURE_INVALID") == code(replay)
+
+
+def test_no_respelling_of_a_signature_verified_by_squid_passes(squid_url: str, qonsent_url: str) -> None:
+    body = b'{"type":"access"}'
+    headers = sign("POST", "/audit", body) | {"content-type": "application/json"}
+    with client(remote_settings(squid_url, qonsent_url)) as c:
+        first = c.post("/audit", content=body, headers=headers)
+        again = [
+            c.post("/audit", content=body, headers=headers | {"x-sig": text}) for text in respellings(headers["x-sig"])
+        ]
+    assert 201 == first.status_code
+    assert [(401, "SIGNATURE_INVALID")] * len(again) == [code(response) for response in again]
 
 
 def test_qonsent_decides_permissions_and_admin_implies_all(squid_url: str, qonsent_url: str) -> None:

@@ -18,6 +18,7 @@ from api.security.signed_request import SignedHeaders, canonical_payload, reques
 from qerberos import errors
 
 TEST_SEED = bytes(range(32))  # the public test key of tests/fixtures/squid.json ("alice")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def handle(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -81,3 +82,21 @@ def sign(
     if dao_id:
         headers["x-dao-id"] = dao_id
     return headers
+
+
+def respellings(signature: str) -> list[str]:
+    """Every other text that a lenient base64 decoder reads as the bytes of ``signature`` (standard alphabet,
+    padded): each padding (full, partial, none) in each alphabet, with each value of the last character's
+    unused bits. For a 64-byte Ed25519 signature with a ``+`` or ``/`` that is 16 x 3 x 2 = 96 texts, 95
+    besides the original (one signed POST was stored 96 times)."""
+    data = signature.rstrip("=")
+    unused_bits = {2: 4, 3: 2}[len(data) % 4]
+    value = _ALPHABET.index(data[-1]) >> unused_bits << unused_bits
+    texts = {
+        spelled
+        for low in range(1 << unused_bits)
+        for padding in range(len(signature) - len(data) + 1)
+        for standard in [data[:-1] + _ALPHABET[value | low] + "=" * padding]
+        for spelled in (standard, standard.replace("+", "-").replace("/", "_"))
+    }
+    return sorted(texts - {signature})

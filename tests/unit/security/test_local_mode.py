@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from api.security import build_security, ensure_admin
 from models.identities import create_identity, set_disabled
 from qerberos.settings import load_settings
-from tests.unit.security.helpers import TEST_SEED, make_app, sign
+from tests.unit.security.helpers import TEST_SEED, make_app, respellings, sign
 
 PUBLIC_KEY = base64.b64encode(
     Ed25519PrivateKey.from_private_bytes(TEST_SEED).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -83,6 +83,32 @@ def test_signed_request_with_local_key_reaches_handler_with_its_body(engine: Eng
     assert 201 == first.status_code
     assert {"source": "local:writer", "length": len(body), "json": {"type": "access"}} == first.json()
     assert (401, "SIGNATURE_INVALID") == (replay.status_code, replay.json()["code"])
+
+
+def test_no_respelling_of_a_used_signature_passes(engine: Engine, tokens: dict[str, str]) -> None:
+    body = b'{"type":"access"}'
+    headers = sign("POST", "/audit", body) | {"content-type": "application/json"}
+    with client_for(engine) as client:
+        first = client.post("/audit", content=body, headers=headers)
+        again = [
+            client.post("/audit", content=body, headers=headers | {"x-sig": text})
+            for text in respellings(headers["x-sig"])
+        ]
+    assert 201 == first.status_code
+    assert [(401, "SIGNATURE_INVALID")] * len(again) == [(r.status_code, r.json()["code"]) for r in again]
+
+
+def test_a_signature_spelled_otherwise_than_canonically_is_refused_on_first_use(
+    engine: Engine, tokens: dict[str, str]
+) -> None:
+    headers = sign("GET", "/audit")
+    unpadded = headers["x-sig"].rstrip("=")
+    url_safe_unpadded = unpadded.replace("+", "-").replace("/", "_")
+    with client_for(engine) as client:
+        refused = client.get("/audit", headers=headers | {"x-sig": unpadded})
+        canonical = client.get("/audit", headers=headers | {"x-sig": url_safe_unpadded})
+    assert (401, "SIGNATURE_INVALID") == (refused.status_code, refused.json()["code"])
+    assert 200 == canonical.status_code
 
 
 def test_signed_header_failures_have_their_own_codes(engine: Engine, tokens: dict[str, str]) -> None:

@@ -4,7 +4,14 @@ import hashlib
 
 import pytest
 
-from api.security.signed_request import SignedHeaders, canonical_payload, check_fresh, parse_timestamp
+from api.security.signed_request import (
+    SignedHeaders,
+    canonical_payload,
+    check_fresh,
+    decode_base64,
+    parse_timestamp,
+    replay_keys,
+)
 from qerberos.errors import AuthenticationError
 
 
@@ -46,3 +53,18 @@ def test_canonical_payload_is_the_documented_text() -> None:
         ]
     )
     assert expected == canonical_payload("post", "/audit?x=1", headers, body)
+
+
+def test_base64_has_one_spelling_per_alphabet() -> None:
+    raw = bytes([0xFB, 0xFF, 0xBF, 0x01])  # standard "+/+/AQ==", URL-safe "-_-_AQ"
+    assert raw == decode_base64("+/+/AQ==") == decode_base64("-_-_AQ")
+    for other in ("+/+/AQ", "+/+/AQ=", "-_-_AQ==", "-_+/AQ==", "+/+/AR==", "+/+/AQ==\n", " +/+/AQ=="):
+        with pytest.raises(ValueError):
+            decode_base64(other)
+
+
+def test_replay_keys_name_what_was_signed_not_how_the_signature_was_spelled() -> None:
+    signature = bytes(64)
+    payload, spelled = replay_keys("qerberos-request-v1\nGET", signature)
+    assert payload == "payload:" + hashlib.sha256(b"qerberos-request-v1\nGET").hexdigest()
+    assert spelled == "signature:" + hashlib.sha256(signature).hexdigest()

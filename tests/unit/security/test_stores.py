@@ -38,18 +38,32 @@ def test_ttl_cache_is_bounded() -> None:
     assert cache.get(0) is None and 4 == cache.get(4)
 
 
-def test_replay_memory_refuses_a_signature_until_its_ttl_passes() -> None:
+def test_replay_memory_refuses_a_request_until_its_ttl_passes() -> None:
     clock = Clock()
     guard = MemoryReplayGuard(clock=clock)
 
     async def run() -> list[bool]:
-        first = await guard.first_use("sig", 60)
-        again = await guard.first_use("sig", 60)
+        first = await guard.first_use(["payload:a", "signature:a"], 60)
+        again = await guard.first_use(["payload:a", "signature:a"], 60)
         clock.now += 61
-        later = await guard.first_use("sig", 60)
+        later = await guard.first_use(["payload:a", "signature:a"], 60)
         return [first, again, later]
 
     assert [True, False, True] == anyio.run(run)
+
+
+def test_replay_memory_refuses_a_request_when_any_of_its_keys_was_seen() -> None:
+    """The same payload signed again (another signature) or the same signature bytes: both are replays."""
+    guard = MemoryReplayGuard(clock=Clock())
+
+    async def run() -> list[bool]:
+        first = await guard.first_use(["payload:a", "signature:a"], 60)
+        signed_again = await guard.first_use(["payload:a", "signature:b"], 60)
+        same_signature = await guard.first_use(["payload:c", "signature:a"], 60)
+        other = await guard.first_use(["payload:d", "signature:d"], 60)
+        return [first, signed_again, same_signature, other]
+
+    assert [True, False, False, True] == anyio.run(run)
 
 
 def test_memory_counter_counts_per_key_within_a_window() -> None:
