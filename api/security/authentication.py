@@ -2,8 +2,9 @@
 ``Authorization: Bearer <token>`` or the signed headers (``signed_request``).
 
 It sets ``request.user`` (a ``Caller``) and ``request.auth`` (a ``Credential``: the scheme, never the
-secret). For the signed scheme it reads the body to hash it; Litestar keeps the bytes in the connection
-state, so the handler's own ``request.body()``/``data`` read them again. Failures raise
+secret). For the signed scheme it reads the body to hash it, and in local mode only once the claimed
+identity is known to hold a key; Litestar keeps the bytes in the connection state, so the handler's own
+``request.body()``/``data`` read them again. Failures raise
 ``AuthenticationError`` / ``DependencyUnavailableError``; the app's one error mapping answers them.
 """
 
@@ -36,6 +37,10 @@ class Verifier(Protocol):
 
     async def bearer(self, token: str) -> tuple[Caller, Credential]: ...
 
+    async def check_signer(self, squid_id: str) -> None:
+        """Refuse, before the request's body is read, an identity that cannot have signed it."""
+        ...
+
     async def signed(self, headers: SignedHeaders, payload: str) -> tuple[Caller, Credential]: ...
 
 
@@ -47,6 +52,10 @@ class RemoteVerifier:
 
     async def bearer(self, token: str) -> tuple[Caller, Credential]:
         return await self.squid.verify_token(token), Credential("bearer")
+
+    async def check_signer(self, squid_id: str) -> None:
+        """Nothing to ask: sQuid's contract answers about a whole signature only, not about an identity (the
+        failed-authentication limit bounds what unknown identities cost)."""
 
     async def signed(self, headers: SignedHeaders, payload: str) -> tuple[Caller, Credential]:
         valid = await self.squid.verify_signature(headers.squid_id, headers.signature, headers.timestamp, payload)
@@ -64,6 +73,9 @@ class LocalVerifier:
 
     async def bearer(self, token: str) -> tuple[Caller, Credential]:
         return await self.identities.verify_token(token)
+
+    async def check_signer(self, squid_id: str) -> None:
+        await self.identities.signer(squid_id)
 
     async def signed(self, headers: SignedHeaders, payload: str) -> tuple[Caller, Credential]:
         caller, credential = await self.identities.verify_signature(headers.squid_id, headers.signature, payload)
@@ -92,6 +104,7 @@ class Authenticator:
         signed = _signed_headers(headers)
         signature = signed_request.decode_signature(signed.signature)
         signed_request.check_fresh(signed.timestamp, self._clock())
+        await self.verifier.check_signer(signed.squid_id)
         body = await request.body()
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         target = signed_request.request_target(raw_path.decode("latin-1"), request.scope.get("query_string", b""))

@@ -7,6 +7,8 @@ codes, so these tests do not depend on the rest of the API.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import time
 from typing import Any
 
@@ -100,3 +102,61 @@ def respellings(signature: str) -> list[str]:
         for spelled in (standard, standard.replace("+", "-").replace("/", "_"))
     }
     return sorted(texts - {signature})
+
+
+@dataclasses.dataclass
+class Answer:
+    """What ``call`` saw: the status, the JSON body, the headers, and how many body chunks the app read."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    chunks_read: int
+
+
+async def call(
+    app: Litestar,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    *,
+    client: str = "198.51.100.7",
+    body_chunks: int = 0,
+    chunk: bytes = b"",
+) -> Answer:
+    """One request through the app's ASGI interface, from the address ``client``, with a body of
+    ``body_chunks`` times ``chunk`` sent as the app asks for it (no Content-Length: it cannot know the size
+    without reading). A test client always reads the whole body first and always comes from one address."""
+    chunks_read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal chunks_read
+        if chunks_read >= body_chunks:
+            return {"type": "http.disconnect"}
+        chunks_read += 1
+        return {"type": "http.request", "body": chunk, "more_body": chunks_read < body_chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": (client, 40000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    answer_headers = {name.decode(): value.decode() for name, value in start.get("headers", [])}
+    return Answer(start["status"], json.loads(body) if body else {}, answer_headers, chunks_read)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import time
 
+import anyio
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -16,7 +17,7 @@ from sqlalchemy import Engine
 from api.security import build_security, ensure_admin
 from models.identities import create_identity, set_disabled
 from qerberos.settings import load_settings
-from tests.unit.security.helpers import TEST_SEED, make_app, respellings, sign
+from tests.unit.security.helpers import TEST_SEED, call, make_app, respellings, sign
 
 PUBLIC_KEY = base64.b64encode(
     Ed25519PrivateKey.from_private_bytes(TEST_SEED).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -109,6 +110,16 @@ def test_a_signature_spelled_otherwise_than_canonically_is_refused_on_first_use(
         canonical = client.get("/audit", headers=headers | {"x-sig": url_safe_unpadded})
     assert (401, "SIGNATURE_INVALID") == (refused.status_code, refused.json()["code"])
     assert 200 == canonical.status_code
+
+
+def test_a_signed_request_of_an_unknown_identity_is_refused_before_its_body_is_read(engine: Engine) -> None:
+    settings = dataclasses.replace(load_settings(), auth_mode="local", redis_url=None)
+    app = make_app(build_security(settings, engine=engine))
+    headers = sign("POST", "/audit", squid_id="nobody") | {"content-type": "application/json"}
+
+    answer = anyio.run(lambda: call(app, "POST", "/audit", headers, body_chunks=128, chunk=bytes(64 * 1024)))
+
+    assert (401, "SQUID_IDENTITY_INVALID", 0) == (answer.status, answer.body["code"], answer.chunks_read)
 
 
 def test_signed_header_failures_have_their_own_codes(engine: Engine, tokens: dict[str, str]) -> None:
