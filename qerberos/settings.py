@@ -44,6 +44,8 @@ class Settings:
     qonsent_cache_ttl: float = 30.0
     qonsent_grace: float = 300.0
     security_timeout: float = 2.0
+    # Failed authentications per client address (and per claimed identity) a minute, then 429 (0: no limit).
+    auth_failures_per_minute: int = 60
     # ``qerberos report schedule`` serves its own /metrics (prometheus_client) on this port.
     scheduler_metrics_port: int = 9465
     # Live detection runs inside the API process (``embedded``: the one-machine default) or not at all
@@ -138,6 +140,7 @@ def load_settings() -> Settings:
         qonsent_url=_env("QONSENT_URL", "http://localhost:3020"),
         redis_url=_optional("REDIS_URL"),
         rate_limit_per_minute=_number("RATE_LIMIT_PER_MINUTE", "6000", int),
+        auth_failures_per_minute=_number("AUTH_FAILURES_PER_MINUTE", "60", int),
         max_body_bytes=_number("MAX_BODY_BYTES", str(16 * 1024 * 1024), int),
         metrics_token=_optional("METRICS_TOKEN"),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"),

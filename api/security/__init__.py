@@ -1,5 +1,6 @@
 """The security layer of the API: authentication (sQuid or local identities), permissions (Qonsent or local
-grants), per-caller rate limiting and replay protection, as components the app factory plugs in.
+grants), per-caller rate limiting, a limit on failed authentication per client address and claimed identity,
+and replay protection, as components the app factory plugs in.
 
 ``build_security(settings)`` returns everything at once::
 
@@ -36,10 +37,12 @@ from api.security.authentication import (
     authentication_middleware,
 )
 from api.security.caller import Caller, Credential
+from api.security.counters import MemoryCounter, RedisCounter, WindowCounter
+from api.security.failures import FailureLimit
 from api.security.local import LocalIdentities
 from api.security.permissions import LocalPolicy, Policy, QonsentPolicy, make_requires
 from api.security.qonsent import PERMISSION_MAP, QonsentClient
-from api.security.rate_limit import MemoryCounter, RedisCounter, WindowCounter, rate_limit_config
+from api.security.rate_limit import rate_limit_config
 from api.security.replay import MemoryReplayGuard, RedisReplayGuard, ReplayGuard
 from api.security.squid import SquidClient
 from models.identities import PERMISSIONS, create_identity_tables, ensure_admin
@@ -113,7 +116,7 @@ def build_security(
     else:
         raise ConfigurationError(f"QERBEROS_AUTH_MODE must be local or remote, not {settings.auth_mode!r}")
 
-    authenticator = Authenticator(verifier, replay)
+    authenticator = Authenticator(verifier, replay, FailureLimit(counter, settings.auth_failures_per_minute))
     middleware: list[Middleware] = [authentication_middleware(authenticator)]
     if settings.rate_limit_per_minute > 0:
         middleware.append(rate_limit_config(settings.rate_limit_per_minute, counter).middleware)

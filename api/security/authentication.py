@@ -23,6 +23,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.security import signed_request
 from api.security.caller import Caller, Credential
+from api.security.failures import FailureLimit, failure_keys
 from api.security.local import LocalIdentities
 from api.security.replay import ReplayGuard
 from api.security.signed_request import SignedHeaders
@@ -83,14 +84,29 @@ class LocalVerifier:
 
 
 class Authenticator:
-    """Reads the credentials of a request and verifies them (also used outside the middleware, by /metrics)."""
+    """Reads the credentials of a request and verifies them (also used outside the middleware, by /metrics).
 
-    def __init__(self, verifier: Verifier, replay: ReplayGuard, *, clock: Any = time.time) -> None:
+    A client address or claimed identity with too many recent failures is refused first (``failures``).
+    """
+
+    def __init__(
+        self, verifier: Verifier, replay: ReplayGuard, failures: FailureLimit, *, clock: Any = time.time
+    ) -> None:
         self.verifier = verifier
         self.replay = replay
+        self.failures = failures
         self._clock = clock
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> tuple[Caller, Credential]:
+        keys = failure_keys(request)
+        self.failures.check(keys)
+        try:
+            return await self._verify(request)
+        except AuthenticationError:
+            await self.failures.failed(keys)
+            raise
+
+    async def _verify(self, request: Request[Any, Any, Any]) -> tuple[Caller, Credential]:
         headers = request.headers
         authorization = headers.get("authorization")
         if authorization is not None:

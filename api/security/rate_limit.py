@@ -11,93 +11,24 @@ settings) with our own ``middleware_class``, for three reasons:
 - a refusal raises ``RateLimitedError(retry_after=...)``, which the app's one error mapping answers as
   429 ``RATE_LIMIT_EXCEEDED`` with ``Retry-After``.
 
-If Redis fails, the limiter falls back to this process's own counter (and logs it) rather than refusing
-all traffic: the limit degrades to per-replica, the service stays up.
+The counters themselves are in ``counters`` (this process's, Redis's).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-import time
-from typing import Any, Protocol
+from typing import Any
 
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.types import Message, Receive, Scope, Send
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from api.security._cache import Clock
 from api.security.authentication import PUBLIC_OPT_KEY
 from api.security.caller import Caller
+from api.security.counters import WINDOW_SECONDS, MemoryCounter, WindowCounter
 from qerberos.errors import RateLimitedError
-
-logger = logging.getLogger(__name__)
-
-WINDOW_SECONDS = 60
-
-
-class WindowCounter(Protocol):
-    async def hit(self, key: str, window: int) -> tuple[int, float]:
-        """Count one request; ``(requests in the current window, seconds until it resets)``."""
-        ...
-
-
-class MemoryCounter:
-    """One process's fixed-window counters."""
-
-    def __init__(self, clock: Clock = time.monotonic, max_keys: int = 100_000) -> None:
-        self._windows: dict[str, tuple[int, float]] = {}
-        self._clock = clock
-        self._max_keys = max_keys
-
-    async def hit(self, key: str, window: int) -> tuple[int, float]:
-        now = self._clock()
-        count, ends = self._windows.get(key, (0, 0.0))
-        if ends <= now:
-            count, ends = 0, now + window
-            if len(self._windows) >= self._max_keys:
-                self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
-        self._windows[key] = (count + 1, ends)
-        return count + 1, ends - now
-
-
-_HIT_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-"""
-
-
-class RedisCounter:
-    """Fixed-window counters in Redis, shared by every replica using the same ``prefix``."""
-
-    def __init__(self, redis: Redis, prefix: str = "qerberos", fallback: WindowCounter | None = None) -> None:
-        self._redis = redis
-        self._prefix = f"{prefix}:ratelimit:"
-        self._script = redis.register_script(_HIT_SCRIPT)
-        self._fallback = fallback or MemoryCounter()
-        self._degraded = False
-
-    async def hit(self, key: str, window: int) -> tuple[int, float]:
-        try:
-            count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window * 1000])
-        except (RedisError, OSError) as exc:
-            if not self._degraded:
-                logger.warning("redis unavailable for rate limiting (%s): limiting per process", exc.__class__.__name__)
-                self._degraded = True
-            return await self._fallback.hit(key, window)
-        if self._degraded:
-            logger.info("redis is back for rate limiting")
-            self._degraded = False
-        return int(count), int(ttl_ms) / 1000.0
 
 
 def caller_identifier(request: Request[Any, Any, Any]) -> str:

@@ -42,9 +42,15 @@ def prefix() -> Iterator[str]:
     client.close()
 
 
-def two_apps(engine: Engine, prefix: str, per_minute: int) -> tuple[TestClient, TestClient]:  # type: ignore[type-arg]
+def two_apps(
+    engine: Engine, prefix: str, per_minute: int, failures_per_minute: int = 60
+) -> tuple[TestClient, TestClient]:  # type: ignore[type-arg]
     settings = dataclasses.replace(
-        load_settings(), auth_mode="local", redis_url=REDIS_URL, rate_limit_per_minute=per_minute
+        load_settings(),
+        auth_mode="local",
+        redis_url=REDIS_URL,
+        rate_limit_per_minute=per_minute,
+        auth_failures_per_minute=failures_per_minute,
     )
     apps = [make_app(build_security(settings, engine=engine, redis_prefix=prefix)) for _ in range(2)]
     return TestClient(apps[0]), TestClient(apps[1])
@@ -81,8 +87,18 @@ def test_a_signature_used_on_one_instance_is_refused_on_the_other(engine: Engine
 def test_no_respelling_of_a_signature_used_on_one_instance_passes_on_the_other(engine: Engine, prefix: str) -> None:
     create_identity(engine, "writer", ["audit:read"], squid_id="alice", public_key=PUBLIC_KEY)
     headers = sign("GET", "/audit")
-    first, second = two_apps(engine, prefix, per_minute=1000)
+    first, second = two_apps(engine, prefix, per_minute=1000, failures_per_minute=0)  # 95 failures
     with first as a, second as b:
         assert 200 == a.get("/audit", headers=headers).status_code
         again = [b.get("/audit", headers=headers | {"x-sig": text}) for text in respellings(headers["x-sig"])]
     assert [(401, "SIGNATURE_INVALID")] * len(again) == [(r.status_code, r.json()["code"]) for r in again]
+
+
+def test_failed_authentications_are_counted_once_for_both_instances(engine: Engine, prefix: str) -> None:
+    wrong = {"Authorization": "Bearer qrb_wrong"}
+    first, second = two_apps(engine, prefix, per_minute=1000, failures_per_minute=5)
+    with first as a, second as b:
+        statuses = [a.get("/audit", headers=wrong).status_code for _ in range(6)]
+        # b learns from the count its first failure returns: one more failure than the limit, never more
+        statuses += [b.get("/audit", headers=wrong).status_code for _ in range(3)]
+    assert [401] * 5 + [429] + [401] + [429] * 2 == statuses

@@ -118,6 +118,13 @@ def test_proxy_balances_over_the_qerberos_service_name() -> None:
     assert "proxy_pass $qerberos;" in config
 
 
+def test_qerberos_sees_each_client_address_through_the_proxy(services: dict[str, dict[str, Any]]) -> None:
+    """Failed authentication is limited per client address: behind the proxy that must be the client's."""
+    config = (REPO / "ops" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
+    assert re.search(r"^\s*proxy_set_header X-Forwarded-For \$remote_addr;", config, re.MULTILINE)
+    assert "*" == services["qerberos"]["environment"]["FORWARDED_ALLOW_IPS"]
+
+
 def test_postgres_mlflow_and_prometheus_keep_data_in_named_volumes(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]

@@ -106,12 +106,12 @@ def respellings(signature: str) -> list[str]:
 
 @dataclasses.dataclass
 class Answer:
-    """What ``call`` saw: the status, the JSON body, the headers, and how many body chunks the app read."""
+    """What ``call`` saw: the status, the JSON body, the headers, and how often the app asked for the body."""
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
-    chunks_read: int
+    receives: int
 
 
 async def call(
@@ -127,15 +127,15 @@ async def call(
     """One request through the app's ASGI interface, from the address ``client``, with a body of
     ``body_chunks`` times ``chunk`` sent as the app asks for it (no Content-Length: it cannot know the size
     without reading). A test client always reads the whole body first and always comes from one address."""
-    chunks_read = 0
+    receives = 0
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        nonlocal chunks_read
-        if chunks_read >= body_chunks:
+        nonlocal receives
+        receives += 1
+        if receives > max(1, body_chunks):
             return {"type": "http.disconnect"}
-        chunks_read += 1
-        return {"type": "http.request", "body": chunk, "more_body": chunks_read < body_chunks}
+        return {"type": "http.request", "body": chunk if body_chunks else b"", "more_body": receives < body_chunks}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -159,4 +159,4 @@ async def call(
     start = next(message for message in sent if message["type"] == "http.response.start")
     body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
     answer_headers = {name.decode(): value.decode() for name, value in start.get("headers", [])}
-    return Answer(start["status"], json.loads(body) if body else {}, answer_headers, chunks_read)
+    return Answer(start["status"], json.loads(body) if body else {}, answer_headers, receives)

@@ -11,6 +11,7 @@ import anyio
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine
 
@@ -35,9 +36,19 @@ def tokens(engine: Engine) -> dict[str, str]:
     }
 
 
-def client_for(engine: Engine, per_minute: int = 1000) -> TestClient:  # type: ignore[type-arg]
-    settings = dataclasses.replace(load_settings(), auth_mode="local", redis_url=None, rate_limit_per_minute=per_minute)
-    return TestClient(make_app(build_security(settings, engine=engine)))
+def client_for(engine: Engine, per_minute: int = 1000, failures_per_minute: int = 60) -> TestClient:  # type: ignore[type-arg]
+    return TestClient(app_for(engine, per_minute, failures_per_minute))
+
+
+def app_for(engine: Engine, per_minute: int = 1000, failures_per_minute: int = 60) -> Litestar:
+    settings = dataclasses.replace(
+        load_settings(),
+        auth_mode="local",
+        redis_url=None,
+        rate_limit_per_minute=per_minute,
+        auth_failures_per_minute=failures_per_minute,
+    )
+    return make_app(build_security(settings, engine=engine))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -89,7 +100,7 @@ def test_signed_request_with_local_key_reaches_handler_with_its_body(engine: Eng
 def test_no_respelling_of_a_used_signature_passes(engine: Engine, tokens: dict[str, str]) -> None:
     body = b'{"type":"access"}'
     headers = sign("POST", "/audit", body) | {"content-type": "application/json"}
-    with client_for(engine) as client:
+    with client_for(engine, failures_per_minute=0) as client:  # 95 failures from one address
         first = client.post("/audit", content=body, headers=headers)
         again = [
             client.post("/audit", content=body, headers=headers | {"x-sig": text})
@@ -113,13 +124,52 @@ def test_a_signature_spelled_otherwise_than_canonically_is_refused_on_first_use(
 
 
 def test_a_signed_request_of_an_unknown_identity_is_refused_before_its_body_is_read(engine: Engine) -> None:
-    settings = dataclasses.replace(load_settings(), auth_mode="local", redis_url=None)
-    app = make_app(build_security(settings, engine=engine))
+    app = app_for(engine)
     headers = sign("POST", "/audit", squid_id="nobody") | {"content-type": "application/json"}
 
     answer = anyio.run(lambda: call(app, "POST", "/audit", headers, body_chunks=128, chunk=bytes(64 * 1024)))
 
-    assert (401, "SQUID_IDENTITY_INVALID", 0) == (answer.status, answer.body["code"], answer.chunks_read)
+    assert (401, "SQUID_IDENTITY_INVALID", 0) == (answer.status, answer.body["code"], answer.receives)
+
+
+def test_failed_authentication_from_one_address_is_refused_after_the_limit(
+    engine: Engine, tokens: dict[str, str]
+) -> None:
+    with client_for(engine, failures_per_minute=60) as client:
+        wrong = [client.get("/audit", headers=bearer(f"qrb_wrong-{n}")) for n in range(300)]
+        valid_from_there = client.get("/audit", headers=bearer(tokens["reader"]))
+    assert [401] * 60 + [429] * 240 == [response.status_code for response in wrong]
+    assert "RATE_LIMIT_EXCEEDED" == wrong[-1].json()["code"]
+    assert 1 <= int(wrong[-1].headers["retry-after"]) <= 60
+    assert 429 == valid_from_there.status_code  # the address waits out its minute, whoever asks
+
+
+def test_failed_signatures_for_one_identity_are_refused_after_the_limit_from_any_address(
+    engine: Engine, tokens: dict[str, str]
+) -> None:
+    app = app_for(engine, failures_per_minute=5)
+
+    async def run() -> list[tuple[int, str]]:
+        forged = sign("GET", "/audit") | {"x-sig": sign("GET", "/other")["x-sig"]}
+        answers = [await call(app, "GET", "/audit", forged, client=f"192.0.2.{n}") for n in range(6)]
+        answers.append(await call(app, "GET", "/audit", sign("GET", "/audit"), client="192.0.2.100"))
+        answers.append(await call(app, "GET", "/audit", bearer(tokens["reader"]), client="192.0.2.100"))
+        return [(answer.status, answer.body["code"] if answer.status != 200 else "") for answer in answers]
+
+    assert [(401, "SIGNATURE_INVALID")] * 5 + [(429, "RATE_LIMIT_EXCEEDED")] * 2 + [(200, "")] == anyio.run(run)
+
+
+def test_an_ipv6_client_is_limited_by_its_64_block(engine: Engine) -> None:
+    app = app_for(engine, failures_per_minute=3)
+
+    async def run() -> list[int]:
+        wrong = bearer("qrb_wrong")
+        statuses = [(await call(app, "GET", "/audit", wrong, client=f"2001:db8::{n}")).status for n in range(1, 4)]
+        statuses.append((await call(app, "GET", "/audit", wrong, client="2001:db8::ffff:1")).status)
+        statuses.append((await call(app, "GET", "/audit", wrong, client="2001:db8:0:1::1")).status)
+        return statuses
+
+    assert [401, 401, 401, 429, 401] == anyio.run(run)
 
 
 def test_signed_header_failures_have_their_own_codes(engine: Engine, tokens: dict[str, str]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 
 from api.security._cache import TTLCache
+from api.security.counters import MemoryCounter
 from api.security.qonsent import PERMISSION_MAP
-from api.security.rate_limit import MemoryCounter
 from api.security.replay import MemoryReplayGuard
 from models.identities import PERMISSIONS
 
