@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -36,10 +36,10 @@ from models.ledger import Ledger
 from qerberos.settings import Settings, get_settings
 
 PUBLIC_OPT_KEY = "public"
-"""Handlers with ``opt["public"]`` skip authentication: ``/health``, ``/health/live``, ``/health/ready``
-(and ``/metrics``, which checks its token or authenticates the caller itself)."""
+"""Handlers with ``opt["public"]`` skip authentication and rate limiting: ``/health``, ``/health/live``,
+``/health/ready``. (``/metrics`` is not public: its ``opt["metrics_token"]`` lets the security layer also
+take ``QERBEROS_METRICS_TOKEN`` there, and its callers are rate limited like any others.)"""
 
-Authenticate = Callable[[Request[Any, Any, Any]], Awaitable[Any]]
 GuardFactory = Callable[[str], Guard]
 
 
@@ -48,20 +48,18 @@ class SecurityHooks:
     """What the security layer contributes to the app.
 
     ``middleware`` (authentication, then rate limiting) must skip handlers whose ``opt`` carries
-    ``PUBLIC_OPT_KEY``; ``requires(permission)`` returns a guard; ``authenticate(request)`` authenticates
-    a request outside the middleware (used by ``/metrics``) and raises ``AuthenticationError``.
+    ``PUBLIC_OPT_KEY``; ``requires(permission)`` returns a guard.
     """
 
     middleware: Sequence[Middleware] = ()
     requires: GuardFactory | None = None
-    authenticate: Authenticate | None = None
     on_startup: Sequence[Callable[[Litestar], Any]] = ()
     on_shutdown: Sequence[Callable[[Litestar], Any]] = ()
 
 
 def security_hooks(settings: Settings) -> SecurityHooks:
     """The security layer (``api.security``) for ``settings.auth_mode``: authentication then rate-limit
-    middleware, the ``requires(permission)`` guard factory, and the authenticator ``/metrics`` uses."""
+    middleware, and the ``requires(permission)`` guard factory."""
     from api.security import build_security
 
     return SecurityHooks(**build_security(settings).as_hooks())
@@ -108,7 +106,6 @@ def create_app(
     )
     app.state.service = state
     app.state.probes = DependencyProbes(settings, lambda: state.ledger)
-    app.state.authenticate = hooks.authenticate
     app.asgi_handler = InstrumentedASGI(app.asgi_handler)
     return app
 

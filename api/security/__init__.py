@@ -11,9 +11,9 @@ and replay protection, as components the app factory plugs in.
         on_shutdown=list(security.on_shutdown),      # closes the HTTP clients and the Redis client
         guards=[...],                                # security.requires("audit:read") is a guard
     )
-    authenticate = security.authenticate             # async (request) -> Caller, raises AuthenticationError
 
-Handlers with ``opt={"public": True}`` skip authentication and rate limiting.
+Handlers with ``opt={"public": True}`` skip authentication and rate limiting; handlers with
+``opt={"metrics_token": True}`` also accept ``Bearer QERBEROS_METRICS_TOKEN``.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.types import Guard, Middleware
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 
 from api.security.authentication import (
+    METRICS_TOKEN_OPT_KEY,
     PUBLIC_OPT_KEY,
     AuthenticationMiddleware,
     Authenticator,
@@ -50,6 +51,7 @@ from qerberos.errors import ConfigurationError
 from qerberos.settings import Settings
 
 __all__ = [
+    "METRICS_TOKEN_OPT_KEY",
     "PERMISSIONS",
     "PERMISSION_MAP",
     "PUBLIC_OPT_KEY",
@@ -71,7 +73,6 @@ class SecurityComponents:
 
     middleware: Sequence[Middleware]
     requires: Callable[[str], Guard]
-    authenticate: Callable[[Request[Any, Any, Any]], Awaitable[Caller]]
     on_startup: Sequence[Callable[[Litestar], Any]]
     on_shutdown: Sequence[Callable[[Litestar], Any]]
 
@@ -116,7 +117,8 @@ def build_security(
     else:
         raise ConfigurationError(f"QERBEROS_AUTH_MODE must be local or remote, not {settings.auth_mode!r}")
 
-    authenticator = Authenticator(verifier, replay, FailureLimit(counter, settings.auth_failures_per_minute))
+    failures = FailureLimit(counter, settings.auth_failures_per_minute)
+    authenticator = Authenticator(verifier, replay, failures, metrics_token=settings.metrics_token)
     middleware: list[Middleware] = [authentication_middleware(authenticator)]
     if settings.rate_limit_per_minute > 0:
         middleware.append(rate_limit_config(settings.rate_limit_per_minute, counter).middleware)
@@ -128,7 +130,6 @@ def build_security(
     return SecurityComponents(
         middleware=tuple(middleware),
         requires=make_requires(policy),
-        authenticate=authenticator.caller,
         on_startup=(),
         on_shutdown=(close,),
     )

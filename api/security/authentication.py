@@ -1,5 +1,6 @@
 """The authentication middleware: every request except handlers marked ``opt={"public": True}`` must carry
-``Authorization: Bearer <token>`` or the signed headers (``signed_request``).
+``Authorization: Bearer <token>`` or the signed headers (``signed_request``); handlers marked
+``opt={"metrics_token": True}`` also take ``Bearer QERBEROS_METRICS_TOKEN``.
 
 It sets ``request.user`` (a ``Caller``) and ``request.auth`` (a ``Credential``: the scheme, never the
 secret). For the signed scheme it reads the body to hash it, and in local mode only once the claimed
@@ -11,6 +12,7 @@ identity is known to hold a key; Litestar keeps the bytes in the connection stat
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import time
 from typing import Any, Protocol
 
@@ -31,6 +33,9 @@ from api.security.squid import SquidClient
 from qerberos.errors import AuthenticationError
 
 PUBLIC_OPT_KEY = "public"
+METRICS_TOKEN_OPT_KEY = "metrics_token"
+METRICS_SCRAPER = Caller(squid_id="", sub_id=None, dao_id=None, source="metrics-token")
+"""Who holds ``QERBEROS_METRICS_TOKEN``: a caller of ``/metrics`` only, with its own rate limit."""
 
 
 class Verifier(Protocol):
@@ -84,17 +89,26 @@ class LocalVerifier:
 
 
 class Authenticator:
-    """Reads the credentials of a request and verifies them (also used outside the middleware, by /metrics).
+    """Reads the credentials of a request and verifies them.
 
     A client address or claimed identity with too many recent failures is refused first (``failures``).
+    On handlers with ``opt["metrics_token"]`` (``/metrics``) the bearer token ``metrics_token`` is also a
+    caller, ``METRICS_SCRAPER``, which holds no permission and is rate limited like any other caller.
     """
 
     def __init__(
-        self, verifier: Verifier, replay: ReplayGuard, failures: FailureLimit, *, clock: Any = time.time
+        self,
+        verifier: Verifier,
+        replay: ReplayGuard,
+        failures: FailureLimit,
+        *,
+        metrics_token: str | None = None,
+        clock: Any = time.time,
     ) -> None:
         self.verifier = verifier
         self.replay = replay
         self.failures = failures
+        self._metrics_token = metrics_token.encode() if metrics_token else None
         self._clock = clock
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> tuple[Caller, Credential]:
@@ -116,6 +130,8 @@ class Authenticator:
                 raise AuthenticationError("SQUID_IDENTITY_INVALID", "Authorization must use the Bearer scheme")
             if not token:
                 raise AuthenticationError("SQUID_IDENTITY_MISSING", "the bearer token is empty")
+            if self._is_metrics_token(request, token):
+                return METRICS_SCRAPER, Credential("bearer", frozenset())
             return await self.verifier.bearer(token)
         signed = _signed_headers(headers)
         signature = signed_request.decode_signature(signed.signature)
@@ -131,9 +147,10 @@ class Authenticator:
             raise AuthenticationError("SIGNATURE_INVALID", "this signature was already used (replay)")
         return caller, credential
 
-    async def caller(self, request: Request[Any, Any, Any]) -> Caller:
-        """Just the caller (the app's ``authenticate`` hook for /metrics)."""
-        return (await self.authenticate(request))[0]
+    def _is_metrics_token(self, request: Request[Any, Any, Any], token: str) -> bool:
+        handler = request.scope.get("route_handler")
+        accepted = handler is not None and handler.opt.get(METRICS_TOKEN_OPT_KEY) is True
+        return accepted and self._metrics_token is not None and hmac.compare_digest(token.encode(), self._metrics_token)
 
 
 def _signed_headers(headers: Any) -> SignedHeaders:

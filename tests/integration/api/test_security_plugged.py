@@ -15,13 +15,22 @@ from tests.conftest import make_settings
 from tests.integration.api.conftest import METRICS_TOKEN, event_body, make_token
 
 Client = TestClient[Any]
-PROTECTED = ["/audit", "/audit/search", "/ledger/checkpoint", "/ledger/key", "/health/detailed", "/schema"]
+PROTECTED = ["/audit", "/audit/search", "/ledger/checkpoint", "/ledger/key", "/health/detailed", "/schema", "/metrics"]
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.mark.parametrize("path", PROTECTED)
 def test_every_route_but_health_needs_an_authenticated_caller(app_client: Client, path: str) -> None:
     response = app_client.get(path)
     assert (401, "SQUID_IDENTITY_MISSING") == (response.status_code, response.json()["code"])
+
+
+def test_the_metrics_token_opens_metrics_only(app_client: Client) -> None:
+    wrong = app_client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    elsewhere = app_client.get("/audit", headers=METRICS)
+    assert 200 == app_client.get("/metrics", headers=METRICS).status_code
+    assert (401, "SQUID_IDENTITY_INVALID") == (wrong.status_code, wrong.json()["code"])
+    assert (401, "SQUID_IDENTITY_INVALID") == (elsewhere.status_code, elsewhere.json()["code"])
 
 
 @pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready"])
@@ -57,7 +66,7 @@ def test_real_rate_limit_answers_429_with_retry_after_and_metrics_record_401_and
         statuses = [client.get("/audit", headers=token).status_code for _ in range(4)]
         limited = client.get("/audit", headers=token)
         client.get("/audit")  # no credentials
-        text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+        text = client.get("/metrics", headers=METRICS).text
 
     assert [200, 200, 200, 429] == statuses
     assert ("RATE_LIMIT_EXCEEDED", True) == (limited.json()["code"], limited.json()["retryable"])
@@ -69,3 +78,17 @@ def test_real_rate_limit_answers_429_with_retry_after_and_metrics_record_401_and
         if sample.name == "qerberos_http_requests_total" and sample.labels["route"] == "/audit"
     }
     assert {"200": 3.0, "429": 2.0, "401": 1.0} == counts
+
+
+def test_metrics_count_against_their_callers_rate_limit(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QERBEROS_RATE_LIMIT_PER_MINUTE", "3")
+    settings = make_settings(monkeypatch, api_settings.home)
+    reader = {"Authorization": f"Bearer {make_token(settings, 'reader', ['audit:read'])}"}
+    with TestClient(create_app(settings)) as client:
+        by_reader = [client.get(path, headers=reader).status_code for path in ("/audit", "/metrics", "/metrics")]
+        by_reader.append(client.get("/metrics", headers=reader).status_code)
+        by_scraper = [client.get("/metrics", headers=METRICS).status_code for _ in range(4)]
+    assert [200, 200, 200, 429] == by_reader
+    assert [200, 200, 200, 429] == by_scraper
