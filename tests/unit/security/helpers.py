@@ -20,7 +20,7 @@ from api.security.signed_request import SignedHeaders, canonical_payload, reques
 from qerberos import errors
 
 TEST_SEED = bytes(range(32))  # the public test key of tests/fixtures/squid.json ("alice")
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def handle(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -93,12 +93,12 @@ def respellings(signature: str) -> list[str]:
     besides the original (one signed POST was stored 96 times)."""
     data = signature.rstrip("=")
     unused_bits = {2: 4, 3: 2}[len(data) % 4]
-    value = _ALPHABET.index(data[-1]) >> unused_bits << unused_bits
+    value = BASE64_ALPHABET.index(data[-1]) >> unused_bits << unused_bits
     texts = {
         spelled
         for low in range(1 << unused_bits)
         for padding in range(len(signature) - len(data) + 1)
-        for standard in [data[:-1] + _ALPHABET[value | low] + "=" * padding]
+        for standard in [data[:-1] + BASE64_ALPHABET[value | low] + "=" * padding]
         for spelled in (standard, standard.replace("+", "-").replace("/", "_"))
     }
     return sorted(texts - {signature})
