@@ -4,8 +4,10 @@
 
 Authentication is ON (local mode: a ``bench`` identity holding ``admin``, its bearer token in every request);
 the per-caller rate limit is switched off for the run (``QERBEROS_RATE_LIMIT_PER_MINUTE=0``), since one
-caller sends everything. wrk (Debian package ``wrk``) generates the load with a Lua script and shares the
-machine's cores with the server. Steps:
+caller sends everything, unless ``--rate-limit N`` sets one: a limit no run reaches (``--rate-limit
+1000000000``) measures what counting costs (with several workers and no Redis, one write to
+``QERBEROS_HOME/host-state.db`` a request). wrk (Debian package ``wrk``) generates the load with a Lua
+script and shares the machine's cores with the server. Steps:
 
 1. build a temporary ``QERBEROS_HOME`` with ``--events`` stored events (``Ledger.append`` in batches of
    10,000: the 1-million-event store of the read scenarios);
@@ -155,6 +157,7 @@ def main(argv: list[str]) -> None:
         default="single,batch,get,search,search_actor_type,search_layer,ack",
         help="comma-separated, in order",
     )
+    parser.add_argument("--rate-limit", type=int, default=0, help="requests per caller per minute (0: no limit)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (and print it)")
     parser.add_argument(
         "--analyze",
@@ -181,7 +184,7 @@ def main(argv: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace, root: Path) -> None:
-    env = _environment(root)
+    env = _environment(root, args.rate_limit)
     os.environ.update(env)
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve sets its own (under QERBEROS_HOME) for N > 1
     settings = load_settings()
@@ -311,13 +314,13 @@ def _batch_body() -> bytes:
     return ("[" + ",".join(items) + "]").encode()
 
 
-def _environment(root: Path) -> dict[str, str]:
+def _environment(root: Path, rate_limit: int = 0) -> dict[str, str]:
     return {
         "QERBEROS_HOME": str(root / "home"),
         "QERBEROS_HOST": "127.0.0.1",
         "QERBEROS_PORT": str(_free_port()),
         "QERBEROS_AUTH_MODE": "local",
-        "QERBEROS_RATE_LIMIT_PER_MINUTE": "0",
+        "QERBEROS_RATE_LIMIT_PER_MINUTE": str(rate_limit),
         "QERBEROS_LOG_LEVEL": "WARNING",
         "QERBEROS_LOG_DIR": str(root / "logs"),
         "QERBEROS_CHECKPOINT_INTERVAL": "5",

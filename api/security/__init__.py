@@ -19,9 +19,11 @@ Handlers with ``opt={"public": True}`` skip authentication and rate limiting; ha
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio.to_thread
 from litestar import Litestar
 from litestar.types import Guard, Middleware
 from redis.asyncio import Redis
@@ -38,17 +40,20 @@ from api.security.authentication import (
     authentication_middleware,
 )
 from api.security.caller import Caller, Credential
-from api.security.counters import MemoryCounter, RedisCounter, WindowCounter
+from api.security.counters import FallbackCounter, HostCounter, MemoryCounter, RedisCounter, WindowCounter
 from api.security.failures import FailureLimit
 from api.security.local import LocalIdentities
 from api.security.permissions import LocalPolicy, Policy, QonsentPolicy, make_requires
 from api.security.qonsent import PERMISSION_MAP, QonsentClient
 from api.security.rate_limit import rate_limit_config
-from api.security.replay import MemoryReplayGuard, RedisReplayGuard, ReplayGuard
+from api.security.replay import HostReplayGuard, MemoryReplayGuard, RedisReplayGuard, ReplayGuard
 from api.security.squid import SquidClient
+from models.host_state import HostState
 from models.identities import PERMISSIONS, create_identity_tables, ensure_admin
 from qerberos.errors import ConfigurationError
 from qerberos.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "METRICS_TOKEN_OPT_KEY",
@@ -88,15 +93,7 @@ def build_security(
 ) -> SecurityComponents:
     """Everything the app needs for ``settings.auth_mode`` ("local" or "remote")."""
     closers: list[Callable[[], Awaitable[None]]] = []
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    replay: ReplayGuard
-    counter: WindowCounter
-    if redis is not None:
-        replay = RedisReplayGuard(redis, redis_prefix)
-        counter = RedisCounter(redis, redis_prefix)
-        closers.append(redis.aclose)
-    else:
-        replay, counter = MemoryReplayGuard(), MemoryCounter()
+    replay, counter = _shared_memory(settings, redis_prefix, closers)
 
     verifier: Verifier
     policy: Policy
@@ -133,3 +130,21 @@ def build_security(
         on_startup=(),
         on_shutdown=(close,),
     )
+
+
+def _shared_memory(
+    settings: Settings, redis_prefix: str, closers: list[Callable[[], Awaitable[None]]]
+) -> tuple[ReplayGuard, WindowCounter]:
+    """Where used signed requests and the counters live: Redis when configured (every replica shares it);
+    else, with several workers, the host's shared state in QERBEROS_HOME (every worker of this host shares
+    it; it must open, or the service does not start); else this one process."""
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        closers.append(redis.aclose)
+        return RedisReplayGuard(redis, redis_prefix), FallbackCounter(RedisCounter(redis, redis_prefix), "redis")
+    if settings.workers > 1:
+        state = HostState.in_home(settings.home)
+        closers.append(lambda: anyio.to_thread.run_sync(state.close))
+        logger.info("replay protection and limits shared by the workers through %s", state.path)
+        return HostReplayGuard(state), FallbackCounter(HostCounter(state), "the workers' shared state")
+    return MemoryReplayGuard(), MemoryCounter()

@@ -1,8 +1,10 @@
-"""Fixed one-minute window counters, behind one Protocol: this process's own, or Redis's (shared by every
-replica). The rate limiter (``rate_limit``) counts requests per caller in them.
+"""Fixed one-minute window counters, behind one Protocol: this process's own, Redis's (shared by every
+replica), or the host's shared state (shared by the workers of one host, ``models.host_state``). The rate
+limiter (``rate_limit``) counts requests per caller in them, the failure limit (``failures``) failed
+authentications.
 
-If Redis fails, ``RedisCounter`` falls back to this process's own counter (and logs it) rather than
-refusing all traffic: the limit degrades to per-replica, the service stays up.
+If the shared store fails, ``FallbackCounter`` counts in this process instead (and logs it) rather than
+refusing all traffic: the limit degrades to per-process, the service stays up.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import logging
 import time
 from typing import Protocol
 
+import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.security._cache import Clock
+from models.host_state import HostState
+from qerberos.errors import DependencyUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -60,22 +65,46 @@ return {n, ttl}
 class RedisCounter:
     """Fixed-window counters in Redis, shared by every replica using the same ``prefix``."""
 
-    def __init__(self, redis: Redis, prefix: str = "qerberos", fallback: WindowCounter | None = None) -> None:
-        self._redis = redis
+    def __init__(self, redis: Redis, prefix: str = "qerberos") -> None:
         self._prefix = f"{prefix}:ratelimit:"
         self._script = redis.register_script(_HIT_SCRIPT)
-        self._fallback = fallback or MemoryCounter()
-        self._degraded = False
 
     async def hit(self, key: str, window: int) -> tuple[int, float]:
         try:
             count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window * 1000])
         except (RedisError, OSError) as exc:
+            raise DependencyUnavailableError(f"redis is unavailable ({exc.__class__.__name__})") from exc
+        return int(count), int(ttl_ms) / 1000.0
+
+
+class HostCounter:
+    """Fixed-window counters in the workers' shared state of this host (``models.host_state``)."""
+
+    def __init__(self, state: HostState) -> None:
+        self._state = state
+
+    async def hit(self, key: str, window: int) -> tuple[int, float]:
+        return await anyio.to_thread.run_sync(self._state.hit, key, window)
+
+
+class FallbackCounter:
+    """A shared counter (Redis, the host's shared state) that counts in this process while it fails."""
+
+    def __init__(self, shared: WindowCounter, name: str, fallback: WindowCounter | None = None) -> None:
+        self._shared = shared
+        self._name = name
+        self._fallback = fallback or MemoryCounter()
+        self._degraded = False
+
+    async def hit(self, key: str, window: int) -> tuple[int, float]:
+        try:
+            answer = await self._shared.hit(key, window)
+        except DependencyUnavailableError as exc:
             if not self._degraded:
-                logger.warning("redis unavailable for rate limiting (%s): limiting per process", exc.__class__.__name__)
+                logger.warning("%s unavailable for counting (%s): counting per process", self._name, exc.message)
                 self._degraded = True
             return await self._fallback.hit(key, window)
         if self._degraded:
-            logger.info("redis is back for rate limiting")
+            logger.info("%s is back for counting", self._name)
             self._degraded = False
-        return int(count), int(ttl_ms) / 1000.0
+        return answer

@@ -1,5 +1,6 @@
 """Refuse a signed request seen before: Redis ``SET NX EX`` when Redis is configured (shared by every replica),
-else an in-memory TTL set (one process).
+else the host's shared state with several workers (``models.host_state``), else an in-memory TTL set (one
+process). The shared ones fail closed: unreachable, they answer ``DependencyUnavailableError``.
 
 A request is remembered by ``signed_request.replay_keys``: digests of what was signed and of the signature's
 bytes, never the signature's text (several texts can spell the same bytes) and never the signature itself.
@@ -11,10 +12,12 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.security._cache import Clock
+from models.host_state import HostState
 from qerberos.errors import DependencyUnavailableError
 
 
@@ -65,3 +68,13 @@ class RedisReplayGuard:
         except (RedisError, OSError) as exc:
             raise DependencyUnavailableError("redis is unavailable for replay protection") from exc
         return all(stored)
+
+
+class HostReplayGuard:
+    """Shared by the workers of this host (``models.host_state``); fails closed like Redis."""
+
+    def __init__(self, state: HostState) -> None:
+        self._state = state
+
+    async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
+        return await anyio.to_thread.run_sync(self._state.first_use, keys, ttl)

@@ -58,6 +58,7 @@ def serve(workers: Workers = None) -> None:
     configure_logging(settings.log_level, settings.log_dir)
     if count > 1:
         _prepare_multiprocess_metrics(settings)
+        os.environ["QERBEROS_WORKERS"] = str(count)  # each worker then shares replay memory and limits
     _prepare_database(settings)
     with _pid_file(settings), _sigterm_exits():
         uvicorn.run(
