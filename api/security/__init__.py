@@ -102,6 +102,7 @@ def build_security(
             from models.database import create_ledger_engine
 
             engine = create_ledger_engine(settings.database_url)
+            closers.append(lambda: anyio.to_thread.run_sync(engine.dispose))  # ours: its connections too
         verifier, policy = LocalVerifier(LocalIdentities(engine)), LocalPolicy()
     elif settings.auth_mode == "remote":
         timeout = settings.security_timeout
