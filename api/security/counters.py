@@ -13,11 +13,11 @@ import logging
 import time
 from typing import Protocol
 
-import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.security._cache import Clock
+from api.security._host_state import on_host_state
 from models.host_state import HostState
 from qerberos.errors import DependencyUnavailableError
 
@@ -84,7 +84,7 @@ class HostCounter:
         self._state = state
 
     async def hit(self, key: str, window: int) -> tuple[int, float]:
-        return await anyio.to_thread.run_sync(self._state.hit, key, window)
+        return await on_host_state(self._state.hit, key, window)
 
 
 class FallbackCounter:

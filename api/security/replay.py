@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-import anyio.to_thread
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.security._cache import Clock
+from api.security._host_state import on_host_state
 from models.host_state import HostState
 from qerberos.errors import DependencyUnavailableError
 
@@ -77,4 +77,4 @@ class HostReplayGuard:
         self._state = state
 
     async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
-        return await anyio.to_thread.run_sync(self._state.first_use, keys, ttl)
+        return await on_host_state(self._state.first_use, keys, ttl)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from models.host_state import HostState
+import anyio
+import anyio.to_thread
+import pytest
+
+from api.security._host_state import on_host_state
+from models.host_state import Busy, HostState
 
 
 class Clock:
@@ -55,3 +60,20 @@ def test_the_file_and_its_wal_are_the_owners_only(tmp_path: Path) -> None:
     state.hit("caller", 60)
     modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "home").iterdir()}
     assert {"host-state.db": 0o600, "host-state.db-wal": 0o600, "host-state.db-shm": 0o600} == modes
+
+
+def test_a_caller_that_does_not_wait_is_told_at_once_that_another_process_writes(tmp_path: Path) -> None:
+    state = HostState(tmp_path / "state.db")
+    writer = sqlite3.connect(tmp_path / "state.db", isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # another worker, in the middle of its write
+    with pytest.raises(Busy):
+        state.hit("caller", 60, wait=False)
+
+    async def waiting_turn() -> tuple[int, float]:
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, writer.execute, "COMMIT")  # the other worker finishes
+            answer = await on_host_state(state.hit, "caller", 60)
+        return answer
+
+    assert 1 == anyio.run(waiting_turn)[0]
+    writer.close()
