@@ -599,8 +599,15 @@ def _record_from_row(row: Sequence[Any]) -> LedgerRecord:
 
 
 def _check_same(index: int, item: _Prepared, stored: LedgerRecord) -> LedgerRecord:
-    """An id seen before must come with the same content, or it is a conflict."""
+    """An id seen before must be the same submitter's (``source``), with the same content, or it is a conflict.
+
+    Only the submitter's own retry is answered with the stored record, or told which fields differ: for another
+    submitter's event the conflict says nothing but that the id is taken (no fields, no coordinates), so that
+    a caller who may only write cannot read or confirm other callers' events by guessing them.
+    """
     event = item.event
+    if stored.source != event.source:
+        raise ConflictError(f"event id {item.id} is already taken", details={"index": index, "id": item.id})
     differs = [
         name
         for name, mine, theirs in (

@@ -15,6 +15,7 @@ def event(
     event_id: uuid.UUID | None = None,
     verdict: str = "ALLOW",
     details: dict[str, object] | None = None,
+    source: str = "test",
 ) -> NewEvent:
     return NewEvent(
         type="access",
@@ -22,7 +23,7 @@ def event(
         actor=Actor(actor, "work", "dao:research"),
         layer="qdrive",
         verdict=verdict,  # type: ignore[arg-type]
-        source="test",
+        source=source,
         details={"n": n, "ip": "10.0.0.7"} if details is None else details,
         id=event_id,
         occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=n),

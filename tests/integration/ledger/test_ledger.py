@@ -49,6 +49,29 @@ def test_same_id_other_content_is_a_conflict_and_appends_nothing(ledger: Ledger)
     assert ledger.size() == 1
 
 
+def test_another_submitters_id_is_a_conflict_that_describes_nothing_of_their_event(ledger: Ledger) -> None:
+    event_id = uuid.uuid4()
+    ledger.append([event(1, event_id=event_id, source="local:alice")])
+    answers = []
+    for guess in (event(1, event_id=event_id, source="local:mallory"), event(2, event_id=event_id, source="squid:m")):
+        with pytest.raises(ConflictError) as caught:
+            ledger.append([event(7, source=guess.source), guess])
+        answers.append((caught.value.message, caught.value.details))
+    taken = (f"event id {event_id} is already taken", {"index": 1, "id": str(event_id)})
+    assert [taken, taken] == answers  # the exact copy and a wrong guess answer alike
+    assert ledger.size() == 1
+
+
+def test_the_submitters_own_retry_still_answers_its_record_and_its_differences(ledger: Ledger) -> None:
+    event_id = uuid.uuid4()
+    original = ledger.append([event(1, event_id=event_id, source="local:alice")])[0]
+    retry = ledger.append([event(1, event_id=event_id, source="local:alice")])[0]
+    with pytest.raises(ConflictError) as caught:
+        ledger.append([event(1, event_id=event_id, source="local:alice", verdict="DENY")])
+    assert (original.record, False) == (retry.record, retry.created)
+    assert ["verdict"] == caught.value.details["fields"]
+
+
 def test_duplicate_ids_within_one_batch_are_one_event(ledger: Ledger) -> None:
     event_id = uuid.uuid4()
     results = ledger.append([event(1, event_id=event_id), event(1, event_id=event_id)])
