@@ -124,11 +124,18 @@ def serve_app() -> Litestar:
 
 
 def _permission_guard(requires: GuardFactory | None) -> Guard:
-    """One app-level guard that enforces ``opt["permission"]`` with the security layer's guards."""
+    """One app-level guard that enforces ``opt["permission"]`` with the security layer's guards.
+
+    ``opt["permission"]`` is a permission's name, or a function of the request that names the permission
+    this request needs (``None``: none beyond authentication), for a route whose answer depends on what it
+    is asked (an inclusion proof by event id confirms that the event exists; by sequence number it does not).
+    """
     guards: dict[str, Guard] = {}
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         permission = handler.opt.get("permission")
+        if callable(permission):
+            permission = permission(connection)
         if permission is None or requires is None:
             return
         if permission not in guards:

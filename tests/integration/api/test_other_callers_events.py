@@ -1,5 +1,5 @@
-"""A caller who may only write learns nothing of other callers' events by reusing an event id or a UUID
-Idempotency-Key. On SQLite and PostgreSQL."""
+"""A caller who may only write learns nothing of other callers' events: not by reusing an event id or a UUID
+Idempotency-Key, nor by asking for an inclusion proof by id. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -56,3 +56,17 @@ def test_another_callers_event_id_answers_a_conflict_that_describes_nothing(call
     assert [taken] * 4 == [(r.status_code, r.json()["code"], r.json()["message"], r.json()["details"]) for r in answers]
     assert (201, first.json()["data"]) == (own_retry.status_code, own_retry.json()["data"])
     assert 1 == client.get("/audit", headers=alice).json()["data"]["totalCount"]
+
+
+def test_an_inclusion_proof_by_id_needs_audit_read_and_by_sequence_number_does_not(callers: Callers) -> None:
+    client, alice, mallory = callers.client, callers.alice, callers.mallory
+    created = client.post("/audit", json=event_body(1), headers=alice).json()["data"]
+
+    by_id = client.get(f"/ledger/proof/inclusion/{created['id']}", headers=mallory)
+    unknown_id = client.get(f"/ledger/proof/inclusion/{uuid.uuid4()}", headers=mallory)
+    by_seq = client.get(f"/ledger/proof/inclusion/{created['seq']}", headers=mallory)
+    reader = client.get(f"/ledger/proof/inclusion/{created['id']}", headers=alice)
+
+    assert [(403, "QONSENT_DENIED")] * 2 == [(r.status_code, r.json()["code"]) for r in (by_id, unknown_id)]
+    assert (200, 200) == (by_seq.status_code, reader.status_code)
+    assert by_seq.json()["data"] == reader.json()["data"]
