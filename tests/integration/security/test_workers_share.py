@@ -46,7 +46,6 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         "QERBEROS_HOST": "127.0.0.1",
         "QERBEROS_AUTH_MODE": "local",
         "QERBEROS_RATE_LIMIT_PER_MINUTE": str(PER_MINUTE),
-        "QERBEROS_LIVE_DETECTION": "off",
         "QERBEROS_LOG_LEVEL": "WARNING",
     }.items():
         monkeypatch.setenv(name, value)
