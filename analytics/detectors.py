@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from scipy.spatial import KDTree
 from scipy.stats import skew
 from sklearn.utils import check_array
 
+from analytics.config_file import read_toml
 from qerberos.errors import ConfigurationError, QerberosError
 
 __all__ = [
@@ -221,10 +221,7 @@ class DetectorConfig:
 def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
     """Read and check a detectors TOML file (see ``config/detectors.toml`` for every key)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read detector configuration {path}: {exc}") from exc
+    raw = read_toml(path, "detector")
     model = raw.get("model", {})
     alert = raw.get("alert", {})
     evaluation = raw.get("evaluation", {})

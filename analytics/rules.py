@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from analytics.config_file import read_toml
 from qerberos.errors import ConfigurationError
 
 __all__ = [
@@ -146,10 +146,7 @@ def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
 def load_detection_config(path: Path | str = DEFAULT_RULES) -> DetectionConfig:
     """Read ``config/rules.toml``: the rules, the ``[anomaly]`` alerting and the ``[live]`` engine settings."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read rules configuration {path}: {exc}") from exc
+    raw = read_toml(path, "rules")
     rules = tuple(_spec(name, spec, path) for name, spec in raw.get("rules", {}).items())
     try:
         anomaly = AnomalySettings(**raw.get("anomaly", {}))

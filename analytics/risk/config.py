@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from analytics.config_file import read_toml
 from qerberos.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "risk.toml"
@@ -124,10 +124,7 @@ class RiskConfig:
 def load_config(path: Path | str = DEFAULT_CONFIG) -> RiskConfig:
     """Read and check a risk TOML file (every key optional; see ``config/risk.toml``)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read risk configuration {path}: {exc}") from exc
+    raw = read_toml(path, "risk")
     try:
         return _from_mapping(raw)
     except (TypeError, ValueError) as exc:

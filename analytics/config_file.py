@@ -1,0 +1,18 @@
+"""Read one of the TOML files of ``config/`` (risk, rules, detectors) for the module that checks its keys."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from qerberos.errors import ConfigurationError
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The parsed file; a missing, unreadable or malformed one is a ``ConfigurationError`` naming it
+    (``what``: the kind of configuration, as the message says it: "risk", "rules", "detector")."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {what} configuration {path}: {exc}") from exc
