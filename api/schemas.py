@@ -18,8 +18,9 @@ from models.records import AppendResult, LedgerRecord
 Verdict = Literal["ALLOW", "DENY", "WARN"]
 
 
-class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """Base of the response shapes: camelCase names, optional fields left out when empty.
+class CamelSchema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Base of the API's shapes (these responses, the anomaly routes' bodies): camelCase names, optional fields
+    left out when empty.
 
     Ids are ``uuid.UUID`` and hashes ``bytes`` in the event shapes: msgspec writes them as the canonical
     UUID string and standard base64 in C, the same text ``str()`` and ``b64()`` make, several times cheaper
@@ -27,13 +28,13 @@ class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     """
 
 
-class IdentityRef(_Schema, frozen=True):
+class IdentityRef(CamelSchema, frozen=True):
     squid_id: str
     sub_id: str | None = None
     dao_id: str | None = None
 
 
-class AuditEventCreated(_Schema, frozen=True):
+class AuditEventCreated(CamelSchema, frozen=True):
     """``data`` of ``POST /audit`` (and each item of a batch). ``seq`` and ``leafHash`` are additions."""
 
     id: uuid.UUID
@@ -43,7 +44,7 @@ class AuditEventCreated(_Schema, frozen=True):
     cid: str | None = None
 
 
-class AuditEvent(_Schema, frozen=True):
+class AuditEvent(CamelSchema, frozen=True):
     """A stored event: the contract's ``AuditEvent`` plus ``seq``, ``leafHash``, ``receivedAt``
     and ``detailsCommitment`` (``details`` is absent once erased; the commitment stays)."""
 
@@ -62,7 +63,7 @@ class AuditEvent(_Schema, frozen=True):
     cid: str | None = None
 
 
-class BatchCreated(_Schema, frozen=True):
+class BatchCreated(CamelSchema, frozen=True):
     """``data`` of ``POST /audit/batch``: every event in order; ``created`` counts the new ones."""
 
     count: int
@@ -70,7 +71,7 @@ class BatchCreated(_Schema, frozen=True):
     events: list[AuditEventCreated]
 
 
-class AuditEventPage(_Schema, frozen=True):
+class AuditEventPage(CamelSchema, frozen=True):
     """``data`` of ``GET /audit``; ``nextCursor`` is an addition for deep paging without offsets."""
 
     events: list[AuditEvent]
@@ -81,7 +82,7 @@ class AuditEventPage(_Schema, frozen=True):
     next_cursor: str | None = None
 
 
-class InclusionProof(_Schema, frozen=True):
+class InclusionProof(CamelSchema, frozen=True):
     """The same JSON as ``qerberos proof inclusion``; hashes are base64."""
 
     leaf_index: int
@@ -91,7 +92,7 @@ class InclusionProof(_Schema, frozen=True):
     checkpoint: str | None = None
 
 
-class ConsistencyProof(_Schema, frozen=True):
+class ConsistencyProof(CamelSchema, frozen=True):
     """The same JSON as ``qerberos proof consistency``; hashes are base64."""
 
     first: int
@@ -99,7 +100,7 @@ class ConsistencyProof(_Schema, frozen=True):
     proof: list[str]
 
 
-class LedgerKey(_Schema, frozen=True):
+class LedgerKey(CamelSchema, frozen=True):
     """The signed-note verifier key of the log (and every key it has used, for rotated logs)."""
 
     origin: str
@@ -131,7 +132,7 @@ class HealthResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     reasons: list[str] = msgspec.field(default_factory=list)
 
 
-class LedgerHealth(_Schema, frozen=True):
+class LedgerHealth(CamelSchema, frozen=True):
     size: int
     head_seq: int | None = None
     head_leaf_hash: str | None = None
@@ -140,14 +141,14 @@ class LedgerHealth(_Schema, frozen=True):
     last_write_error: str | None = None
 
 
-class DiskHealth(_Schema, frozen=True):
+class DiskHealth(CamelSchema, frozen=True):
     path: str
     total_bytes: int
     free_bytes: int
     used_percent: float
 
 
-class DetailedHealthResponse(_Schema, frozen=True):
+class DetailedHealthResponse(CamelSchema, frozen=True):
     """``GET /health/detailed``: the runbook's shape extended with everything an operator looks at."""
 
     status: Literal["healthy", "degraded", "unhealthy"]

@@ -24,6 +24,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from analytics.features import FEATURE_COLUMNS
 from analytics.rules import RuleEngine
 from api.envelope import Envelope, iso_timestamp, ok
+from api.schemas import CamelSchema
 from models.alerts import AlertStore, AlertView
 from models.events import convert_event
 from models.records import Actor
@@ -39,22 +40,18 @@ MAX_ROWS = 10_000
 _Severity = Literal["low", "medium", "high", "critical"]
 
 
-class _Schema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    pass
-
-
-class DetectData(_Schema, frozen=True):
+class DetectData(CamelSchema, frozen=True):
     events: list[dict[str, Any]] | None = None
     features: list[dict[str, Any]] | None = None
 
 
-class DetectRequest(_Schema, frozen=True):
+class DetectRequest(CamelSchema, frozen=True):
     data: DetectData
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
 
 
-class Anomaly(_Schema, frozen=True):
+class Anomaly(CamelSchema, frozen=True):
     id: str
     type: str
     severity: _Severity
@@ -65,14 +62,14 @@ class Anomaly(_Schema, frozen=True):
     context: dict[str, Any] | None = None
 
 
-class SeverityDistribution(_Schema, frozen=True):
+class SeverityDistribution(CamelSchema, frozen=True):
     low: int = 0
     medium: int = 0
     high: int = 0
     critical: int = 0
 
 
-class AnomalySummary(_Schema, frozen=True):
+class AnomalySummary(CamelSchema, frozen=True):
     total_anomalies: int
     severity_distribution: SeverityDistribution
     average_confidence: float
@@ -80,14 +77,14 @@ class AnomalySummary(_Schema, frozen=True):
     type_distribution: dict[str, int]
 
 
-class ModelInfo(_Schema, frozen=True):
+class ModelInfo(CamelSchema, frozen=True):
     name: str
     version: str
     algorithm: str
     threshold: float
 
 
-class DetectResult(_Schema, frozen=True):
+class DetectResult(CamelSchema, frozen=True):
     anomalies: list[Anomaly]
     summary: AnomalySummary
     timestamp: str
@@ -95,17 +92,17 @@ class DetectResult(_Schema, frozen=True):
     model_info: ModelInfo | None = None
 
 
-class AlertSource(_Schema, frozen=True):
+class AlertSource(CamelSchema, frozen=True):
     module: str = "qerberos"
     component: str = "anomaly_detector"
 
 
-class AffectedResource(_Schema, frozen=True):
+class AffectedResource(CamelSchema, frozen=True):
     type: str
     id: str
 
 
-class Alert(_Schema, frozen=True):
+class Alert(CamelSchema, frozen=True):
     """The contract's ``SecurityAlert``; qerberos's own fields are under ``metadata``."""
 
     id: str
@@ -123,12 +120,12 @@ class Alert(_Schema, frozen=True):
     resolved_at: str | None = None
 
 
-class AlertPage(_Schema, frozen=True):
+class AlertPage(CamelSchema, frozen=True):
     alerts: list[Alert]
     total_count: int
 
 
-class AlertUpdate(_Schema, frozen=True):
+class AlertUpdate(CamelSchema, frozen=True):
     status: Literal["resolved", "dismissed"]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
 
