@@ -365,7 +365,7 @@ def features_to_parquet(
     A database is first copied, ``chunk_rows`` rows at a time, into a Parquet file beside ``out`` so that it
     is read once, however many windows are asked for.
     """
-    from analytics.sources import export_parquet, is_database_url, scan_events
+    from models.reader import export_parquet, is_database_url, scan_events
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

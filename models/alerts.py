@@ -29,14 +29,30 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import BigInteger, Column, Connection, Engine, Float, Index, Integer, String, Text, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    desc,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import connected
+from models.database import connected, has_table, read_frame
+from models.reader import ReadSession
 from models.records import Actor, NewEvent
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
@@ -47,13 +63,16 @@ __all__ = [
     "DETECTOR_SOURCE",
     "SEVERITIES",
     "STATUSES",
+    "ActiveAlert",
     "AlertCandidate",
     "AlertChange",
     "AlertRow",
     "AlertStore",
+    "AlertTables",
     "AlertView",
     "DetectorCursor",
     "DetectorScore",
+    "LatestScore",
     "ScoreRow",
     "alert_created_payload",
     "create_alert_tables",
@@ -124,6 +143,8 @@ class DetectorCursor(SQLModel, table=True):
 
 _alerts = AlertRow.__table__  # type: ignore[attr-defined]
 _scores = DetectorScore.__table__  # type: ignore[attr-defined]
+_REPORTED = ("id", "squid_id", "pattern", "technique", "severity", "status", "score", "created_at_ms",
+             "updated_at_ms", "reason")  # fmt: skip
 _cursor = DetectorCursor.__table__  # type: ignore[attr-defined]
 
 
@@ -334,6 +355,33 @@ class AlertStore:
             else ScoreRow(row.squid_id, int(row.window_start_ms), float(row.score), row.model_version)
         )
 
+    # -- what compliance reports read ----------------------------------------------------------------
+
+    def created_between(self, start_ms: int, end_ms: int) -> pl.DataFrame | None:
+        """The alerts created in ``[start_ms, end_ms)`` with the contract's columns but the texts (``id``,
+        ``squid_id``, ``pattern``, ``technique``, ``severity``, ``status``, ``score``, ``created_at_ms``,
+        ``updated_at_ms``, ``reason``); None when there is no ``alerts`` table."""
+        if not has_table(self._engine, "alerts"):
+            return None
+        created = _alerts.c.created_at_ms
+        statement = select(*(_alerts.c[name] for name in _REPORTED)).where(created >= start_ms, created < end_ms)
+        return read_frame(self._engine, statement, "the alerts")
+
+    def highest_detector_scores(self, start_ms: int, end_ms: int, limit: int) -> pl.DataFrame | None:
+        """``squid_id`` and ``risk``: each identity's highest score of a window starting in ``[start_ms,
+        end_ms)``, the ``limit`` highest first; None when there is no ``detector_scores`` table."""
+        if not has_table(self._engine, "detector_scores"):
+            return None
+        window = _scores.c.window_start_ms
+        statement = (
+            select(_scores.c.squid_id, func.max(_scores.c.score).label("risk"))
+            .where(window >= start_ms, window < end_ms)
+            .group_by(_scores.c.squid_id)
+            .order_by(desc("risk"), _scores.c.squid_id)
+            .limit(limit)
+        )
+        return read_frame(self._engine, statement, "the detector scores")
+
     # -- writing -------------------------------------------------------------------------------------
 
     def record_scores(self, rows: Sequence[ScoreRow]) -> None:
@@ -491,6 +539,54 @@ class AlertStore:
         statement = statement.on_conflict_do_update(index_elements=["name"], set_={"seq": statement.excluded.seq})
         with _writing(self._engine, "the detector cursor") as connection:
             connection.execute(statement)
+
+
+#: An active alert as risk reads it: ``(severity, score, status, created_at_ms, updated_at_ms, pattern, technique)``.
+ActiveAlert = tuple[str, float, str, int, int, str, str | None]
+#: An identity's newest detector score: ``(score, window_start_ms)``.
+LatestScore = tuple[float, int]
+_ACTIVE = (
+    select(
+        _alerts.c.severity, _alerts.c.score, _alerts.c.status, _alerts.c.created_at_ms, _alerts.c.updated_at_ms,
+        _alerts.c.pattern, _alerts.c.technique,
+    )
+    .where(_alerts.c.status == "active", _alerts.c.squid_id == bindparam("identity"))
+)  # fmt: skip
+_LATEST_SCORE = (
+    select(_scores.c.score, _scores.c.window_start_ms)
+    .where(_scores.c.squid_id == bindparam("identity"))
+    .order_by(_scores.c.window_start_ms.desc())
+    .limit(1)
+)
+
+
+class AlertTables:
+    """An identity's active alerts and newest detector score as the risk service reads them: on its read session
+    (``models.reader.ReadSession``), inside the transaction that reads the ledger, with two prebuilt, indexed
+    statements rather than two more connections through ``AlertStore``.
+
+    They find what ``AlertStore.active_for`` and ``AlertStore.latest_score`` find, through the same indexes
+    (``ix_alerts_squid_status_created``, ``ix_detector_scores_squid_window``). ``active_for`` also orders by
+    creation and keeps the newest 1000; the risk factors do not depend on the order, and an identity has at most
+    one active alert per pattern (``ux_alerts_active_dedup``), so the limit never cuts.
+    """
+
+    def active_alerts(self, session: ReadSession, identity: str) -> list[ActiveAlert]:
+        try:
+            rows = session.connection.execute(_ACTIVE, {"identity": identity}).all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"could not read the alerts of an identity: {exc.__class__.__name__}") from exc
+        return [
+            (str(severity), float(score or 0.0), str(status), int(created), int(updated), str(pattern), technique)
+            for severity, score, status, created, updated, pattern, technique in rows
+        ]
+
+    def latest_score(self, session: ReadSession, identity: str) -> LatestScore | None:
+        try:
+            row = session.connection.execute(_LATEST_SCORE, {"identity": identity}).first()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"could not read the detector score of an identity: {exc.__class__.__name__}") from exc
+        return None if row is None else (float(row.score), int(row.window_start_ms))
 
 
 class _Row:

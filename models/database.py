@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
 from psycopg.types.string import BytesBinaryDumper
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Selectable, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, SQLAlchemyError
@@ -228,6 +229,24 @@ def _rows(cursor: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether the database holds table ``name`` (False when it cannot be asked)."""
+    try:
+        return inspect(engine).has_table(name)
+    except SQLAlchemyError:
+        return False
+
+
+def read_frame(engine: Engine, statement: Selectable, what: str) -> pl.DataFrame:
+    """The rows of one read-only ``statement`` as a Polars frame; a database error is ``LedgerError`` (about
+    ``what``)."""
+    try:
+        with engine.connect() as connection:
+            return pl.read_database(statement, connection)
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot read {what}: {exc.__class__.__name__}") from exc
 
 
 @contextlib.contextmanager

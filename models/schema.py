@@ -8,7 +8,7 @@ from models.alerts import create_alert_tables
 from models.database import create_schema, database_errors
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
-from models.risk import create_risk_tables
+from models.risk_store import create_risk_tables
 from qerberos.settings import Settings
 
 

@@ -1,6 +1,7 @@
 """Compliance reports' computations (Polars): integrity, activity, security, GDPR and the controls of
 SOC 2, ISO 27001 and GDPR, with their charts. The notebook ``notebooks/compliance_report.ipynb`` only
-calls these and displays the results; ``pipelines.reports`` runs it."""
+calls these (through ``pipelines.report_build.build_report``, which reads the stores) and displays the
+results; ``pipelines.reports`` runs it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from analytics.compliance.report import (
     SUMMARY_CSV,
     SUMMARY_JSON,
     ComplianceReport,
-    build_report,
     summary,
     write_summary,
 )
@@ -28,7 +28,6 @@ __all__ = [
     "Control",
     "Period",
     "Status",
-    "build_report",
     "iso",
     "parse_instant",
     "summary",

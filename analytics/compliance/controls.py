@@ -37,7 +37,7 @@ class Evidence:
     activity: Activity
     security: Security
     gdpr: Gdpr
-    detector: Check  # the anomaly detector in service (MLflow registry), see ``detector_in_service``
+    detector: Check  # the detector in service (MLflow registry): ``pipelines.report_build.detector_in_service``
 
 
 def evaluate(framework: str, evidence: Evidence) -> list[Control]:

@@ -1,17 +1,20 @@
 """GDPR: access to personal data by identity, erasure requests carried out (Art. 17, from the ledger's
 ``gdpr.erasure`` events, each checked to have really removed the details), and the records of processing
-(Art. 30) with the retention status of the personal details still held."""
+(Art. 30) with the retention status of the personal details still held.
+
+What it reads of the ledger besides the period's events, it asks of a ``GdprSource`` (``models.reader.LedgerReader``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import polars as pl
-import sqlalchemy as sa
 
-from analytics.compliance.period import Period, query
+from analytics.compliance.period import Period
 from models.records import ERASURE_TYPE
 
 #: ``layer.type`` of events that read or disclose personal data (files, mail, wallet balances, identities,
@@ -21,6 +24,18 @@ PERSONAL_DATA_PATTERN = (
     r"|personal|export|profile"
 )
 _DETAIL_SAMPLE = 2000
+
+
+class GdprSource(Protocol):
+    """What the GDPR section reads of the ledger (``models.reader.LedgerReader`` says what each returns)."""
+
+    def erasures(self, start_ms: int, end_ms: int, erasure_type: str) -> pl.DataFrame: ...
+
+    def oldest_details_ms(self, before_ms: int) -> int | None: ...
+
+    def details_before(self, cutoff_ms: int) -> int: ...
+
+    def details_texts(self, seqs: Iterable[int]) -> list[str]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,7 +64,7 @@ class Gdpr:
         }
 
 
-def summarise_gdpr(engine: sa.Engine, events: pl.DataFrame, period: Period, retention_days: int | None) -> Gdpr:
+def summarise_gdpr(ledger: GdprSource, events: pl.DataFrame, period: Period, retention_days: int | None) -> Gdpr:
     personal = events.filter(personal_data_expr())
     personal_access = (
         personal.group_by("squid_id")
@@ -60,15 +75,15 @@ def summarise_gdpr(engine: sa.Engine, events: pl.DataFrame, period: Period, rete
         )
         .sort(["accesses", "squid_id"], descending=[True, False])
     )
-    erasures = _erasures(engine, period)
-    oldest, past = _retention(engine, period, retention_days)
+    erasures = _erasures(ledger, period)
+    oldest, past = _retention(ledger, period, retention_days)
     return Gdpr(
         personal_access=personal_access,
         personal_access_count=personal.height,
         erasures=erasures,
         erased_events=int(erasures["erased_events"].sum()) if erasures.height else 0,
         erasures_incomplete=int((erasures["details_left"] > 0).sum()) if erasures.height else 0,
-        processing=_processing(engine, events),
+        processing=_processing(ledger, events),
         retention_days=retention_days,
         oldest_details_days=oldest,
         details_past_retention=past,
@@ -79,21 +94,11 @@ def personal_data_expr() -> pl.Expr:
     return pl.concat_str(pl.col("layer"), pl.lit("."), pl.col("type")).str.contains(PERSONAL_DATA_PATTERN)
 
 
-def _erasures(engine: sa.Engine, period: Period) -> pl.DataFrame:
+def _erasures(ledger: GdprSource, period: Period) -> pl.DataFrame:
     """Each erasure and how many of the identity's earlier events still hold details (must be 0)."""
-    rows = query(
-        engine,
-        "SELECT e.seq, e.occurred_at_ms, e.actor_squid_id, e.source, d.details, "
-        "(SELECT COUNT(*) FROM ledger_entries o JOIN event_details od ON od.seq = o.seq "
-        " WHERE o.actor_squid_id = e.actor_squid_id AND o.seq < e.seq AND o.type <> :kind) AS details_left "
-        "FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq "
-        "WHERE e.type = :kind AND e.occurred_at_ms >= :start AND e.occurred_at_ms < :end ORDER BY e.seq",
-        kind=ERASURE_TYPE,
-        start=period.start_ms,
-        end=period.end_ms,
-    )
+    stored = ledger.erasures(period.start_ms, period.end_ms, ERASURE_TYPE)
     records = []
-    for seq, occurred_ms, squid_id, source, details, left in rows:
+    for seq, occurred_ms, squid_id, source, details, left in stored.iter_rows():
         body = json.loads(details) if details else {}
         records.append(
             (seq, occurred_ms, squid_id, int(body.get("erasedEvents", 0)), str(body.get("article", "")), source, left)
@@ -115,7 +120,7 @@ def _erasures(engine: sa.Engine, period: Period) -> pl.DataFrame:
     )
 
 
-def _processing(engine: sa.Engine, events: pl.DataFrame) -> pl.DataFrame:
+def _processing(ledger: GdprSource, events: pl.DataFrame) -> pl.DataFrame:
     """Art. 30 records of processing per module: what is done, to how many data subjects, which data."""
     per_layer = (
         events.filter(pl.col("type") != ERASURE_TYPE)
@@ -131,16 +136,15 @@ def _processing(engine: sa.Engine, events: pl.DataFrame) -> pl.DataFrame:
     )
     categories: dict[str, str] = {}
     for layer, sample in per_layer.select("layer", "sample").iter_rows():
-        categories[layer] = ", ".join(_detail_keys(engine, list(sample)))
+        categories[layer] = ", ".join(_detail_keys(ledger, list(sample)))
     return per_layer.drop("sample").with_columns(data_categories=pl.col("layer").replace_strict(categories, default=""))
 
 
-def _detail_keys(engine: sa.Engine, seqs: list[int]) -> list[str]:
+def _detail_keys(ledger: GdprSource, seqs: list[int]) -> list[str]:
     if not seqs:
         return []
-    placeholders = ", ".join(str(int(seq)) for seq in seqs)
     keys: set[str] = set()
-    for (details,) in query(engine, f"SELECT details FROM event_details WHERE seq IN ({placeholders})"):
+    for details in ledger.details_texts(seqs):
         try:
             body = json.loads(details)
         except ValueError:
@@ -150,21 +154,10 @@ def _detail_keys(engine: sa.Engine, seqs: list[int]) -> list[str]:
     return sorted(keys)
 
 
-def _retention(engine: sa.Engine, period: Period, retention_days: int | None) -> tuple[float | None, int | None]:
+def _retention(ledger: GdprSource, period: Period, retention_days: int | None) -> tuple[float | None, int | None]:
     """Age at the period's end of the oldest personal details still held, and how many are past retention."""
-    oldest = query(
-        engine,
-        "SELECT MIN(e.occurred_at_ms) FROM ledger_entries e JOIN event_details d ON d.seq = e.seq "
-        "WHERE e.occurred_at_ms < :end",
-        end=period.end_ms,
-    )[0][0]
-    age = None if oldest is None else (period.end_ms - int(oldest)) / 86_400_000
+    oldest = ledger.oldest_details_ms(period.end_ms)
+    age = None if oldest is None else (period.end_ms - oldest) / 86_400_000
     if retention_days is None:
         return age, None
-    cutoff = period.end_ms - retention_days * 86_400_000
-    past = query(
-        engine,
-        "SELECT COUNT(*) FROM ledger_entries e JOIN event_details d ON d.seq = e.seq WHERE e.occurred_at_ms < :cutoff",
-        cutoff=cutoff,
-    )[0][0]
-    return age, int(past)
+    return age, ledger.details_before(period.end_ms - retention_days * 86_400_000)

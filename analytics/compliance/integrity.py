@@ -1,25 +1,15 @@
-"""Integrity first: the whole ledger re-verified, the signed checkpoint it was checked against, and a
-consistency proof from the previous report's checkpoint to this one (history was only appended).
-
-Signatures and proofs are checked with the stand-alone auditor's verifier (``qerberos.verifier``), not
-with the code that produced them. A ledger that does not verify gets no new checkpoint: signing over
-tampered history would lend it authority.
+"""Integrity first: what a report says of the whole ledger re-verified, of the signed checkpoint it was checked
+against, and of the consistency proof from the previous report's checkpoint to this one (history was only
+appended). ``pipelines.report_build.check_integrity`` finds it out.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import logging
 from typing import Any
 
 from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Status
-from models.ledger import Ledger
-from models.verification import verify_ledger
-from qerberos import verifier
-from qerberos.errors import QerberosError
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,76 +63,3 @@ class IntegrityResult:
                 "detail": self.consistency.detail,
             },
         }
-
-
-def check_integrity(ledger: Ledger, previous_checkpoint: str | None = None) -> IntegrityResult:
-    report = verify_ledger(ledger)
-    keys = ledger.verifier_keys()
-    if report.intact:
-        note: str | None = ledger.checkpoint(force=True)
-    else:
-        logger.error("ledger does not verify at seq %s: %s", report.first_bad_seq, report.problem)
-        notes = ledger.checkpoints()
-        note = notes[-1] if notes else None
-    checkpoint, checkpoint_status, checkpoint_detail = _check_checkpoint(note, keys, ledger.origin, report.size)
-    if not report.intact and checkpoint_status == PASSED:
-        checkpoint_detail += "; the newest stored checkpoint, no new one was signed over a ledger that fails"
-    consistency = _check_consistency(ledger, keys, previous_checkpoint, checkpoint)
-    return IntegrityResult(
-        intact=report.intact,
-        ledger_size=report.size,
-        first_bad_seq=report.first_bad_seq,
-        problem=report.problem,
-        checkpoints_checked=report.checkpoints_checked,
-        checkpoint_note=note,
-        checkpoint_size=None if checkpoint is None else checkpoint.size,
-        checkpoint_root=None if checkpoint is None else checkpoint.root_hash,
-        checkpoint_status=checkpoint_status,
-        checkpoint_detail=checkpoint_detail,
-        consistency=consistency,
-    )
-
-
-def _check_checkpoint(
-    note: str | None, keys: list[str], origin: str, verified_size: int
-) -> tuple[verifier.Checkpoint | None, Status, str]:
-    if note is None:
-        return None, NO_EVIDENCE, "the ledger holds no signed checkpoint"
-    try:
-        checkpoint = verifier.verify_checkpoint(note, keys, origin)
-    except verifier.VerificationError as exc:
-        return None, FAILED, f"the checkpoint does not verify: {exc.reason}"
-    detail = f"signed checkpoint of {origin} at size {checkpoint.size}, signature verified"
-    if checkpoint.size > verified_size:
-        detail += f" ({checkpoint.size - verified_size} events appended while the ledger was being verified)"
-    return checkpoint, PASSED, detail
-
-
-def _check_consistency(
-    ledger: Ledger, keys: list[str], previous: str | None, current: verifier.Checkpoint | None
-) -> ConsistencyResult:
-    if not previous or not previous.strip():
-        return ConsistencyResult(NO_EVIDENCE, None, None, "no previous report checkpoint: first report")
-    try:
-        before = verifier.verify_checkpoint(previous, keys, ledger.origin)
-    except verifier.VerificationError as exc:
-        return ConsistencyResult(FAILED, None, None, f"the previous report's checkpoint does not verify: {exc.reason}")
-    if current is None:
-        return ConsistencyResult(NO_EVIDENCE, before.size, None, "no verified checkpoint to prove consistency to")
-    if before.size > current.size:
-        return ConsistencyResult(
-            FAILED, before.size, current.size, "the previous checkpoint is larger than the ledger: history was cut"
-        )
-    try:
-        proof = ledger.consistency_proof(before.size, current.size)
-        verifier.verify_consistency(before.size, current.size, before.root_hash, current.root_hash, proof.proof)
-    except verifier.VerificationError as exc:
-        return ConsistencyResult(FAILED, before.size, current.size, f"consistency proof fails: {exc.reason}")
-    except QerberosError as exc:
-        return ConsistencyResult(FAILED, before.size, current.size, f"no consistency proof: {exc.message}")
-    return ConsistencyResult(
-        PASSED,
-        before.size,
-        current.size,
-        f"the ledger at {current.size} extends the previous report's ledger at {before.size}: only appended",
-    )

@@ -1,7 +1,8 @@
-"""One compliance report's numbers: every section computed from the ledger, and the summary files.
+"""One compliance report's numbers (every section, built by ``pipelines.report_build.build_report``) and the
+summary files.
 
-``build_report`` is what the notebook calls; ``summary`` is the JSON the API answers with (the contract's
-``ComplianceReportResponse.data`` plus the sections), ``summary_rows`` its CSV form.
+``summary`` is the JSON the API answers with (the contract's ``ComplianceReportResponse.data`` plus the
+sections), ``summary_rows`` its CSV form.
 """
 
 from __future__ import annotations
@@ -10,26 +11,19 @@ import csv
 import dataclasses
 import datetime as dt
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
+from analytics.compliance.activity import Activity
+from analytics.compliance.controls import recommendations, violations
+from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Control
+from analytics.compliance.gdpr import Gdpr
+from analytics.compliance.integrity import IntegrityResult
+from analytics.compliance.period import Period, iso
+from analytics.compliance.security import Security
 
-from analytics.compliance.activity import Activity, summarise_activity
-from analytics.compliance.controls import FRAMEWORKS, Evidence, evaluate, recommendations, violations
-from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Check, Control
-from analytics.compliance.gdpr import Gdpr, summarise_gdpr
-from analytics.compliance.integrity import IntegrityResult, check_integrity
-from analytics.compliance.period import Period, iso, load_events
-from analytics.compliance.security import Security, summarise_security
-from models.ledger import Ledger
-from qerberos.errors import ValidationError
-
-logger = logging.getLogger(__name__)
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
-DETECTOR_MODEL = "qerberos-detector"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,57 +42,6 @@ class ComplianceReport:
     def shows(self, section: str) -> bool:
         """Whether the framework's report has a section (``gdpr`` only for GDPR and custom reports)."""
         return section != "gdpr" or self.framework in ("gdpr", "custom")
-
-
-def build_report(
-    ledger: Ledger,
-    *,
-    framework: str,
-    start: str | dt.datetime,
-    end: str | dt.datetime,
-    organization: str = "",
-    report_id: str = "",
-    previous_checkpoint: str | None = None,
-    retention_days: int | None = None,
-    tracking_uri: str = "",
-) -> ComplianceReport:
-    if framework not in FRAMEWORKS:
-        raise ValidationError(f"unknown framework {framework!r}", details={"framework": ", ".join(FRAMEWORKS)})
-    period = Period.parse(start, end)
-    integrity = check_integrity(ledger, previous_checkpoint)
-    engine: sa.Engine = ledger.engine
-    events = load_events(engine, period)
-    activity = summarise_activity(events, period)
-    security = summarise_security(engine, events, period)
-    gdpr = summarise_gdpr(engine, events, period, retention_days)
-    evidence = Evidence(period, events, integrity, activity, security, gdpr, detector_in_service(tracking_uri))
-    return ComplianceReport(
-        report_id=report_id,
-        framework=framework,
-        organization=organization,
-        period=period,
-        generated_at=dt.datetime.now(dt.UTC),
-        integrity=integrity,
-        activity=activity,
-        security=security,
-        gdpr=gdpr,
-        controls=evaluate(framework, evidence),
-    )
-
-
-def detector_in_service(tracking_uri: str) -> Check:
-    """The anomaly detector's champion in the MLflow registry (no tracking URI: no evidence)."""
-    name, evidence = "anomaly detector in service", f"MLflow registry: {DETECTOR_MODEL}@champion"
-    if not tracking_uri:
-        return Check(name, evidence, NO_EVIDENCE, "no MLflow tracking URI given to the report")
-    try:
-        from mlflow.tracking import MlflowClient
-
-        version = MlflowClient(tracking_uri).get_model_version_by_alias(DETECTOR_MODEL, "champion")
-    except Exception as exc:  # any registry failure: the evidence is missing
-        logger.info("no detector champion at %s: %s", tracking_uri, exc.__class__.__name__)
-        return Check(name, evidence, NO_EVIDENCE, "no champion detector registered")
-    return Check(name, evidence, PASSED, f"version {version.version} in service")
 
 
 def summary(report: ComplianceReport) -> dict[str, Any]:

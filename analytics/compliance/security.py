@@ -2,24 +2,24 @@
 when present): alerts by severity, technique and status, time to resolve, the riskiest identities.
 
 A table that is not there is "no evidence", never zero alerts. The ledger's own ``security.alert.*`` audit
-events are counted too, so an alert that was never written to the ledger shows up as a mismatch.
+events are counted too, so an alert that was never written to the ledger shows up as a mismatch. The tables are
+read through their stores (``models.alerts.AlertStore``, ``models.risk_store.RiskStore``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
-import sqlalchemy as sa
 
-from analytics.compliance.period import Period, has_table, query
+from analytics.compliance.period import Period
 
 SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("active", "resolved", "dismissed")
 _SEVERITY_WEIGHT = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0}
-_ALERT_COLUMNS = "id, squid_id, pattern, technique, severity, status, score, created_at_ms, updated_at_ms, reason"
-_ALERT_SCHEMA: dict[str, pl.DataType] = {
+_RISKIEST = 20
+_ALERT_SCHEMA: dict[str, pl.DataType] = {  # the columns of the alerts contract (TEAM.md) the section reads
     "id": pl.String(),
     "squid_id": pl.String(),
     "pattern": pl.String(),
@@ -31,6 +31,26 @@ _ALERT_SCHEMA: dict[str, pl.DataType] = {
     "updated_at_ms": pl.Int64(),
     "reason": pl.String(),
 }
+_SCORE_SCHEMA: dict[str, pl.DataType] = {"squid_id": pl.String(), "risk": pl.Float64()}
+
+
+class AlertEvidence(Protocol):
+    """What the section reads of detection's tables (``models.alerts.AlertStore``); None: no such table.
+
+    ``created_between``: the alerts created in the period, with the columns of ``_ALERT_SCHEMA``;
+    ``highest_detector_scores``: ``squid_id`` and ``risk``, the highest score per identity, highest first."""
+
+    def created_between(self, start_ms: int, end_ms: int) -> pl.DataFrame | None: ...
+
+    def highest_detector_scores(self, start_ms: int, end_ms: int, limit: int) -> pl.DataFrame | None: ...
+
+
+class RiskEvidence(Protocol):
+    """What the section reads of the risk history (``models.risk_store.RiskStore``); None: no such table.
+
+    ``highest_scores``: ``squid_id`` and ``risk``, each identity's highest identity assessment, highest first."""
+
+    def highest_scores(self, start_ms: int, end_ms: int, limit: int) -> pl.DataFrame | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -62,9 +82,12 @@ class Security:
         }
 
 
-def summarise_security(engine: sa.Engine, events: pl.DataFrame, period: Period) -> Security:
-    available = has_table(engine, "alerts")
-    alerts = _alerts(engine, period) if available else pl.DataFrame(schema=_ALERT_SCHEMA).pipe(_timed)
+def summarise_security(
+    alert_store: AlertEvidence, risk_store: RiskEvidence, events: pl.DataFrame, period: Period
+) -> Security:
+    stored = alert_store.created_between(period.start_ms, period.end_ms)
+    available = stored is not None
+    alerts = _timed(pl.DataFrame(schema=_ALERT_SCHEMA) if stored is None else _typed(stored, _ALERT_SCHEMA))
     resolved = alerts.filter(pl.col("status") == "resolved").with_columns(
         hours=(pl.col("updated_at") - pl.col("created_at")).dt.total_milliseconds() / 3_600_000
     )
@@ -73,7 +96,7 @@ def summarise_security(engine: sa.Engine, events: pl.DataFrame, period: Period) 
         .agg(resolved=pl.len(), median_hours=pl.col("hours").median(), p90_hours=pl.col("hours").quantile(0.9))
         .sort("severity")
     )
-    riskiest, source = _riskiest(engine, alerts, period)
+    riskiest, source = _riskiest(alert_store, risk_store, alerts, period)
     alert_events = events.filter(pl.col("type").str.starts_with("security.alert."))
     return Security(
         alerts_available=available,
@@ -93,17 +116,6 @@ def summarise_security(engine: sa.Engine, events: pl.DataFrame, period: Period) 
     )
 
 
-def _alerts(engine: sa.Engine, period: Period) -> pl.DataFrame:
-    rows = query(
-        engine,
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE created_at_ms >= :start AND created_at_ms < :end",
-        start=period.start_ms,
-        end=period.end_ms,
-    )
-    frame = pl.DataFrame([tuple(row) for row in rows], schema=_ALERT_SCHEMA, orient="row")
-    return _timed(frame)
-
-
 def _timed(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         created_at=pl.col("created_at_ms").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
@@ -118,44 +130,27 @@ def _ordered(frame: pl.DataFrame, column: str, order: tuple[str, ...]) -> dict[s
     return {key: counts.get(key, 0) for key in order} | {k: v for k, v in counts.items() if k not in order}
 
 
-def _riskiest(engine: sa.Engine, alerts: pl.DataFrame, period: Period) -> tuple[pl.DataFrame, str | None]:
-    """Highest risk per identity: ``risk_scores``, else ``detector_scores``, else severity-weighted alerts."""
-    for table in ("risk_scores", "detector_scores"):
-        frame = _scores(engine, table, period)
+def _riskiest(
+    alert_store: AlertEvidence, risk_store: RiskEvidence, alerts: pl.DataFrame, period: Period
+) -> tuple[pl.DataFrame, str | None]:
+    """Highest risk per identity: ``risk_scores`` (identity assessments), else ``detector_scores``, else
+    severity-weighted alerts."""
+    readers = (("risk_scores", risk_store.highest_scores), ("detector_scores", alert_store.highest_detector_scores))
+    for table, read in readers:
+        frame = read(period.start_ms, period.end_ms, _RISKIEST)
         if frame is not None and not frame.is_empty():
-            return frame, table
+            return _typed(frame, _SCORE_SCHEMA), table
     if not alerts.is_empty():
         weighted = (
             alerts.with_columns(weight=pl.col("severity").replace_strict(_SEVERITY_WEIGHT, default=1.0))
             .group_by("squid_id")
             .agg(risk=(pl.col("weight") * pl.col("score").fill_null(1.0)).sum(), alerts=pl.len())
             .sort(["risk", "squid_id"], descending=[True, False])
-            .head(20)
+            .head(_RISKIEST)
         )
         return weighted.with_columns(source=pl.lit("alerts")), "alerts"
-    return pl.DataFrame(schema={"squid_id": pl.String(), "risk": pl.Float64()}), None
+    return pl.DataFrame(schema=_SCORE_SCHEMA), None
 
 
-def _scores(engine: sa.Engine, table: str, period: Period) -> pl.DataFrame | None:
-    """Highest score per identity in the period: ``risk_scores`` (``identity``, ``score``, ``computed_at_ms``;
-    identity assessments only) or ``detector_scores`` (``squid_id``, ``score``, ``window_start_ms``)."""
-    if not has_table(engine, table):
-        return None
-    columns = {column["name"] for column in sa.inspect(engine).get_columns(table)}
-    who = next((name for name in ("squid_id", "identity") if name in columns), None)
-    score = next((name for name in ("score", "risk_score", "risk") if name in columns), None)
-    if who is None or score is None:
-        return None
-    when = next((name for name in ("computed_at_ms", "window_start_ms", "created_at_ms") if name in columns), None)
-    conditions = [f"{when} >= :start AND {when} < :end"] if when else []
-    if "operation" in columns:
-        conditions.append("operation IS NULL")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    rows = query(
-        engine,
-        f"SELECT {who}, MAX({score}) AS risk FROM {table}{where} GROUP BY {who} ORDER BY risk DESC, {who} LIMIT 20",
-        start=period.start_ms,
-        end=period.end_ms,
-    )
-    schema = {"squid_id": pl.String(), "risk": pl.Float64()}
-    return pl.DataFrame([tuple(row) for row in rows], schema=schema, orient="row")
+def _typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())

@@ -20,7 +20,7 @@ from analytics.simulation.attacks import ATTACKS, inject
 from analytics.simulation.frame import LABEL_SCHEMA, build_frames, labels_path, to_requests
 from analytics.simulation.population import build_population
 from analytics.simulation.traffic import concat, normal_traffic
-from analytics.sources import EVENT_SCHEMA
+from models.event_frame import EVENT_SCHEMA
 
 __all__ = [
     "ATTACKS",

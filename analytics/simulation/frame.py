@@ -16,7 +16,7 @@ from analytics.simulation.attacks import Attack
 from analytics.simulation.catalog import ATTACK_COUNTRIES, ATTACK_DEVICES, COUNTRIES, DEVICES, KINDS, LAYER_NAMES
 from analytics.simulation.population import Tables
 from analytics.simulation.traffic import Batch
-from analytics.sources import EVENT_SCHEMA
+from models.event_frame import EVENT_SCHEMA
 
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),

@@ -3,7 +3,7 @@ riskiest identities (``GET ?level=&limit=``).
 
 ``POST`` reads its raw body and validates every field itself, so a bad request names every failing field
 at once (msgspec stops at the first). Permissions: ``risk:calculate`` to score an operation, ``risk:read``
-to read. The domain work is ``analytics.risk.RiskService``; this module only translates.
+to read. The domain work is ``pipelines.risk.RiskService``; this module only translates.
 """
 
 from __future__ import annotations
@@ -19,19 +19,12 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, FromQuery, RawBody
 from sqlalchemy import Engine
 
-from analytics.risk import (
-    FACTOR_NAMES,
-    LEVELS,
-    AlertReader,
-    OperationContext,
-    RiskAssessment,
-    RiskService,
-    load_config,
-)
-from analytics.risk.events import iso_ms
+from analytics.risk import FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment, load_config
 from api.envelope import Envelope, ok
 from models.ledger import Ledger
-from models.risk import CurrentRisk, create_risk_tables
+from models.risk_store import CurrentRisk, create_risk_tables
+from pipelines.risk import AlertReader, RiskService
+from pipelines.risk.level_events import iso_ms
 from qerberos.errors import ValidationError
 
 CALCULATE = "risk:calculate"
@@ -123,8 +116,7 @@ def build_service(engine: Engine, ledger: Ledger | None, *, write_behind: bool =
     create_risk_tables(engine)
     alerts: AlertReader | None = None
     try:
-        from analytics.risk.alerts import AlertTables
-        from models.alerts import create_alert_tables
+        from models.alerts import AlertTables, create_alert_tables
     except ImportError:  # detection not installed: alerts and detector scores count 0
         pass
     else:

@@ -8,9 +8,9 @@ import datetime as dt
 
 from sqlalchemy import text
 
-from analytics.compliance import build_report
 from models.ledger import Ledger
 from models.records import Actor, NewEvent
+from pipelines.report_build import build_report
 from tests.integration.compliance.helpers import END, START, fill
 
 HOUR = 3_600_000

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection
-
 from analytics.risk.factors import HistoryEvent
-from analytics.risk.history import ledger_snapshot
-from analytics.risk.history_cache import HistoryCache
 from models.ledger import Ledger
+from models.reader import LedgerReader, ReadSession
 from models.records import Actor, NewEvent
+from pipelines.risk.history_cache import HistoryCache
 
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 ALICE, BOB = "did:squid:alice", "did:squid:bob"
@@ -28,11 +26,11 @@ def _event(identity: str, minute: int, *, layer: str = "squid", verdict: str = "
     )  # fmt: skip
 
 
-def _histories(connection: Connection, cache: HistoryCache, identity: str) -> tuple[tuple[HistoryEvent, ...], ...]:
+def _histories(session: ReadSession, cache: HistoryCache, identity: str) -> tuple[tuple[HistoryEvent, ...], ...]:
     """(cached, full read) at the ledger's current state."""
-    snapshot = ledger_snapshot(connection, rounding_ms=60_000, future_skew_ms=300_000)
-    full = HistoryCache(limit=LIMIT, max_rows=0).history(connection, identity, snapshot)
-    return cache.history(connection, identity, snapshot), full
+    snapshot = session.snapshot(rounding_ms=60_000, future_skew_ms=300_000)
+    full = HistoryCache(limit=LIMIT, max_rows=0).history(session, identity, snapshot)
+    return cache.history(session, identity, snapshot), full
 
 
 def test_the_cached_history_is_a_full_read_as_the_ledger_grows(ledger: Ledger) -> None:
@@ -50,8 +48,8 @@ def test_the_cached_history_is_a_full_read_as_the_ledger_grows(ledger: Ledger) -
     for step in steps:
         if step:
             ledger.append(step)
-        with ledger.engine.connect() as connection:
-            cached, full = _histories(connection, cache, ALICE)
+        with LedgerReader(ledger.engine).session() as session:
+            cached, full = _histories(session, cache, ALICE)
         assert full == cached
         sizes.append(len(cached))
     assert [2, 2, 2, LIMIT - 1, LIMIT, LIMIT - 1, LIMIT - 1] == sizes
@@ -60,11 +58,11 @@ def test_the_cached_history_is_a_full_read_as_the_ledger_grows(ledger: Ledger) -
 def test_an_erasure_leaves_no_access_details_in_the_cached_history(ledger: Ledger) -> None:
     ledger.append([_event(ALICE, n) for n in range(3)])
     cache = HistoryCache(limit=LIMIT, max_rows=1000)
-    with ledger.engine.connect() as connection:
-        before, _ = _histories(connection, cache, ALICE)
+    with LedgerReader(ledger.engine).session() as session:
+        before, _ = _histories(session, cache, ALICE)
     ledger.erase(ALICE, requested_by="test")
-    with ledger.engine.connect() as connection:
-        after, full = _histories(connection, cache, ALICE)
+    with LedgerReader(ledger.engine).session() as session:
+        after, full = _histories(session, cache, ALICE)
     assert {"DE"} == {event.country for event in before}
     assert full == after
     assert [(None, None, None)] * 3 == [(event.ip, event.country, event.device) for event in after]
@@ -73,21 +71,21 @@ def test_an_erasure_leaves_no_access_details_in_the_cached_history(ledger: Ledge
 def test_priming_holds_what_full_reads_would_within_the_row_bound(ledger: Ledger) -> None:
     ledger.append([_event(ALICE if n % 3 else BOB, n) for n in range(12)])
     cache = HistoryCache(limit=LIMIT, max_rows=1000)
-    with ledger.engine.connect() as connection:
-        snapshot = ledger_snapshot(connection, rounding_ms=60_000, future_skew_ms=300_000)
-        assert 2 == cache.prime(connection, snapshot)
+    with LedgerReader(ledger.engine).session() as session:
+        snapshot = session.snapshot(rounding_ms=60_000, future_skew_ms=300_000)
+        assert 2 == cache.prime(session, snapshot)
         assert LIMIT + 4 == cache.rows_held  # Alice's newest 6 of 8, Bob's 4
         for identity in (ALICE, BOB):
-            cached, full = _histories(connection, cache, identity)
+            cached, full = _histories(session, cache, identity)
             assert full == cached
-        assert 0 == HistoryCache(limit=LIMIT, max_rows=11).prime(connection, snapshot)  # 12 rows do not fit
+        assert 0 == HistoryCache(limit=LIMIT, max_rows=11).prime(session, snapshot)  # 12 rows do not fit
 
 
 def test_the_least_recently_used_identities_leave_first(ledger: Ledger) -> None:
     ledger.append([_event(ALICE, n) for n in range(4)] + [_event(BOB, 10 + n) for n in range(3)])
     cache = HistoryCache(limit=LIMIT, max_rows=5)
-    with ledger.engine.connect() as connection:
-        _histories(connection, cache, ALICE)
+    with LedgerReader(ledger.engine).session() as session:
+        _histories(session, cache, ALICE)
         assert 4 == cache.rows_held
-        _histories(connection, cache, BOB)  # 7 rows do not fit: Alice's leave
+        _histories(session, cache, BOB)  # 7 rows do not fit: Alice's leave
         assert 3 == cache.rows_held

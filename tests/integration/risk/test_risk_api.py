@@ -18,13 +18,14 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.testing import TestClient
 
-from analytics.risk import EVENT_NAME, LEDGER_TYPE, OperationContext
-from analytics.risk.events import schema as risk_scored_schema
+from analytics.risk import OperationContext
 from api.controllers.risk import RiskController, build_service
 from api.errors import EXCEPTION_HANDLERS
 from models.alerts import AlertCandidate, AlertStore
 from models.ledger import Ledger
 from models.records import Actor, NewEvent, SearchQuery
+from pipelines.risk import EVENT_NAME, LEDGER_TYPE
+from pipelines.risk.level_events import schema as risk_scored_schema
 from qerberos.errors import PermissionDeniedError
 from tests.integration.api.contract import json_contract, openapi_component
 

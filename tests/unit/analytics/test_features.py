@@ -22,7 +22,7 @@ from analytics.features import (
     features_to_parquet,
 )
 from analytics.labels import label_windows
-from analytics.sources import EVENT_SCHEMA
+from models.event_frame import EVENT_SCHEMA
 
 MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from analytics.features import compute_features
 from analytics.labels import label_windows
 from analytics.simulation import ATTACKS, EVENT_SCHEMA, SimulationConfig, SimulationResult, simulate, to_requests
-from analytics.sources import scan_events
 from models.events import convert_event
 from models.ledger import initialise
+from models.reader import scan_events
 from qerberos.cli import simulate as simulate_cli
 from qerberos.settings import Settings
 

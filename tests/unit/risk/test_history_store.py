@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from models.risk import CurrentRisk, LevelChange, RiskRecord, RiskStore, RiskWriter, create_risk_tables, level_change
+from models.risk_store import CurrentRisk, LevelChange, RiskRecord, RiskStore, create_risk_tables, level_change
+from pipelines.risk.writer import RiskWriter
 
 
 def _record(score: float, level: str, at: int, operation: str | None = None) -> RiskRecord:

@@ -12,8 +12,9 @@ from polars.testing import assert_frame_equal
 
 from analytics.features import compute_features, features_to_parquet
 from analytics.simulation import SimulationConfig, simulate
-from analytics.sources import EVENT_SCHEMA, export_parquet, iter_database_chunks, scan_events
+from models.event_frame import EVENT_SCHEMA
 from models.ledger import initialise
+from models.reader import export_parquet, iter_database_chunks, scan_events
 from qerberos.cli import simulate as simulate_cli
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings

@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import polars as pl
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -37,6 +36,8 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    desc,
+    func,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -44,10 +45,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import connected, is_sqlite, sequenced
+from models.database import connected, has_table, is_sqlite, read_frame, sequenced
+from models.reader import ReadSession
 from qerberos.errors import LedgerError
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "LEVEL_RANK",
@@ -57,7 +57,6 @@ __all__ = [
     "RiskRecord",
     "RiskScoreRow",
     "RiskStore",
-    "RiskWriter",
     "create_risk_tables",
 ]
 
@@ -172,12 +171,14 @@ class RiskStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def current(self, identity: str, connection: Connection | None = None) -> CurrentRisk | None:
-        """The identity's current risk, read on ``connection`` when given (the caller's transaction)."""
-        if connection is None:
-            with connected(self._engine) as own:
-                return self.current(identity, own)
-        row = connection.execute(_CURRENT, {"identity": identity}).first()
+    def current(self, identity: str, session: ReadSession | None = None) -> CurrentRisk | None:
+        """The identity's current risk, read in ``session`` when given (the caller's transaction, whose database
+        errors ``models.reader`` turns into ``LedgerError``)."""
+        if session is None:
+            with connected(self._engine) as connection:
+                row = connection.execute(_CURRENT, {"identity": identity}).first()
+        else:
+            row = session.connection.execute(_CURRENT, {"identity": identity}).first()
         return None if row is None else _current_of(row)
 
     def record(self, record: RiskRecord) -> bool:
@@ -242,6 +243,21 @@ class RiskStore:
             for row in rows
         ]
 
+    def highest_scores(self, start_ms: int, end_ms: int, limit: int) -> pl.DataFrame | None:
+        """``squid_id`` and ``risk``: each identity's highest identity assessment computed in ``[start_ms,
+        end_ms)``, the ``limit`` highest first (what compliance reports rank); None without ``risk_scores``."""
+        if not has_table(self._engine, "risk_scores"):
+            return None
+        computed = _history.c.computed_at_ms
+        statement = (
+            select(_history.c.identity.label("squid_id"), func.max(_history.c.score).label("risk"))
+            .where(computed >= start_ms, computed < end_ms, _history.c.operation.is_(None))
+            .group_by(_history.c.identity)
+            .order_by(desc("risk"), _history.c.identity)
+            .limit(limit)
+        )
+        return read_frame(self._engine, statement, "the risk history")
+
     def riskiest(self, *, min_level: str = "low", limit: int = 50) -> list[CurrentRisk]:
         """Identities at ``min_level`` or above by their latest identity assessment, riskiest first."""
         statement = (
@@ -269,75 +285,3 @@ def _current_values(history_row: dict[str, Any]) -> dict[str, Any]:
 def _current_of(row: Any) -> CurrentRisk:
     factors = msgspec.json.decode(row.factors)  # read on every identity assessment: 3x json.loads' speed
     return CurrentRisk(row.identity, float(row.score), row.level, factors, int(row.computed_at_ms))
-
-
-class RiskWriter:
-    """Write-behind for the history: assessments are queued and stored by one thread, many per transaction
-    (every ``interval`` seconds), so an answer never waits for a disk flush or for another writer's lock.
-
-    The price: a crash loses at most the last ``interval`` of *history* (never a level-change event, which
-    the service appends to the ledger before queueing). ``current(identity)`` answers queued assessments
-    first, so level changes are measured against the newest level even before it is stored.
-    """
-
-    def __init__(self, store: RiskStore, *, interval: float = 0.05, max_pending: int = 10_000) -> None:
-        self._store = store
-        self._interval = interval
-        self._max_pending = max_pending
-        self._queue: list[RiskRecord] = []
-        self._recent: dict[str, CurrentRisk] = {}
-        self._last: dict[str, tuple[float, str | None, int]] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="qerberos-risk-writer", daemon=True)
-        self._thread.start()
-
-    def current(self, identity: str, connection: Connection | None = None) -> CurrentRisk | None:
-        with self._lock:
-            recent = self._recent.get(identity)
-        return recent if recent is not None else self._store.current(identity, connection)
-
-    def submit(self, record: RiskRecord) -> None:
-        key = (record.score, record.operation, record.computed_at_ms)
-        with self._lock:
-            if self._last.get(record.identity) == key:
-                return  # the same assessment as the last one queued for this identity
-            self._last[record.identity] = key
-            self._queue.append(record)
-            if record.operation is None:
-                factors = [{"name": n, "weight": w, "value": v} for n, w, v in record.factors]
-                self._recent[record.identity] = CurrentRisk(
-                    record.identity, record.score, record.level, factors, record.computed_at_ms
-                )
-            full = len(self._queue) >= self._max_pending
-        if full:
-            self._wake.set()
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._queue = self._queue, []
-        if batch:
-            try:
-                self._store.record_many(batch)
-            except LedgerError:
-                logger.exception("could not store %d risk assessments", len(batch))
-        with self._lock:
-            for record in batch:
-                recent = self._recent.get(record.identity)
-                if recent is not None and recent.computed_at_ms == record.computed_at_ms:
-                    del self._recent[record.identity]
-            if len(self._last) > 100_000:
-                self._last.clear()
-
-    def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout=30)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self.flush()

@@ -5,7 +5,7 @@ Why: reading an identity's rows costs ~1.5 ms of CPU at 1 M events, because they
 ``ledger_entries`` and ``event_details`` (a page of each per row). For an identity read before, the rows
 appended since are one probe of ``ix_ledger_entries_actor_seq``, usually empty.
 
-The history is the same as a full read at the same ledger state (``history.read_rows`` from seq 0):
+The history is the same as a full read at the same ledger state (``ReadSession.actor_rows`` from seq 0):
 
 - an entry holds the newest ``limit`` rows by seq below the ledger size it was read at, qerberos's own
   included (they take a place among the newest, as in a full read; they never reach the history);
@@ -28,10 +28,9 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from sqlalchemy import Connection
-
 from analytics.risk.factors import HistoryEvent
-from analytics.risk.history import EventFields, LedgerRow, LedgerSnapshot, read_all_rows, read_rows
+from analytics.risk.history import EventFields, LedgerRow, ledger_row
+from models.reader import LedgerSnapshot, ReadSession
 
 _OWN = 0  # the kind of qerberos's own rows: a place among the newest, never history
 
@@ -95,8 +94,12 @@ def _pairs(rows: Sequence[LedgerRow]) -> list[tuple[int, EventFields | None]]:
     return [(row.occurred_at_ms, None if row.own else row.fields) for row in rows]
 
 
+def _read_rows(session: ReadSession, identity: str, *, start: int, size: int, limit: int) -> list[LedgerRow]:
+    return [ledger_row(*row) for row in session.actor_rows(identity, start=start, size=size, limit=limit)]
+
+
 class HistoryCache:
-    """``history(connection, identity, snapshot)``: the identity's history at ``snapshot`` (see the module doc)."""
+    """``history(session, identity, snapshot)``: the identity's history at ``snapshot`` (see the module doc)."""
 
     def __init__(self, *, limit: int, max_rows: int) -> None:
         self._limit = limit
@@ -109,43 +112,43 @@ class HistoryCache:
     def rows_held(self) -> int:
         return self._held
 
-    def history(self, connection: Connection, identity: str, snapshot: LedgerSnapshot) -> tuple[HistoryEvent, ...]:
+    def history(self, session: ReadSession, identity: str, snapshot: LedgerSnapshot) -> tuple[HistoryEvent, ...]:
         with self._lock:
             entry = self._entries.get(identity)
             if entry is not None:
                 self._entries.move_to_end(identity)
         if entry is None or entry.size > snapshot.size:
-            entry = self._read(connection, identity, snapshot.size)
+            entry = self._read(session, identity, snapshot.size)
         elif entry.size < snapshot.size:
-            entry = self._caught_up(connection, identity, entry, snapshot.size)
+            entry = self._caught_up(session, identity, entry, snapshot.size)
         self._keep(identity, entry)
         return entry.history(snapshot.as_of_ms)
 
-    def prime(self, connection: Connection, snapshot: LedgerSnapshot) -> int:
+    def prime(self, session: ReadSession, snapshot: LedgerSnapshot) -> int:
         """Hold every identity's newest rows at ``snapshot``, from one pass over the ledger; an identity
         already held at a later state keeps it. Returns how many identities were read (0: the ledger holds
         more rows than the cache may)."""
         if not 0 < snapshot.size <= self._max_rows:
             return 0
         met: dict[str, _Met] = {}
-        for identity, row in read_all_rows(connection, snapshot.size):
+        for identity, occurred, type_, layer, verdict, details in session.all_actor_rows(snapshot.size):
             rows = met.get(identity)
             if rows is None:
                 rows = met[identity] = _Met()
-            rows.add(row, self._limit)
+            rows.add(ledger_row(occurred, type_, layer, verdict, details), self._limit)
         for identity, rows in met.items():
             self._keep(identity, rows.entry(snapshot.size, self._limit))
         return len(met)
 
-    def _read(self, connection: Connection, identity: str, size: int) -> _Entry:
-        return _Entry.of(size, _pairs(read_rows(connection, identity, start=0, size=size, limit=self._limit)))
+    def _read(self, session: ReadSession, identity: str, size: int) -> _Entry:
+        return _Entry.of(size, _pairs(_read_rows(session, identity, start=0, size=size, limit=self._limit)))
 
-    def _caught_up(self, connection: Connection, identity: str, entry: _Entry, size: int) -> _Entry:
-        new = read_rows(connection, identity, start=entry.size, size=size, limit=self._limit)
+    def _caught_up(self, session: ReadSession, identity: str, entry: _Entry, size: int) -> _Entry:
+        new = _read_rows(session, identity, start=entry.size, size=size, limit=self._limit)
         if not new:
             return dataclasses.replace(entry, size=size)
         if any(row.erases_details for row in new):
-            return self._read(connection, identity, size)
+            return self._read(session, identity, size)
         return _Entry.of(size, (entry.rows() + _pairs(new))[-self._limit :])
 
     def _keep(self, identity: str, entry: _Entry) -> None:

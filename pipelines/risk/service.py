@@ -1,4 +1,10 @@
-"""``RiskService``: read the inputs, score, keep the history, and record level changes in the ledger."""
+"""``RiskService``: read the inputs, score, keep the history, and record level changes in the ledger.
+
+It reads, in one read session of the ledger (``models.reader.ReadSession``): the ledger's snapshot, the
+identity's history (``HistoryCache``), its active alerts and newest detector score (an ``AlertReader``,
+``models.alerts.AlertTables`` when detection is installed) and its current level (``models.risk_store``); it
+scores them with ``analytics.risk`` and stores the assessment (``RiskWriter`` when written behind).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
-from analytics.risk.events import level_changed_event
-from analytics.risk.factors import OperationContext
-from analytics.risk.history import AlertReader, LedgerSnapshot, NoAlerts, ledger_snapshot
-from analytics.risk.history_cache import HistoryCache
+from analytics.risk.factors import AlertView, DetectorScoreView, OperationContext
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
-from models.database import connected
+from models.alerts import ActiveAlert, LatestScore
+from models.reader import LedgerReader, LedgerSnapshot, ReadSession
 from models.records import NewEvent
-from models.risk import CurrentRisk, LevelChange, RiskRecord, RiskStore, RiskWriter, level_change
+from models.risk_store import CurrentRisk, LevelChange, RiskRecord, RiskStore, level_change
+from pipelines.risk.history_cache import HistoryCache
+from pipelines.risk.level_events import level_changed_event
+from pipelines.risk.writer import RiskWriter
 from qerberos.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +35,24 @@ class LedgerAppender(Protocol):
     """The one thing the service needs of ``models.ledger.Ledger``."""
 
     def append(self, events: Sequence[NewEvent]) -> Any: ...
+
+
+class AlertReader(Protocol):
+    """What the service reads of detection, in the session it reads the ledger with (``models.alerts.AlertTables``)."""
+
+    def active_alerts(self, session: ReadSession, identity: str) -> Sequence[ActiveAlert]: ...
+
+    def latest_score(self, session: ReadSession, identity: str) -> LatestScore | None: ...
+
+
+class NoAlerts:
+    """An alert reader with nothing to read (detection not installed, and in tests)."""
+
+    def active_alerts(self, session: ReadSession, identity: str) -> Sequence[ActiveAlert]:
+        return ()
+
+    def latest_score(self, session: ReadSession, identity: str) -> LatestScore | None:
+        return None
 
 
 class RiskService:
@@ -43,9 +68,9 @@ class RiskService:
         store: RiskStore | None = None,
         write_behind: bool = False,
     ) -> None:
-        """``write_behind``: store the history from a background writer (``models.risk.RiskWriter``); the
-        service then needs ``close()``."""
-        self._engine = engine
+        """``write_behind``: store the history from a background writer (``RiskWriter``); the service then
+        needs ``close()``."""
+        self._reader = LedgerReader(engine)
         self._config = config
         self._ledger = ledger
         self._alerts: AlertReader = alerts if alerts is not None else NoAlerts()
@@ -68,8 +93,8 @@ class RiskService:
         read is logged and primes none (each identity is then read on its first assessment)."""
         started = time.perf_counter()
         try:
-            with connected(self._engine) as connection:
-                primed = self._histories.prime(connection, self._snapshot(connection))
+            with self._reader.session() as session:
+                primed = self._histories.prime(session, self._snapshot(session))
         except LedgerError:
             logger.exception("risk history not primed")
             return 0
@@ -87,22 +112,23 @@ class RiskService:
     def store(self) -> RiskStore:
         return self._store
 
-    def _snapshot(self, connection: Connection) -> LedgerSnapshot:
-        return ledger_snapshot(
-            connection, rounding_ms=self._config.as_of_rounding_ms, future_skew_ms=self._config.future_skew_ms
-        )
+    def _snapshot(self, session: ReadSession) -> LedgerSnapshot:
+        return session.snapshot(rounding_ms=self._config.as_of_rounding_ms, future_skew_ms=self._config.future_skew_ms)
 
     def _inputs(
-        self, connection: Connection, identity: str, *, operation: str | None, context: OperationContext | None,
+        self, session: ReadSession, identity: str, *, operation: str | None, context: OperationContext | None,
         names: set[str],
     ) -> RiskInputs:  # fmt: skip
         """Everything the score depends on, read in one database transaction."""
-        snapshot = self._snapshot(connection)
-        alerts = self._alerts.active_alerts(connection, identity) if names & _ALERT_FACTORS else ()
-        detector = self._alerts.latest_score(connection, identity) if "detector_score" in names else None
+        snapshot = self._snapshot(session)
+        alerts: tuple[AlertView, ...] = ()
+        if names & _ALERT_FACTORS:
+            alerts = tuple(AlertView(*alert) for alert in self._alerts.active_alerts(session, identity))
+        score = self._alerts.latest_score(session, identity) if "detector_score" in names else None
         return RiskInputs(
-            identity=identity, as_of_ms=snapshot.as_of_ms, alerts=alerts, detector=detector,
-            history=self._histories.history(connection, identity, snapshot), operation=operation,
+            identity=identity, as_of_ms=snapshot.as_of_ms, alerts=alerts,
+            detector=None if score is None else DetectorScoreView(*score),
+            history=self._histories.history(session, identity, snapshot), operation=operation,
             context=context or OperationContext(),
         )  # fmt: skip
 
@@ -126,9 +152,9 @@ class RiskService:
             and access in (None, OperationContext())
             and set(ADDITIVE_FACTORS) <= names
         )
-        with connected(self._engine) as connection:
-            inputs = self._inputs(connection, identity, operation=operation, context=access, names=names)
-            previous = (self._writer or self._store).current(identity, connection) if tracks_level else None
+        with self._reader.session() as session:
+            inputs = self._inputs(session, identity, operation=operation, context=access, names=names)
+            previous = (self._writer or self._store).current(identity, session) if tracks_level else None
         assessment = assess(inputs, self._config, factors)
         self._keep(assessment, tracks_level, previous)
         return assessment

@@ -14,7 +14,7 @@ from typing import Any
 
 from analytics.risk.scoring import RiskAssessment
 from models.records import Actor, NewEvent
-from models.risk import LevelChange
+from models.risk_store import LevelChange
 
 EVENT_NAME = "q.qerberos.risk.scored.v1"
 LEDGER_TYPE = "risk.level.changed"
