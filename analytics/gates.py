@@ -1,7 +1,7 @@
 """Data gates (great-expectations, GX Core 1.x): a batch that fails its suite stops the run.
 
 Two suites: ``raw_events`` for event frames (TEAM.md) and ``features`` for feature frames
-(``analytics.features``). GX runs in an ephemeral context on ``frame.to_pandas()`` (GX has no Polars
+(``analytics.window_features``). GX runs in an ephemeral context on ``frame.to_pandas()`` (GX has no Polars
 datasource); its progress bars are switched off.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from analytics.features import COUNT_COLUMNS, FEATURE_COLUMNS, RATIO_COLUMNS
+from analytics.window_features import COUNT_COLUMNS, FEATURE_COLUMNS, RATIO_COLUMNS
 from qerberos.errors import QerberosError
 
 logger = logging.getLogger(__name__)

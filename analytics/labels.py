@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from analytics.features import WINDOWS
+from analytics.window_features import WINDOWS
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 

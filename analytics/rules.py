@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from analytics.config_file import read_toml
+from analytics.live_events import LiveEvent
 from qerberos.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_RULES",
     "AnomalySettings",
     "DetectionConfig",
-    "LiveEvent",
     "LiveSettings",
     "RuleEngine",
     "RuleHit",
@@ -36,22 +36,6 @@ DEFAULT_RULES = Path(__file__).resolve().parents[1] / "config" / "rules.toml"
 RuleKind = Literal["count", "spray", "privilege", "off_hours", "new_location"]
 _KINDS = ("count", "spray", "privilege", "off_hours", "new_location")
 _SEVERITIES = ("low", "medium", "high", "critical")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LiveEvent:
-    """The fields of one ledger event that rules and live features read (``ip``/``country`` from details)."""
-
-    seq: int
-    squid_id: str
-    type: str
-    ref: str
-    layer: str
-    verdict: str
-    occurred_at_ms: int
-    dao_id: str | None = None
-    ip: str | None = None
-    country: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

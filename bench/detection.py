@@ -30,10 +30,10 @@ import numpy as np
 import polars as pl
 
 from analytics.detectors import load_config
-from analytics.features import FEATURE_COLUMNS, compute_features
 from analytics.model_store import ChampionWatcher, load_champion, set_champion, use_tracking_uri
 from analytics.rules import load_detection_config
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import FEATURE_COLUMNS, compute_features
 from models.alerts import AlertStore
 from models.ledger import initialise
 from models.records import Actor, NewEvent

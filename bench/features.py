@@ -75,7 +75,7 @@ def ensure_events(cache: Path, events: int, identities: int, days: int) -> Path:
 def _run_once(events_dir: Path, windows: list[str]) -> dict[str, object]:
     import polars as pl
 
-    from analytics.features import features_to_parquet
+    from analytics.window_features import features_to_parquet
 
     with tempfile.TemporaryDirectory(prefix="qerberos-bench-features-out-") as work:
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -10,11 +10,8 @@ instead of opening a second one, whichever process writes it. Two columns beyond
 Table ``detector_scores``: the latest score of each (identity, window), newest per identity via
 ``AlertStore.latest_score``. Table ``detector_cursor``: the last ledger ``seq`` live detection processed.
 
-Every creation and status change is also appended to the ledger (when the store is given a ``Ledger``) as an
-event of layer ``qerberos``, type ``security.alert.created`` / ``security.alert.updated``, actor
-``qerberos:detector`` (the analyst's own identity for a resolution or dismissal), with an id derived from the
-alert and its update time, so a retried append is idempotent. The alert row is written first, then the event:
-if the ledger append fails the change is kept and the error raised (the caller logs it).
+The store writes these tables only: ``pipelines.alert_service.AlertService`` is the store whose every creation
+and status change is also appended to the ledger.
 """
 
 from __future__ import annotations
@@ -53,14 +50,9 @@ from sqlmodel import Field, SQLModel
 
 from models.database import connected, has_table, read_frame
 from models.reader import ReadSession
-from models.records import Actor, NewEvent
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
 __all__ = [
-    "ALERT_CREATED",
-    "ALERT_UPDATED",
-    "DETECTOR_ACTOR",
-    "DETECTOR_SOURCE",
     "SEVERITIES",
     "STATUSES",
     "ActiveAlert",
@@ -74,7 +66,6 @@ __all__ = [
     "DetectorScore",
     "LatestScore",
     "ScoreRow",
-    "alert_created_payload",
     "create_alert_tables",
     "false_positive_labels",
 ]
@@ -83,12 +74,6 @@ Severity = Literal["low", "medium", "high", "critical"]
 Status = Literal["active", "resolved", "dismissed"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 STATUSES: tuple[Status, ...] = ("active", "resolved", "dismissed")
-ALERT_CREATED = "security.alert.created"
-ALERT_UPDATED = "security.alert.updated"
-DETECTOR_ACTOR = "qerberos:detector"
-DETECTOR_SOURCE = "qerberos:detector"
-COMPONENT_VERSION = "1.0.0"
-_EVENT_NAMESPACE = uuid.UUID("0b8f4d0e-5a43-4d1c-9f77-3c1b7d2a9e01")
 _MAX_WINDOWS = 200
 
 
@@ -247,55 +232,11 @@ def _merged_windows(old: Mapping[str, Any], window_start_ms: int | None) -> list
     return windows[-_MAX_WINDOWS:]
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def alert_created_payload(alert: AlertView) -> dict[str, Any]:
-    """The ``q.qerberos.alert.created.v1`` event payload (upstream ``events/alert-created.event.json``)."""
-    tags = [alert.pattern] + ([alert.technique] if alert.technique else [])
-    return {
-        "eventId": str(uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:created")),
-        "timestamp": _iso(alert.created_at_ms),
-        "alertId": alert.id,
-        "type": "anomaly" if alert.pattern == "anomaly" else "policy_violation",
-        "severity": alert.severity,
-        "title": _title(alert)[:200],
-        "description": alert.description[:500],
-        "affectedIdentities": [alert.squid_id],
-        "source": {"module": "qerberos", "component": "anomaly_detector", "version": COMPONENT_VERSION},
-        "tags": tags,
-        "priority": {"low": "low", "medium": "normal", "high": "high", "critical": "urgent"}[alert.severity],
-    }
-
-
-def _title(alert: AlertView) -> str:
-    technique = f" ({alert.technique})" if alert.technique else ""
-    return f"{alert.pattern.replace('_', ' ')}{technique} on {alert.squid_id}"
-
-
-def _updated_payload(alert: AlertView, previous_status: str) -> dict[str, Any]:
-    return {
-        "alertId": alert.id,
-        "status": alert.status,
-        "previousStatus": previous_status,
-        "severity": alert.severity,
-        "score": round(alert.score, 6),
-        "reason": alert.reason,
-        "occurrences": alert.occurrences,
-        "affectedIdentities": [alert.squid_id],
-        "pattern": alert.pattern,
-        "technique": alert.technique,
-        "updatedAt": _iso(alert.updated_at_ms),
-    }
-
-
 class AlertStore:
-    """Read and write alerts and detector scores. ``ledger``: where creations and changes are recorded."""
+    """Read and write alerts and detector scores."""
 
-    def __init__(self, engine: Engine, ledger: Any | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._ledger = ledger
 
     @property
     def engine(self) -> Engine:
@@ -404,10 +345,7 @@ class AlertStore:
             connection.execute(statement)
 
     def raise_alert(self, candidate: AlertCandidate, *, now_ms: int | None = None) -> AlertChange:
-        """Create the active alert of ``candidate.dedup_key``, or update it (severity and score only rise).
-
-        A creation, or a rise in severity, is appended to the ledger; a plain repeat only updates the row.
-        """
+        """Create the active alert of ``candidate.dedup_key``, or update it (severity and score only rise)."""
         now = _now_ms() if now_ms is None else now_ms
         for _attempt in range(3):
             try:
@@ -417,10 +355,6 @@ class AlertStore:
                 continue  # another writer created the same active alert first: update that one
         else:
             raise ConflictError("could not store the alert", details={"dedup_key": candidate.dedup_key})
-        if change.kind == "created":
-            self._record(change.alert, ALERT_CREATED, alert_created_payload(change.alert))
-        elif change.kind == "escalated":
-            self._record(change.alert, ALERT_UPDATED, _updated_payload(change.alert, "active"))
         return change
 
     def _raise_once(self, candidate: AlertCandidate, now: int) -> AlertChange:
@@ -468,10 +402,8 @@ class AlertStore:
             connection.execute(_alerts.update().where(_alerts.c.id == old.id).values(values))
             return AlertChange(updated, "escalated" if escalated else "repeated")
 
-    def set_status(
-        self, alert_id: str, status: str, reason: str, *, actor: Actor | None = None, source: str = DETECTOR_SOURCE
-    ) -> AlertView:
-        """Resolve or dismiss an active alert with a reason; recorded in the ledger as ``security.alert.updated``.
+    def set_status(self, alert_id: str, status: str, reason: str) -> AlertView:
+        """Resolve or dismiss an active alert with a reason.
 
         A dismissal is a false-positive label for the next training (see ``false_positive_labels``).
         """
@@ -495,35 +427,7 @@ class AlertStore:
                 _alerts.update().where(_alerts.c.id == str(alert_id))
                 .values(status=status, reason=reason.strip(), updated_at_ms=now)
             )  # fmt: skip
-        alert = dataclasses.replace(_view(row), status=status, reason=reason.strip(), updated_at_ms=now)  # type: ignore[arg-type]
-        self._record(alert, ALERT_UPDATED, _updated_payload(alert, "active"), actor=actor, source=source)
-        return alert
-
-    def _record(
-        self,
-        alert: AlertView,
-        event_type: str,
-        details: dict[str, Any],
-        *,
-        actor: Actor | None = None,
-        source: str = DETECTOR_SOURCE,
-    ) -> None:
-        if self._ledger is None:
-            return
-        event = NewEvent(
-            type=event_type,
-            ref=f"alert:{alert.id}",
-            actor=actor or Actor(DETECTOR_ACTOR),
-            layer="qerberos",
-            verdict="WARN" if alert.status == "active" else "ALLOW",
-            source=source,
-            details=details,
-            id=uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:{event_type}:{alert.status}:{alert.updated_at_ms}"),
-        )
-        try:
-            self._ledger.append([event])
-        except (LedgerError, SQLAlchemyError) as exc:
-            raise LedgerError(f"alert {alert.id} stored but its audit event was not appended") from exc
+        return dataclasses.replace(_view(row), status=status, reason=reason.strip(), updated_at_ms=now)  # type: ignore[arg-type]
 
     # -- live detection's cursor ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -74,6 +74,12 @@ class AppendResult(msgspec.Struct, frozen=True):
 
     record: LedgerRecord
     created: bool
+
+
+class LedgerAppender(Protocol):
+    """What the services that record their own events need of ``models.ledger.Ledger``."""
+
+    def append(self, events: Sequence[NewEvent]) -> list[AppendResult]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

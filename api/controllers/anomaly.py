@@ -2,7 +2,7 @@
 
 ``/anomaly/detect`` reads ``app.state.detection`` (a ``pipelines.live_detection.LiveDetection``), which
 ``detection_lifespan`` creates and starts after the service lifespan has opened the ledger. The alert routes
-read ``app.state.alerts`` (a ``models.alerts.AlertStore``), the engine's own store, or one over the ledger
+read ``app.state.alerts`` (a ``pipelines.alert_service.AlertService``), the engine's own store, or one over the ledger
 alone where live detection is off (API replicas beside ``qerberos detect``): alerts live in the shared
 database either way. Each route names its permission in ``opt["permission"]`` (the app's permission guard
 enforces it).
@@ -21,14 +21,16 @@ import msgspec
 from litestar import Controller, Litestar, Request, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from analytics.features import FEATURE_COLUMNS
+from analytics.live_events import live_event
 from analytics.rules import RuleEngine
+from analytics.window_features import FEATURE_COLUMNS, FeatureRow, rows_from_events
 from api.envelope import Envelope, iso_timestamp, ok
 from api.schemas import CamelSchema
-from models.alerts import AlertStore, AlertView
+from models.alerts import AlertView
 from models.events import convert_event
 from models.records import Actor
-from pipelines.live_detection import FeatureRow, LiveDetection, live_event, rows_from_events, score_rows
+from pipelines.alert_service import AlertService
+from pipelines.live_detection import LiveDetection, score_rows
 from qerberos.errors import DependencyUnavailableError, ValidationError
 
 __all__ = ["AlertsController", "AnomalyAlertsController", "AnomalyController", "detection_lifespan"]
@@ -140,10 +142,10 @@ def detection_of(request: Request[Any, Any, Any]) -> LiveDetection:
     return detection
 
 
-def alerts_of(request: Request[Any, Any, Any]) -> AlertStore:
+def alerts_of(request: Request[Any, Any, Any]) -> AlertService:
     detection = getattr(request.app.state, "detection", None)
     store = detection.store if isinstance(detection, LiveDetection) else getattr(request.app.state, "alerts", None)
-    if not isinstance(store, AlertStore):
+    if not isinstance(store, AlertService):
         raise DependencyUnavailableError("the alert store is not open (the service is starting or stopping)")
     return store
 
@@ -380,7 +382,7 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
     if state.settings.live_detection == "off":  # a separate `qerberos detect` process does it
         ledger = state.require_ledger()  # its schema, the alert tables included, is `qerberos init`'s
         app.state.detection = None
-        app.state.alerts = AlertStore(ledger.engine, ledger=ledger)
+        app.state.alerts = AlertService(ledger.engine, ledger)
         try:
             yield
         finally:

@@ -20,7 +20,7 @@ from analytics.risk.factors import AlertView, DetectorScoreView, OperationContex
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
 from models.alerts import ActiveAlert, LatestScore
 from models.reader import LedgerReader, LedgerSnapshot, ReadSession
-from models.records import NewEvent
+from models.records import LedgerAppender
 from models.risk_store import CurrentRisk, LevelChange, RiskRecord, RiskStore, level_change
 from pipelines.risk.history_cache import HistoryCache
 from pipelines.risk.level_events import level_changed_event
@@ -29,12 +29,6 @@ from qerberos.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 _ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
-
-
-class LedgerAppender(Protocol):
-    """The one thing the service needs of ``models.ledger.Ledger``."""
-
-    def append(self, events: Sequence[NewEvent]) -> Any: ...
 
 
 class AlertReader(Protocol):

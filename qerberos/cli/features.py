@@ -30,12 +30,12 @@ def features(
     """Compute per-identity, per-window features (streaming) and write them to --out."""
     import polars as pl
 
-    from analytics.features import features_to_parquet
     from analytics.labels import label_windows
+    from pipelines.feature_table import write_feature_table
 
     with reported_errors():
         try:
-            features_to_parquet(source or get_settings().database_url, out, tuple(window or ["1h"]))
+            write_feature_table(source or get_settings().database_url, out, tuple(window or ["1h"]))
             if labels is not None:
                 label_windows(pl.read_parquet(out), pl.read_parquet(labels)).write_parquet(out)
         except (OSError, pl.exceptions.PolarsError) as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
-from analytics.features import FEATURE_COLUMNS
+from analytics.window_features import FEATURE_COLUMNS
 from qerberos.cli import app
 from qerberos.settings import Settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from analytics.features import compute_features
 from analytics.labels import label_windows
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import compute_features
 from pipelines.train import train
 
 

@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 
 from analytics.detectors import load_config
-from analytics.features import compute_features
 from analytics.labels import label_windows
 from analytics.model_store import set_champion, use_tracking_uri
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import compute_features
 from pipelines.train import train
 
 IDENTITIES = 30

@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
-from analytics.features import compute_features, features_to_parquet
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import compute_features
 from models.event_frame import EVENT_SCHEMA
 from models.ledger import initialise
 from models.reader import export_parquet, iter_database_chunks, scan_events
+from pipelines.feature_table import write_feature_table
 from qerberos.cli import simulate as simulate_cli
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings
@@ -82,7 +83,7 @@ def test_features_from_the_database_equal_the_features_of_the_frame(
     ingested: tuple[str, pl.DataFrame], tmp_path: Path
 ) -> None:
     url, events = ingested
-    out = features_to_parquet(url, tmp_path / "features.parquet", ["1h", "1d"], chunk_rows=256)
+    out = write_feature_table(url, tmp_path / "features.parquet", ["1h", "1d"], chunk_rows=256)
     expected = pl.concat([compute_features(events.lazy(), w).collect() for w in ("1h", "1d")])
     assert_frame_equal(expected, pl.read_parquet(out))
 

@@ -13,15 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from analytics import features
-from analytics.features import (
+from analytics.labels import label_windows
+from analytics.window_features import (
     FEATURE_COLUMNS,
     FEATURE_SCHEMA,
     HashCollisionError,
+    batch,
     compute_features,
     features_to_parquet,
 )
-from analytics.labels import label_windows
 from models.event_frame import EVENT_SCHEMA
 
 MONDAY = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
@@ -251,7 +251,7 @@ def test_an_identity_key_collision_is_refused_not_merged() -> None:
         schema={"s": pl.UInt64, "squid_id": pl.String, "squid_id_max": pl.String},
     )
     with pytest.raises(HashCollisionError, match="identity keys collide"):
-        features._checked_identities(clash)
+        batch._checked_identities(clash)
 
 
 def test_a_dao_key_collision_is_refused_not_merged() -> None:
@@ -260,7 +260,7 @@ def test_a_dao_key_collision_is_refused_not_merged() -> None:
         schema={"s": pl.UInt64, "d": pl.UInt64, "n": pl.UInt32, "dao_id": pl.String, "dao_id_max": pl.String},
     )
     with pytest.raises(HashCollisionError, match="DAO keys collide"):
-        features._membership(same_key)
+        batch._membership(same_key)
 
 
 def test_peer_dao_is_the_most_used_then_the_smallest_id() -> None:

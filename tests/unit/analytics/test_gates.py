@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analytics.features import compute_features
 from analytics.gates import FEATURES, RAW_EVENTS, GateFailedError, run_gate, save_result
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import compute_features
 
 
 @functools.cache

@@ -12,9 +12,9 @@ import typer
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-from analytics.features import compute_features
 from analytics.labels import label_windows
 from analytics.simulation import ATTACKS, EVENT_SCHEMA, SimulationConfig, SimulationResult, simulate, to_requests
+from analytics.window_features import compute_features
 from models.events import convert_event
 from models.ledger import initialise
 from models.reader import scan_events

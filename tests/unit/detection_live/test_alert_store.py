@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from models.alerts import AlertCandidate, AlertStore, ScoreRow, create_alert_tables, false_positive_labels
+from models.alerts import AlertCandidate, ScoreRow, create_alert_tables, false_positive_labels
 from models.ledger import initialise
 from models.records import Actor, SearchQuery
+from pipelines.alert_service import AlertService
 from qerberos.errors import ConflictError, NotFoundError, ValidationError
 
 HOUR = 3_600_000
@@ -23,8 +24,8 @@ def ledger(sqlite_settings):
 
 
 @pytest.fixture
-def store(ledger) -> AlertStore:
-    return AlertStore(ledger.engine, ledger=ledger)
+def store(ledger) -> AlertService:
+    return AlertService(ledger.engine, ledger)
 
 
 def candidate(

@@ -1,13 +1,13 @@
-"""Live, incremental features equal ``analytics.features.compute_features`` over every event seen so far."""
+"""Live, incremental features equal ``analytics.window_features.compute_features`` over every event seen so far."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from analytics.features import FEATURE_COLUMNS, compute_features
+from analytics.live_events import live_event
 from analytics.simulation import SimulationConfig, simulate
-from pipelines.live_detection import IncrementalFeatures, live_event
+from analytics.window_features import FEATURE_COLUMNS, IncrementalFeatures, compute_features
 
 
 @pytest.fixture(scope="module")

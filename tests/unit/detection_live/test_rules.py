@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from analytics.rules import LiveEvent, RuleEngine, RuleSpec, load_detection_config
+from analytics.live_events import LiveEvent
+from analytics.rules import RuleEngine, RuleSpec, load_detection_config
 
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 MIN = 60_000

@@ -1,44 +1,13 @@
-"""Per-identity, per-window behaviour features of the event frame (Polars, lazy, streaming).
+"""The window features (``definition.py``) of an event frame, every window at once (Polars, lazy, streaming).
 
-One row per identity (``squid_id``) and window in which it has at least one event. Windows are
-tumbling and aligned on the epoch (``occurred_at`` truncated to ``5m``, ``1h`` or ``1d``, UTC).
-
-Definitions (``W`` is the window, "history" is every event of the identity strictly before ``W``'s start:
-no feature looks at anything after its window, except ``peer_deviation``'s group membership):
-
-``event_count``, ``distinct_refs``, ``distinct_layers``
-    events in ``W``; distinct ``ref`` and ``layer`` values among them.
-``deny_ratio``, ``warn_ratio``
-    share of ``W``'s events with verdict DENY (WARN).
-``off_hours_share``
-    share of ``W``'s events in an hour of day (UTC) that is not usual for the identity. Hour ``h`` is usual
-    when the history holds at least ``MIN_HISTORY_EVENTS`` events and at least ``USUAL_HOUR_MIN_SHARE`` of
-    them fell in hour ``h``. With a shorter history nothing is judged off-hours (the share is 0).
-``new_ref_share``
-    share of ``W``'s events whose ``ref`` never occurs in the history.
-``rate_vs_baseline``
-    ``event_count`` divided by the identity's baseline for the window's hour of the week (the weekday and
-    hour of ``W``'s start): the mean ``event_count`` over the identity's earlier windows with events that
-    started in the same hour of the week; with no such window, the mean over all its earlier windows with
-    events; with none at all the feature is 1 (no evidence either way).
-``peer_deviation``
-    z-score of ``event_count`` among the members of the identity's DAO in ``W``, members without events in
-    ``W`` counting as 0: ``(count - mean) / std`` (population std). The identity's DAO is the ``dao_id``
-    it acts under most often over the whole source (ties: the smallest id), a membership, not a
-    behaviour. 0 when the identity has no DAO, the DAO has one member, or every member has the same count.
-``fail_then_success``
-    number of authentication events (types ``AUTH_TYPES``) in ``W`` with verdict ALLOW whose previous
-    authentication event of the identity in ``W`` (by ``occurred_at``, then ``seq``) was a DENY.
-``new_country_count``, ``new_ip_count``
-    distinct ``details.country`` (``details.ip``) values in ``W`` absent from the history. Erased details
-    (null) count as neither.
-
-Rows come out sorted by ``squid_id``, then ``window_start`` (the streaming engine does not keep order).
+Rows come out sorted by ``squid_id``, then ``window_start`` (the streaming engine does not keep order). The
+identity's DAO (for ``peer_deviation``) is the one it acts under most often over the whole frame.
 
 How it is computed (none of this changes a definition): the events are first reduced to a narrow frame
 of integers (``_narrow``): 64-bit keys of ``squid_id``, ``ref``, ``layer``, ``details.ip`` and
 ``details.country`` (the details regex runs once), a verdict code, the time and seq. ``features_to_parquet``
-writes it to a Parquet file once and computes every window from it; the group-bys run on integers.
+writes it to a Parquet file once and computes every window from it; the group-bys run on integers and end in
+the facts that ``definition.feature_exprs`` turns into features.
 Identities and DAOs are decoded exactly: the table of identity keys keeps the ids behind each key and a
 collision is refused (``HashCollisionError``), never merged, and the same holds for DAOs. Refs, layers,
 IPs and countries are only compared within one identity, so a collision could change a feature only if
@@ -59,44 +28,22 @@ from pathlib import Path
 
 import polars as pl
 
+from analytics.live_events import detail_pattern
+from analytics.window_features.definition import (
+    AUTH_TYPES,
+    WINDOW_MS,
+    check_window,
+    feature_exprs,
+    hour_of_day,
+    hour_of_week,
+    off_hour_events,
+    unusual_hour,
+    window_start,
+)
+from models.event_frame import scan_parquet_events
+
 logger = logging.getLogger(__name__)
 
-WINDOWS: tuple[str, ...] = ("5m", "1h", "1d")
-AUTH_TYPES: tuple[str, ...] = ("authentication", "login")
-USUAL_HOUR_MIN_SHARE = 0.02
-MIN_HISTORY_EVENTS = 20
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "event_count",
-    "distinct_refs",
-    "distinct_layers",
-    "deny_ratio",
-    "warn_ratio",
-    "off_hours_share",
-    "new_ref_share",
-    "rate_vs_baseline",
-    "peer_deviation",
-    "fail_then_success",
-    "new_country_count",
-    "new_ip_count",
-)
-RATIO_COLUMNS: tuple[str, ...] = ("deny_ratio", "warn_ratio", "off_hours_share", "new_ref_share")
-COUNT_COLUMNS: tuple[str, ...] = (
-    "event_count",
-    "distinct_refs",
-    "distinct_layers",
-    "fail_then_success",
-    "new_country_count",
-    "new_ip_count",
-)
-FEATURE_SCHEMA: dict[str, pl.DataType] = {
-    "squid_id": pl.String(),
-    "window_start": pl.Datetime("ms", "UTC"),
-    "window": pl.String(),
-    **{name: pl.Int64() if name in COUNT_COLUMNS else pl.Float64() for name in FEATURE_COLUMNS},
-}
-_WINDOW_MS: dict[str, int] = {"5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
-_HOUR_MS = 3_600_000
-_DAY_MS = 86_400_000
 _ALLOW, _DENY, _WARN, _OTHER = 0, 1, 2, 3
 _SW = ["s", "w"]
 _IDENTITY_SCHEMA = pl.Schema({"s": pl.UInt64(), "squid_id": pl.String(), "order": pl.Int64()})
@@ -108,8 +55,8 @@ class HashCollisionError(ValueError):
 
 
 def _detail(name: str) -> pl.Expr:
-    """A string value of the details JSON text (a regex: cheaper than parsing 10M objects)."""
-    return pl.col("details").str.extract(rf'"{name}"\s*:\s*"([^"]*)"', 1)
+    """A string value of the details JSON text."""
+    return pl.col("details").str.extract(detail_pattern(name), 1)
 
 
 def _key(expr: pl.Expr, seed: int, *, keep_null: bool = False) -> pl.Expr:
@@ -220,8 +167,8 @@ def _first_seen_count(narrow: pl.LazyFrame, column: str, out: str) -> pl.LazyFra
 
 def _features(narrow: pl.LazyFrame, window: str, identities: pl.LazyFrame, membership: pl.LazyFrame) -> pl.LazyFrame:
     """The feature rows from the narrow events (``_narrow``) and the identity and membership frames."""
-    size = _WINDOW_MS[window]
-    narrow = narrow.with_columns(w=pl.col("m") // size * size, h=(pl.col("m") // _HOUR_MS % 24).cast(pl.Int8))
+    size = WINDOW_MS[window]
+    narrow = narrow.with_columns(w=window_start(pl.col("m"), size), h=hour_of_day(pl.col("m")).cast(pl.Int8))
     first_ref_window = narrow.group_by("s", "r").agg(first_ref_w=pl.col("w").min())
     base = (
         narrow.join(first_ref_window, on=["s", "r"], how="left")
@@ -265,65 +212,37 @@ def _features(narrow: pl.LazyFrame, window: str, identities: pl.LazyFrame, membe
         .sort(in_order)
     )
     base = _priors(base, ["s"], "event_count", "prior_events", "prior_windows", sorted_in_time=True)
-    base = base.with_columns(
-        slot=(pl.col("w") // _DAY_MS + 3) % 7 * 24 + pl.col("w") // _HOUR_MS % 24  # 1970-01-01 was a Thursday
+    base = _priors(
+        base.with_columns(slot=hour_of_week(pl.col("w"))),
+        ["s", "slot"],
+        "event_count",
+        "prior_slot_events",
+        "prior_slot_windows",
+        sorted_in_time=True,
     )
-    base = _priors(base, ["s", "slot"], "event_count", "prior_slot_events", "prior_slot_windows", sorted_in_time=True)
-    off = (pl.col("prior_events") >= MIN_HISTORY_EVENTS) & (
-        pl.col("prior_hour") < USUAL_HOUR_MIN_SHARE * pl.col("prior_events")
-    )
-    if size <= _HOUR_MS:  # a window lies within one hour: its events' hour is its start's, no join needed
+    if size <= WINDOW_MS["1h"]:  # a window lies within one hour: its events' hour is its start's, no join needed
         base = _priors(
-            base.with_columns(h=(pl.col("w") // _HOUR_MS % 24).cast(pl.Int8)),
+            base.with_columns(h=hour_of_day(pl.col("w")).cast(pl.Int8)),
             ["s", "h"],
             "event_count",
             "prior_hour",
             None,
             sorted_in_time=True,
-        ).with_columns(off_events=pl.when(off).then(pl.col("event_count")).otherwise(0))
+        ).with_columns(off_events=pl.when(unusual_hour(pl.col("prior_hour"))).then(pl.col("event_count")).otherwise(0))
     else:
         hours = narrow.group_by("s", "w", "h").agg(n=pl.len().cast(pl.Int64))
-        off_hours = (
-            _priors(hours, ["s", "h"], "n", "prior_hour", None, sorted_in_time=False)
-            .join(base.select(*_SW, "prior_events"), on=_SW, how="inner")
-            .group_by(_SW)
-            .agg(off_events=pl.when(off).then(pl.col("n")).otherwise(0).sum())
+        off_hours = off_hour_events(
+            _priors(hours, ["s", "h"], "n", "prior_hour", None, sorted_in_time=False).join(
+                base.select(*_SW, "prior_events"), on=_SW, how="inner"
+            )
         )
         base = base.join(off_hours, on=_SW, how="left").sort(in_order)  # a join does not keep the order
-    frame = base
-    count = pl.col("event_count").cast(pl.Float64)
-    peer_mean = pl.col("peer_sum") / pl.col("members")
-    peer_var = pl.col("peer_sumsq") / pl.col("members") - peer_mean**2
-    baseline = (
-        pl.when(pl.col("prior_slot_windows") > 0)
-        .then(pl.col("prior_slot_events") / pl.col("prior_slot_windows"))
-        .when(pl.col("prior_windows") > 0)
-        .then(pl.col("prior_events") / pl.col("prior_windows"))
+    return base.select(
+        pl.col("squid_id"),
+        pl.col("w").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("window_start"),
+        pl.lit(window, dtype=pl.String).alias("window"),
+        *feature_exprs(),
     )
-    return frame.select(
-        "squid_id",
-        window_start=pl.col("w").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-        window=pl.lit(window, dtype=pl.String),
-        event_count="event_count",
-        distinct_refs="distinct_refs",
-        distinct_layers="distinct_layers",
-        deny_ratio=pl.col("deny") / count,
-        warn_ratio=pl.col("warn") / count,
-        off_hours_share=pl.col("off_events").fill_null(0) / count,
-        new_ref_share=pl.col("new_ref_events") / count,
-        rate_vs_baseline=(count / baseline).fill_null(1.0),
-        peer_deviation=pl.when((pl.col("members") >= 2) & (peer_var > 1e-12))
-        .then((count - peer_mean) / peer_var.sqrt())
-        .otherwise(0.0),
-        fail_then_success=pl.col("fail_then_success").fill_null(0),
-        new_country_count=pl.col("new_country_count").fill_null(0),
-        new_ip_count=pl.col("new_ip_count").fill_null(0),
-    )
-
-
-def _check_window(window: str) -> None:
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, not {window!r}")
 
 
 def compute_features(events: pl.LazyFrame, window: str, *, seed: int | None = None) -> pl.LazyFrame:
@@ -331,7 +250,7 @@ def compute_features(events: pl.LazyFrame, window: str, *, seed: int | None = No
 
     ``seed`` keys the run's 64-bit value keys (random by default; see ``_key``).
     """
-    _check_window(window)
+    check_window(window)
     seed = _new_seed() if seed is None else seed
     return _features(
         _narrow(events, seed),
@@ -356,27 +275,15 @@ def _stage_events(events: pl.LazyFrame, seed: int, narrow: Path) -> tuple[pl.Dat
     return identities, _dao_counts(events, seed).collect(engine="streaming")
 
 
-def features_to_parquet(
-    source: str | Path | pl.LazyFrame, out: Path, windows: Sequence[str] = ("1h",), *, chunk_rows: int = 250_000
-) -> Path:
-    """Write the features of ``source`` (a Parquet path, a database URL or an event LazyFrame) for every
-    window to ``out``, streaming: one window at a time, rows sorted by window, identity, window start.
-
-    A database is first copied, ``chunk_rows`` rows at a time, into a Parquet file beside ``out`` so that it
-    is read once, however many windows are asked for.
-    """
-    from models.reader import export_parquet, is_database_url, scan_events
-
+def features_to_parquet(source: str | Path | pl.LazyFrame, out: Path, windows: Sequence[str] = ("1h",)) -> Path:
+    """Write the features of ``source`` (an event frame, lazy, or the Parquet export of one: a file, a directory
+    or a glob) for every window to ``out``, streaming: one window at a time, rows sorted by window, identity,
+    window start. (``pipelines.feature_table`` reads a ledger's database.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".features-", dir=out.parent))
     try:
-        if isinstance(source, pl.LazyFrame):
-            events = source
-        elif is_database_url(str(source)):
-            events = pl.scan_parquet(export_parquet(str(source), work / "events.parquet", chunk_rows=chunk_rows))
-        else:
-            events = scan_events(source)
+        events = source if isinstance(source, pl.LazyFrame) else scan_parquet_events(source)
         seed = _new_seed()
         narrow = work / "narrow.parquet"
         identities, dao_counts = _stage_events(events, seed, narrow)
@@ -384,7 +291,7 @@ def features_to_parquet(
         logger.info("events read once into %s (%d identities)", narrow.name, identities.height)
         parts = []
         for window in windows:
-            _check_window(window)
+            check_window(window)
             part = work / f"features-{window}.parquet"
             _features(pl.scan_parquet(narrow), window, identities.lazy(), membership.lazy()).sink_parquet(
                 part, engine="streaming"

@@ -1,0 +1,56 @@
+"""One ledger event as rules and the incremental window features read it (``LiveEvent``), from a row of the
+ledger's tail (``live_event``), and the pattern both the live and the batch features read ``ip`` and ``country``
+out of the details JSON text with (``detail_pattern``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+__all__ = ["LiveEvent", "detail_pattern", "live_event"]
+
+
+def detail_pattern(name: str) -> str:
+    """The regular expression of a string value of the details JSON text (cheaper than parsing 10M objects)."""
+    return rf'"{name}"\s*:\s*"([^"]*)"'
+
+
+_IP = re.compile(detail_pattern("ip"))
+_COUNTRY = re.compile(detail_pattern("country"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """The fields of one ledger event that rules and live features read (``ip``/``country`` from details)."""
+
+    seq: int
+    squid_id: str
+    type: str
+    ref: str
+    layer: str
+    verdict: str
+    occurred_at_ms: int
+    dao_id: str | None = None
+    ip: str | None = None
+    country: str | None = None
+
+
+def live_event(
+    seq: int,
+    squid_id: str,
+    type: str,
+    ref: str,
+    layer: str,
+    verdict: str,
+    occurred_at_ms: int,
+    dao_id: str | None,
+    details: str | None,
+) -> LiveEvent:
+    """A ledger row (``models.reader.TailRow``) as rules and live features read it."""
+    ip = country = None
+    if details:
+        found = _IP.search(details)
+        ip = found.group(1) if found else None
+        found = _COUNTRY.search(details)
+        country = found.group(1) if found else None
+    return LiveEvent(seq, squid_id, type, ref, layer, verdict, int(occurred_at_ms), dao_id, ip, country)
