@@ -30,6 +30,10 @@ Figures (one JSON object per line):
 - ``search_by_actor_ms``: p50 and p99 of ``Ledger.search`` by one actor (a page of 100, the total counted: the
   ledger's part of ``GET /audit?actor=``), and its CPU milliseconds per search;
 - ``peak_rss_mb``: the process's peak resident memory.
+
+This is the one file outside ``models/`` that names the ledger's tables and writes SQL: its baselines (the bare
+inserts and COPY, SQLite's own decoding) measure the database itself, with nothing of ours between, which is
+what makes them the physical limits the ledger's figures are compared with.
 """
 
 from __future__ import annotations

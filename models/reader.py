@@ -6,7 +6,8 @@ risk and live detection read of ``ledger_entries`` and ``event_details`` (left-j
   so that ten million events never sit in memory at once.
 - By time, a period's events (``between``) and what the GDPR section reads besides (``erasures``,
   ``oldest_details_ms``, ``details_before``, ``details_texts``): each one indexed range query.
-- Past a cursor, the tail live detection follows (``tail``).
+- Past a cursor, the tail live detection follows (``tail``); the newest checkpoint a restore compares with
+  (``newest_checkpoint``).
 - In one read transaction (``session()``, a ``ReadSession``), what one risk assessment reads: the ledger's
   snapshot (its size and "now") and an identity's newest rows below that size, through
   ``ix_ledger_entries_actor_seq``; ``models.alerts`` and ``models.risk_store`` read on the same session.
@@ -31,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models.database import create_ledger_engine
 from models.event_frame import EVENT_COLUMNS, EVENT_SCHEMA, FRAME_SCHEMA, PERIOD_COLUMNS, scan_parquet_events
-from models.tables import EventDetails, LedgerEntry
+from models.tables import CheckpointRow, EventDetails, LedgerEntry
 from qerberos.errors import LedgerError
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
 DEFAULT_CHUNK_ROWS = 250_000
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 _STORED: dict[str, Any] = {  # each frame column as the tables store it
     "seq": _entries.c.seq,
     "id": _entries.c.id,
@@ -70,6 +72,7 @@ _STORED: dict[str, Any] = {  # each frame column as the tables store it
 }
 _STORED_AS_INTEGER = frozenset({"occurred_at", "received_at", "has_details"})
 _SIZE = select(func.coalesce(func.max(_entries.c.seq) + 1, 0))
+_NEWEST_CHECKPOINT = select(_checkpoints.c.note).order_by(_checkpoints.c.size.desc()).limit(1)
 _ERASURES = text(
     "SELECT e.seq, e.occurred_at_ms AS occurred_at, e.actor_squid_id AS squid_id, e.source, d.details, "
     "(SELECT COUNT(*) FROM ledger_entries o JOIN event_details od ON od.seq = o.seq "
@@ -234,6 +237,12 @@ class LedgerReader:
     def size(self) -> int:
         with _read("the ledger's size"), self._engine.connect() as connection:
             return int(connection.execute(_SIZE).scalar_one())
+
+    def newest_checkpoint(self) -> str | None:
+        """The signed note of the largest stored checkpoint (not verified), None when there is none."""
+        with _read("the ledger's checkpoints"), self._engine.connect() as connection:
+            note = connection.execute(_NEWEST_CHECKPOINT).scalar()
+        return None if note is None else str(note)
 
     def chunks(self, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pl.DataFrame]:
         """The event frame in ``seq`` order, ``chunk_rows`` at a time (each chunk the range ``[low, low +

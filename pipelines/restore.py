@@ -39,16 +39,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import keys
 from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
 from models.ledger import Ledger
+from models.reader import LedgerReader
 from models.records import Actor, NewEvent
 from models.signing import LogSigner
-from models.tables import CheckpointRow
 from models.verification import verify_ledger
 from pipelines.backup import (
     MANIFEST,
@@ -71,7 +70,6 @@ __all__ = ["RestoreRefusedError", "RestoreResult", "restore_backup"]
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 
 
 class RestoreRefusedError(IntegrityError):
@@ -274,19 +272,15 @@ def _published_checkpoint(settings: Settings, trusted: list[str], force: bool) -
     except SQLAlchemyError:
         return None
     try:
-        with engine.connect() as connection:
-            note = connection.execute(
-                select(_checkpoints.c.note).order_by(_checkpoints.c.size.desc()).limit(1)
-            ).scalar()
-    except SQLAlchemyError as exc:
-        logger.warning("the live database gave no checkpoint (%s): consistency not checked", exc.__class__.__name__)
+        with LedgerReader(engine, owns_engine=True) as reader:
+            note = reader.newest_checkpoint()
+    except LedgerError as exc:
+        logger.warning("the live database gave no checkpoint (%s): consistency not checked", exc.message)
         return None
-    finally:
-        engine.dispose()
     if note is None:
         return None
     try:
-        checkpoint = verifier.verify_checkpoint(str(note), trusted, settings.log_origin)
+        checkpoint = verifier.verify_checkpoint(note, trusted, settings.log_origin)
     except verifier.VerificationError as exc:
         if not force:
             raise RestoreRefusedError(

@@ -1,9 +1,9 @@
 """Each identity's newest ledger rows, kept in memory between assessments and brought up to date with the
 rows the ledger appended since.
 
-Why: reading an identity's rows costs ~1.5 ms of CPU at 1 M events, because they lie scattered over
-``ledger_entries`` and ``event_details`` (a page of each per row). For an identity read before, the rows
-appended since are one probe of ``ix_ledger_entries_actor_seq``, usually empty.
+Why: reading an identity's rows costs ~1.5 ms of CPU at 1 M events, because they lie scattered over the
+ledger's entry and details tables (a page of each per row). For an identity read before, the rows appended
+since are one probe of the index on actor and seq (``models.reader.ReadSession.actor_rows``), usually empty.
 
 The history is the same as a full read at the same ledger state (``ReadSession.actor_rows`` from seq 0):
 
