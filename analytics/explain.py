@@ -2,7 +2,7 @@
 
 A feature's *deviation* is how far its value sits from the training distribution in the units the model
 scores in: ``(sign(x) * log1p(|x|) - center) / scale`` with the pipeline's fitted training median and IQR
-(``analytics.scoring.DetectorPipeline``). The features with the largest deviations are reported, largest
+(``analytics.detector_pipeline.DetectorPipeline``). The features with the largest deviations are reported, largest
 first, with the value, the identity's baseline (the mean of that feature over its earlier windows) and, when
 the identity has no earlier window, the population's typical value (the training median) instead.
 """

@@ -30,7 +30,6 @@ import numpy as np
 import polars as pl
 
 from analytics.detectors import load_config
-from analytics.model_store import ChampionWatcher, load_champion, set_champion, use_tracking_uri
 from analytics.rules import load_detection_config
 from analytics.simulation import SimulationConfig, simulate
 from analytics.window_features import FEATURE_COLUMNS, compute_features
@@ -38,6 +37,7 @@ from models.alerts import AlertStore
 from models.ledger import initialise
 from models.records import Actor, NewEvent
 from pipelines.live_detection import LiveDetection
+from pipelines.model_registry import ChampionWatcher, load_champion, set_champion, use_tracking_uri
 from qerberos.settings import load_settings
 
 _TYPES = (("qdrive", "access"), ("qdrive", "download"), ("qmail", "read"), ("qchat", "message"), ("squid", "login"))

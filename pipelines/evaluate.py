@@ -14,10 +14,10 @@ import mlflow
 import numpy as np
 import polars as pl
 
+from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import DetectorConfig
 from analytics.evaluation import EvaluationReport, evaluate_scores
-from analytics.model_store import champion_version, load_version, use_experiment
-from analytics.scoring import build_pipeline, feature_matrix
+from pipelines.model_registry import champion_version, load_version, use_experiment
 from pipelines.train import evaluation_sha256, select_window
 from qerberos.errors import ValidationError
 

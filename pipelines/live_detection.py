@@ -123,7 +123,7 @@ def confidence(detector: Any, raw: np.ndarray) -> np.ndarray:
 
 
 def score_rows(detector: Any, rows: Sequence[FeatureRow]) -> list[Scored]:
-    """Score feature rows with a loaded detector (``analytics.model_store.LoadedDetector``)."""
+    """Score feature rows with a loaded detector (``pipelines.model_registry.LoadedDetector``)."""
     if not rows:
         return []
     frame = pl.DataFrame([row.values for row in rows], schema={c: pl.Float64 for c in FEATURE_COLUMNS})
@@ -140,7 +140,7 @@ class LiveDetection:
     """The live detection engine of one API process (see the module doc).
 
     ``ledger``: a ``models.ledger.Ledger`` (its engine is read; alerts are appended to it). ``watcher``: an
-    ``analytics.model_store.ChampionWatcher`` (None: rules only); ``tracking_uri``: its MLflow store (lets
+    ``pipelines.model_registry.ChampionWatcher`` (None: rules only); ``tracking_uri``: its MLflow store (lets
     ``POST /anomaly/detect`` load a named version). Tests call ``run_once()`` directly.
     """
 

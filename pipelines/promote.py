@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from analytics.evaluation import evaluate_scores
-from analytics.model_store import (
+from pipelines.model_registry import (
     CHALLENGER,
     MODEL_NAME,
     champion_history,

@@ -19,10 +19,10 @@ from pathlib import Path
 import mlflow
 import polars as pl
 
+from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
 from analytics.evaluation import EvaluationReport, evaluate_scores, plot_evaluation
-from analytics.model_store import MODEL_NAME, log_detector, use_experiment
-from analytics.scoring import build_pipeline, feature_matrix
+from pipelines.model_registry import MODEL_NAME, log_detector, use_experiment
 
 __all__ = [
     "EXPERIMENT",

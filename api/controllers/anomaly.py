@@ -303,7 +303,7 @@ def _model(detection: LiveDetection, name: str | None) -> Any:
         raise ValidationError("unknown model", details={"model": "champion, or a registered version number"})
     if detection.tracking_uri is None:
         raise DependencyUnavailableError("no model registry is configured")
-    from analytics.model_store import load_version
+    from pipelines.model_registry import load_version
 
     return load_version(detection.tracking_uri, name)
 
@@ -388,7 +388,7 @@ async def detection_lifespan(app: Litestar) -> AsyncIterator[None]:
         finally:
             app.state.alerts = None
         return
-    from analytics.model_store import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
+    from pipelines.model_registry import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
 
     ledger = state.require_ledger()
     watcher = ChampionWatcher(state.settings.mlflow_tracking_uri)

@@ -26,9 +26,9 @@ def detect() -> None:
     """Run live detection in the foreground until SIGTERM or Ctrl-C."""
     from prometheus_client import start_http_server
 
-    from analytics.model_store import ChampionWatcher
     from models.schema import prepare
     from pipelines.live_detection import LiveDetection
+    from pipelines.model_registry import ChampionWatcher
     from qerberos.logging import configure_logging
     from qerberos.resources import observe_memory_limit
 

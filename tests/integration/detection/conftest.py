@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from analytics.detectors import load_config
-from analytics.model_store import use_tracking_uri
+from pipelines.model_registry import use_tracking_uri
 from pipelines.train import train
 from tests.unit.detection.synthetic import synthetic_features
 

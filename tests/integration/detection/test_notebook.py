@@ -7,7 +7,7 @@ from pathlib import Path
 import papermill
 import pytest
 
-from analytics.model_store import client
+from pipelines.model_registry import client
 from tests.unit.detection.synthetic import synthetic_features
 
 NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "detector_tuning.ipynb"

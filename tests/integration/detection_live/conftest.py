@@ -14,9 +14,9 @@ import pytest
 
 from analytics.detectors import load_config
 from analytics.labels import label_windows
-from analytics.model_store import set_champion, use_tracking_uri
 from analytics.simulation import SimulationConfig, simulate
 from analytics.window_features import compute_features
+from pipelines.model_registry import set_champion, use_tracking_uri
 from pipelines.train import train
 
 IDENTITIES = 30

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.model_store import ChampionWatcher
 from pipelines.live_detection import LiveDetection
+from pipelines.model_registry import ChampionWatcher
 from tests.integration.detection_live.test_end_to_end import client, settings, token  # noqa: F401
 
 NORMAL = {"event_count": 3, "distinct_refs": 2, "distinct_layers": 1, "deny_ratio": 0.0, "warn_ratio": 0.0,

@@ -8,10 +8,10 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from analytics.model_store import ChampionWatcher, set_champion
 from analytics.rules import load_detection_config
 from models.ledger import initialise
 from pipelines.live_detection import ERROR_STAGES, LiveDetection
+from pipelines.model_registry import ChampionWatcher, set_champion
 from qerberos.errors import QerberosError
 
 

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 from pyod.models.ecod import ECOD
 
+from analytics.detector_pipeline import DetectorPipeline, build_pipeline, feature_matrix
 from analytics.detectors import REGISTRY, DetectorError, ensure_finite, load_config
 from analytics.evaluation import evaluate_scores
-from analytics.scoring import DetectorPipeline, build_pipeline, feature_matrix
 from qerberos.errors import ConfigurationError
 from tests.unit.detection.synthetic import synthetic_features
 

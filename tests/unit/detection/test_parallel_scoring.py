@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analytics import scoring
+from analytics import detector_pipeline
+from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import load_config
-from analytics.scoring import build_pipeline, feature_matrix
 from tests.unit.detection.synthetic import synthetic_features
 
 
@@ -39,8 +39,8 @@ def _spy_on_detector(pipeline, monkeypatch) -> list[int]:
 
 def test_a_large_batch_is_split_one_chunk_a_core_with_unchanged_scores(pipeline, batch, monkeypatch):
     one_pass = pipeline.decision_function(batch)
-    monkeypatch.setattr(scoring, "PARALLEL_CHUNK_ROWS", 100)
-    monkeypatch.setattr(scoring, "_cores", lambda: 3)
+    monkeypatch.setattr(detector_pipeline, "PARALLEL_CHUNK_ROWS", 100)
+    monkeypatch.setattr(detector_pipeline, "_cores", lambda: 3)
     calls = _spy_on_detector(pipeline, monkeypatch)
     chunked = pipeline.decision_function(batch)
     assert [333, 333, 334] == sorted(calls)  # threads call in any order
@@ -48,15 +48,15 @@ def test_a_large_batch_is_split_one_chunk_a_core_with_unchanged_scores(pipeline,
 
 
 def test_chunks_never_fall_below_the_minimum_size(pipeline, batch, monkeypatch):
-    monkeypatch.setattr(scoring, "PARALLEL_CHUNK_ROWS", 400)
-    monkeypatch.setattr(scoring, "_cores", lambda: 8)
+    monkeypatch.setattr(detector_pipeline, "PARALLEL_CHUNK_ROWS", 400)
+    monkeypatch.setattr(detector_pipeline, "_cores", lambda: 8)
     calls = _spy_on_detector(pipeline, monkeypatch)
     pipeline.decision_function(batch)
     assert [500, 500] == calls
 
 
 def test_a_small_batch_is_scored_in_one_pass(pipeline, batch, monkeypatch):
-    monkeypatch.setattr(scoring, "_cores", lambda: 8)
+    monkeypatch.setattr(detector_pipeline, "_cores", lambda: 8)
     calls = _spy_on_detector(pipeline, monkeypatch)
     pipeline.decision_function(batch)
     assert [1000] == calls

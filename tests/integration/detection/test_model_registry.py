@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analytics.detectors import DetectorError
-from analytics.model_store import (
+from pipelines.model_registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,

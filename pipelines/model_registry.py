@@ -12,6 +12,11 @@ directory (``model_tree_sha256``). Loading downloads the version, recomputes bot
 difference *before* unpickling; it then opens the envelope with ``pyod.utils.persistence.load(trusted=True,
 strict=True)``, which also refuses a model saved with other sklearn/numpy/scipy/joblib versions (retrain
 after upgrading them). The pickles are trusted only because their hashes match what the trainer recorded.
+
+Why here, in ``pipelines/``: this is input and output with a store outside our database (the MLflow registry
+and its artifacts) and a polling service (``ChampionWatcher``), which training, promotion, evaluation and live
+detection share; ``analytics/`` is pure computation, and ``models/`` holds our database's state and knows no ML
+(loading a detector unpickles ``analytics.detector_pipeline`` objects).
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 from pyod.utils import persistence
 
+from analytics.detector_pipeline import DetectorPipeline, Frame
 from analytics.detectors import DetectorError
-from analytics.scoring import DetectorPipeline, Frame
 from qerberos.errors import DependencyUnavailableError, NotFoundError
 
 __all__ = [
