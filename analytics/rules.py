@@ -187,6 +187,25 @@ class _Identity:
     first_allowed_ms: dict[str, int] = dataclasses.field(default_factory=dict)  # rule -> first ALLOW match
 
 
+def _counts(rule: RuleSpec, event: LiveEvent, who: _Identity) -> bool:
+    """Whether ``event`` counts towards ``rule``'s measure, given what came before of its identity (``who``); a
+    ``privilege`` rule also remembers the identity's first allowed use of the right."""
+    at = event.occurred_at_ms
+    if rule.kind == "privilege":
+        first = who.first_allowed_ms.get(rule.name)
+        if first is not None and first < at - rule.window_seconds * 1000:
+            return False  # the identity held this right before the window: an admin, not an escalation
+        if event.verdict == "ALLOW" and first is None:
+            who.first_allowed_ms[rule.name] = at
+        return True
+    if rule.kind == "off_hours":
+        hour = (at // 3_600_000) % 24
+        return who.total >= rule.min_history and who.hours[hour] < rule.usual_hour_share * who.total
+    if rule.kind == "new_location":
+        return event.country is not None and event.country not in who.countries and who.total >= rule.min_history
+    return True
+
+
 class RuleEngine:
     """Evaluates every rule on each observed event; keeps only bounded per-identity state."""
 
@@ -217,19 +236,7 @@ class RuleEngine:
         at = event.occurred_at_ms
         if rule.kind == "spray":
             return self._spray(rule, event)
-        if rule.kind == "privilege":
-            first = who.first_allowed_ms.get(rule.name)
-            if first is not None and first < at - rule.window_seconds * 1000:
-                return []  # the identity held this right before the window: an admin, not an escalation
-            if event.verdict == "ALLOW" and first is None:
-                who.first_allowed_ms[rule.name] = at
-        elif rule.kind == "off_hours":
-            hour = (at // 3_600_000) % 24
-            if who.total < rule.min_history or who.hours[hour] >= rule.usual_hour_share * who.total:
-                return []
-        elif rule.kind == "new_location" and (
-            event.country is None or event.country in who.countries or who.total < rule.min_history
-        ):
+        if not _counts(rule, event, who):
             return []
         window = self._window(rule, event.squid_id)
         window.add(at, event.ref if rule.distinct == "ref" else str(event.seq))

@@ -75,6 +75,31 @@ def build_population(rng: np.random.Generator, count: int, events_per_day: float
     squids = tables.add("squid", ["did:squid:" + text for text in random_text(rng, count, 24)])
     dao_count = max(1, count // 25)
     daos = tables.add("dao", ["dao:" + text for text in random_text(rng, dao_count, 12)])
+    dao_pools = _dao_pools(tables, daos)
+    shared = _SharedRefs(
+        listings=tables.add("ref", ["listing:" + t for t in random_text(rng, max(50, count * 2), 10)]),
+        posts=tables.add("ref", ["post:" + t for t in random_text(rng, max(50, count * 3), 12)]),
+        rooms=tables.add("ref", ["room:" + t for t in random_text(rng, max(10, count // 5), 8)]),
+        wallets=tables.add("ref", ["wallet:0x" + t for t in random_text(rng, count, 40)]),
+    )
+    identities = tuple(
+        _identity(rng, tables, i, squids[i], dao_count, dao_pools, shared, events_per_day) for i in range(count)
+    )
+    return Population(identities, tables, dao_pools)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SharedRefs:
+    """Refs that identities share: market listings, posts, chat rooms and wallets (one per identity)."""
+
+    listings: np.ndarray
+    posts: np.ndarray
+    rooms: np.ndarray
+    wallets: np.ndarray
+
+
+def _dao_pools(tables: Tables, daos: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Per DAO: its proposals, its admin refs and its room."""
     dao_pools: dict[str, list[np.ndarray]] = {"proposal": [], "dao_admin": [], "room": []}
     for dao in daos:
         name = tables.strings["dao"][dao]
@@ -82,55 +107,61 @@ def build_population(rng: np.random.Generator, count: int, events_per_day: float
         dao_pools["proposal"].append(tables.add("ref", proposals))
         dao_pools["dao_admin"].append(tables.add("ref", [f"{name}/roles", f"{name}/treasury", f"{name}/settings"]))
         dao_pools["room"].append(tables.add("ref", [f"room:{name}"]))
-    listings = tables.add("ref", ["listing:" + t for t in random_text(rng, max(50, count * 2), 10)])
-    posts = tables.add("ref", ["post:" + t for t in random_text(rng, max(50, count * 3), 12)])
-    rooms = tables.add("ref", ["room:" + t for t in random_text(rng, max(10, count // 5), 8)])
-    wallets = tables.add("ref", ["wallet:0x" + t for t in random_text(rng, count, 40)])
-    identities = []
-    for i in range(count):
-        squid = squids[i]
-        home = int(rng.integers(len(COUNTRIES)))
-        _, offset, prefix = COUNTRIES[home]
-        octets = rng.integers(1, 255, size=(int(rng.integers(1, 4)), 2))
-        ips = tables.add("ip", [f"{prefix}.{a}.{b}" for a, b in octets])
-        subs = tables.add("sub", [f"did:squid:{t}" for t in random_text(rng, int(rng.integers(0, 3)), 24)])
-        dao = int(rng.integers(dao_count)) if rng.random() < 0.85 else -1
-        own = tables.strings["squid"][squid]
-        pools = {
-            "file": tables.add("ref", ["file:" + c for c in cids(rng, int(rng.integers(15, 60)))]),
-            "own_wallet": wallets[i : i + 1],
-            "wallet": rng.choice(wallets, size=int(rng.integers(3, 12))).astype(np.int32),
-            "mail": tables.add("ref", [f"mail:{t}" for t in random_text(rng, int(rng.integers(5, 25)), 12)]),
-            "listing": rng.choice(listings, size=int(rng.integers(5, 30))).astype(np.int32),
-            "post": rng.choice(posts, size=int(rng.integers(5, 30))).astype(np.int32),
-            "consent": tables.add(
-                "ref", [f"consent:{own}/{scope}" for scope in ("drive", "wallet", "mail", "profile")]
-            ),
-            "identity": tables.add("ref", [f"identity:{own}"]),
-            "room": rng.choice(rooms, size=3).astype(np.int32),
-        }
-        if dao >= 0:
-            for kind, per_dao in dao_pools.items():
-                pools[kind] = per_dao[dao] if kind != "room" else np.concatenate([pools["room"], per_dao[dao]])
-        else:
-            pools["proposal"] = pools["dao_admin"] = pools["room"][:1]
-        alpha = _LAYER_BASE_WEIGHT * rng.uniform(0.05, 1.0, size=len(LAYER_NAMES))
-        alpha[LAYER_NAMES.index("squid")] = 1.5  # everyone signs in
-        identities.append(
-            Identity(
-                index=i,
-                is_admin=bool(rng.random() < ADMIN_SHARE) or i == 0,
-                dormant=bool(rng.random() < DORMANT_SHARE) or i == 1,
-                rate=float(events_per_day * rng.lognormal(0.0, 0.5)),
-                home=home,
-                hour_start=int((8 - offset + rng.integers(-1, 3)) % 24),
-                hour_span=int(rng.integers(7, 12)),
-                layer_p=rng.dirichlet(alpha * 4),
-                ips=ips,
-                devices=rng.choice(len(DEVICES), size=int(rng.integers(1, 3)), replace=False).astype(np.int16),
-                subs=subs,
-                dao=dao,
-                pools=pools,
-            )
-        )
-    return Population(tuple(identities), tables, dao_pools)
+    return dao_pools
+
+
+def _identity(
+    rng: np.random.Generator,
+    tables: Tables,
+    i: int,
+    squid: int,
+    dao_count: int,
+    dao_pools: dict[str, list[np.ndarray]],
+    shared: _SharedRefs,
+    events_per_day: float,
+) -> Identity:
+    """Identity ``i``: its home, addresses, sub-identities, DAO, refs and habits."""
+    home = int(rng.integers(len(COUNTRIES)))
+    _, offset, prefix = COUNTRIES[home]
+    octets = rng.integers(1, 255, size=(int(rng.integers(1, 4)), 2))
+    ips = tables.add("ip", [f"{prefix}.{a}.{b}" for a, b in octets])
+    subs = tables.add("sub", [f"did:squid:{t}" for t in random_text(rng, int(rng.integers(0, 3)), 24)])
+    dao = int(rng.integers(dao_count)) if rng.random() < 0.85 else -1
+    pools = _pools(rng, tables, i, tables.strings["squid"][squid], shared)
+    if dao >= 0:
+        for kind, per_dao in dao_pools.items():
+            pools[kind] = per_dao[dao] if kind != "room" else np.concatenate([pools["room"], per_dao[dao]])
+    else:
+        pools["proposal"] = pools["dao_admin"] = pools["room"][:1]
+    alpha = _LAYER_BASE_WEIGHT * rng.uniform(0.05, 1.0, size=len(LAYER_NAMES))
+    alpha[LAYER_NAMES.index("squid")] = 1.5  # everyone signs in
+    return Identity(
+        index=i,
+        is_admin=bool(rng.random() < ADMIN_SHARE) or i == 0,
+        dormant=bool(rng.random() < DORMANT_SHARE) or i == 1,
+        rate=float(events_per_day * rng.lognormal(0.0, 0.5)),
+        home=home,
+        hour_start=int((8 - offset + rng.integers(-1, 3)) % 24),
+        hour_span=int(rng.integers(7, 12)),
+        layer_p=rng.dirichlet(alpha * 4),
+        ips=ips,
+        devices=rng.choice(len(DEVICES), size=int(rng.integers(1, 3)), replace=False).astype(np.int16),
+        subs=subs,
+        dao=dao,
+        pools=pools,
+    )
+
+
+def _pools(rng: np.random.Generator, tables: Tables, i: int, own: str, shared: _SharedRefs) -> dict[str, np.ndarray]:
+    """Identity ``i``'s refs by kind, before its DAO's are added."""
+    return {
+        "file": tables.add("ref", ["file:" + c for c in cids(rng, int(rng.integers(15, 60)))]),
+        "own_wallet": shared.wallets[i : i + 1],
+        "wallet": rng.choice(shared.wallets, size=int(rng.integers(3, 12))).astype(np.int32),
+        "mail": tables.add("ref", [f"mail:{t}" for t in random_text(rng, int(rng.integers(5, 25)), 12)]),
+        "listing": rng.choice(shared.listings, size=int(rng.integers(5, 30))).astype(np.int32),
+        "post": rng.choice(shared.posts, size=int(rng.integers(5, 30))).astype(np.int32),
+        "consent": tables.add("ref", [f"consent:{own}/{scope}" for scope in ("drive", "wallet", "mail", "profile")]),
+        "identity": tables.add("ref", [f"identity:{own}"]),
+        "room": rng.choice(shared.rooms, size=3).astype(np.int32),
+    }
