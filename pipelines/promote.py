@@ -140,13 +140,8 @@ def promote(
             champion_metrics = _rescore(tracking_uri, champion.version, evaluation, label)
     if force:
         ok, why = True, f"forced: {reason}"
-    elif champion is None:
-        ok = all(m in candidate_metrics for m in GATE_METRICS)
-        why = "first champion" if ok else "candidate has no evaluation metrics"
-    elif evaluation is None and candidate.eval_data_sha256 != champion.eval_data_sha256:
-        ok, why = False, "candidate and champion were evaluated on different data: pass an evaluation table"
     else:
-        ok, why = beats(candidate_metrics, champion_metrics)
+        ok, why = _gate(candidate, champion, candidate_metrics, champion_metrics, rescored=evaluation is not None)
     decision = PromotionDecision(candidate.version, current, ok, why, candidate_metrics, champion_metrics)
     if not ok:
         logger.info("version %s not promoted: %s", candidate.version, why)
@@ -159,6 +154,23 @@ def promote(
     }
     set_champion(tracking_uri, candidate.version, tags=tags)
     return decision
+
+
+def _gate(
+    candidate: VersionSummary,
+    champion: VersionSummary | None,
+    candidate_metrics: dict[str, float],
+    champion_metrics: dict[str, float],
+    *,
+    rescored: bool,
+) -> tuple[bool, str]:
+    """Whether the candidate may replace the champion (none yet: whether it was evaluated), and why."""
+    if champion is None:
+        ok = all(m in candidate_metrics for m in GATE_METRICS)
+        return ok, "first champion" if ok else "candidate has no evaluation metrics"
+    if not rescored and candidate.eval_data_sha256 != champion.eval_data_sha256:
+        return False, "candidate and champion were evaluated on different data: pass an evaluation table"
+    return beats(candidate_metrics, champion_metrics)
 
 
 def rollback(tracking_uri: str, *, reason: str = "rollback") -> str:
