@@ -143,12 +143,21 @@ class LedgerSnapshot:
     as_of_ms: int
 
 
-@contextlib.contextmanager
-def _read(what: str) -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot read {what}: {exc.__class__.__name__}") from exc
+class _Reading:
+    """Database errors of the reads in its block become ``LedgerError`` (a class, not a generator: the risk reads
+    use it a few times per assessment)."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _trace: object) -> None:
+        if isinstance(exc, SQLAlchemyError):
+            raise LedgerError(f"cannot read {self._what}: {exc.__class__.__name__}") from exc
 
 
 def _select(columns: Sequence[str]) -> Select[Any]:
@@ -184,7 +193,7 @@ class ReadSession:
         """The ledger's size and "now": the newest ``occurred_at_ms`` (``ix_ledger_entries_occurred``) but never
         later than the newest receipt time (the primary key's last row) plus ``future_skew_ms``, so a client's
         far-future timestamp cannot freeze time; rounded down to ``rounding_ms``. Now is 0 for an empty ledger."""
-        with _read("the ledger's snapshot"):
+        with _Reading("the ledger's snapshot"):
             last_seq, newest, received = self.connection.execute(_SNAPSHOT).one()
         if last_seq is None:
             return LedgerSnapshot(0, 0)
@@ -194,13 +203,13 @@ class ReadSession:
     def actor_rows(self, identity: str, *, start: int, size: int, limit: int) -> list[ActorRow]:
         """The identity's newest ``limit`` rows with ``start <= seq < size``, oldest first."""
         bound = {"identity": identity, "start": start, "size": size, "limit": limit}
-        with _read("an identity's events"):
+        with _Reading("an identity's events"):
             rows = self.connection.execute(_ACTOR_ROWS, bound).all()
         return list(reversed(rows))
 
     def all_actor_rows(self, size: int) -> Iterator[IdentityRow]:
         """Every row with ``seq < size``, in seq order, streamed in one pass over the ledger."""
-        with _read("the ledger's events"):
+        with _Reading("the ledger's events"):
             yield from self.connection.execution_options(**_STREAM).execute(_ALL_ACTOR_ROWS, {"size": size})
 
 
@@ -229,18 +238,18 @@ class LedgerReader:
     @contextlib.contextmanager
     def session(self) -> Iterator[ReadSession]:
         """One connection and transaction for several reads (``ReadSession``)."""
-        with _read("the ledger"):
+        with _Reading("the ledger"):
             connection = self._engine.connect()
         with connection:
             yield ReadSession(connection)
 
     def size(self) -> int:
-        with _read("the ledger's size"), self._engine.connect() as connection:
+        with _Reading("the ledger's size"), self._engine.connect() as connection:
             return int(connection.execute(_SIZE).scalar_one())
 
     def newest_checkpoint(self) -> str | None:
         """The signed note of the largest stored checkpoint (not verified), None when there is none."""
-        with _read("the ledger's checkpoints"), self._engine.connect() as connection:
+        with _Reading("the ledger's checkpoints"), self._engine.connect() as connection:
             note = connection.execute(_NEWEST_CHECKPOINT).scalar()
         return None if note is None else str(note)
 
@@ -248,7 +257,7 @@ class LedgerReader:
         """The event frame in ``seq`` order, ``chunk_rows`` at a time (each chunk the range ``[low, low +
         chunk_rows)``), all read in one transaction."""
         where = f"the ledger at {self._engine.url.render_as_string(hide_password=True)}"
-        with _read(where), self._engine.connect() as connection:
+        with _Reading(where), self._engine.connect() as connection:
             size = int(connection.execute(_SIZE).scalar_one())
             for low in range(0, size, chunk_rows):
                 statement = _select(EVENT_COLUMNS).where(_entries.c.seq >= low, _entries.c.seq < low + chunk_rows)
@@ -258,7 +267,7 @@ class LedgerReader:
         """The events with ``start_ms <= occurred_at_ms < end_ms`` (``ix_ledger_entries_occurred``), any order."""
         occurred = _entries.c.occurred_at_ms
         statement = _select(columns).where(occurred >= start_ms, occurred < end_ms)
-        with _read("the ledger's events for the period"), self._engine.connect() as connection:
+        with _Reading("the ledger's events for the period"), self._engine.connect() as connection:
             return _read_frame(connection, statement, columns)
 
     def erasures(self, start_ms: int, end_ms: int, erasure_type: str) -> pl.DataFrame:
@@ -266,31 +275,31 @@ class LedgerReader:
         ``squid_id``, ``source``, ``details`` and ``details_left``, how many of the identity's earlier events
         (other than erasures) still hold details."""
         parameters = {"kind": erasure_type, "start": start_ms, "end": end_ms}
-        with _read("the ledger's erasures"), self._engine.connect() as connection:
+        with _Reading("the ledger's erasures"), self._engine.connect() as connection:
             rows = connection.execute(_ERASURES, parameters).all()
         return pl.DataFrame([tuple(row) for row in rows], schema=_ERASURE_SCHEMA, orient="row")
 
     def oldest_details_ms(self, before_ms: int) -> int | None:
         """``occurred_at_ms`` of the oldest event before ``before_ms`` whose details are still held."""
-        with _read("the ledger's details"), self._engine.connect() as connection:
+        with _Reading("the ledger's details"), self._engine.connect() as connection:
             oldest = connection.execute(_OLDEST_DETAILS, {"end": before_ms}).scalar()
         return None if oldest is None else int(oldest)
 
     def details_before(self, cutoff_ms: int) -> int:
         """How many events before ``cutoff_ms`` still hold their details."""
-        with _read("the ledger's details"), self._engine.connect() as connection:
+        with _Reading("the ledger's details"), self._engine.connect() as connection:
             return int(connection.execute(_DETAILS_BEFORE, {"cutoff": cutoff_ms}).scalar_one())
 
     def details_texts(self, seqs: Iterable[int]) -> list[str]:
         """The details (JSON text) still held of the events ``seqs``."""
         statement = select(_details.c.details).where(_details.c.seq.in_([int(seq) for seq in seqs]))
-        with _read("the ledger's details"), self._engine.connect() as connection:
+        with _Reading("the ledger's details"), self._engine.connect() as connection:
             return [details for (details,) in connection.execute(statement)]
 
     def tail(self, after: int, limit: int, *, upto: int | None = None) -> list[TailRow]:
         """Up to ``limit`` rows with ``after < seq <= upto`` (no bound without ``upto``), in seq order."""
         bound = {"after": after, "upto": 2**62 if upto is None else upto, "limit": limit}
-        with _read("the ledger's tail"), self._engine.connect() as connection:
+        with _Reading("the ledger's tail"), self._engine.connect() as connection:
             return list(connection.execute(_TAIL, bound))
 
 
