@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import connected, has_table, read_frame
+from models.database import connected, create_missing_tables, has_table, read_frame
 from models.reader import ReadSession
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
@@ -134,8 +134,8 @@ _cursor = DetectorCursor.__table__  # type: ignore[attr-defined]
 
 
 def create_alert_tables(engine: Engine) -> None:
-    """Create ``alerts``, ``detector_scores`` and ``detector_cursor``; safe to run again."""
-    SQLModel.metadata.create_all(engine, tables=[_alerts, _scores, _cursor])
+    """Create ``alerts``, ``detector_scores`` and ``detector_cursor``; safe to run again, beside other writers."""
+    create_missing_tables(engine, [_alerts, _scores, _cursor])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import psycopg
 from psycopg.types.string import BytesBinaryDumper
-from sqlalchemy import Connection, Engine, Selectable, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Selectable, Table, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, SQLAlchemyError
@@ -229,6 +229,15 @@ def _rows(cursor: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def create_missing_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create those of ``tables`` that are missing, holding the sequencer (``sequenced``): on SQLite the check
+    for each table and its creation are one write transaction, where a deferred one failed ("database is
+    locked") when another writer, the service's periodic checkpoint, committed between them; on PostgreSQL two
+    processes starting at once do not create the same table twice."""
+    with sequenced(engine) as connection:
+        SQLModel.metadata.create_all(connection, tables=list(tables))
 
 
 def has_table(engine: Engine, name: str) -> bool:

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import connected, has_table, is_sqlite, read_frame, sequenced
+from models.database import connected, create_missing_tables, has_table, is_sqlite, read_frame, sequenced
 from models.reader import ReadSession
 from qerberos.errors import LedgerError
 
@@ -102,11 +102,9 @@ _NEWEST = (
 
 
 def create_risk_tables(engine: Engine) -> None:
-    """Create ``risk_scores`` and ``risk_current`` if missing (``qerberos init`` calls this); safe to rerun."""
-    try:
-        SQLModel.metadata.create_all(engine, tables=[_history, _current])
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"could not create the risk tables: {exc.__class__.__name__}") from exc
+    """Create ``risk_scores`` and ``risk_current`` if missing (``qerberos init`` calls this); safe to rerun, beside
+    other writers."""
+    create_missing_tables(engine, [_history, _current])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
