@@ -28,9 +28,8 @@ from typing import Any
 import polars as pl
 from polars.io.plugins import register_io_source
 from sqlalchemy import Connection, Engine, Select, bindparam, case, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 
-from models.database import create_ledger_engine
+from models.database import DATABASE_ERRORS, create_ledger_engine
 from models.event_frame import EVENT_COLUMNS, EVENT_SCHEMA, FRAME_SCHEMA, PERIOD_COLUMNS, scan_parquet_events
 from models.tables import CheckpointRow, EventDetails, LedgerEntry
 from qerberos.errors import LedgerError
@@ -144,8 +143,8 @@ class LedgerSnapshot:
 
 
 class _Reading:
-    """Database errors of the reads in its block become ``LedgerError`` (a class, not a generator: the risk reads
-    use it a few times per assessment)."""
+    """Database errors of the reads in its block become ``LedgerError`` (``models.database.database_errors`` with
+    this module's wording, and a class, not a generator: the risk reads use it a few times per assessment)."""
 
     __slots__ = ("_what",)
 
@@ -156,7 +155,7 @@ class _Reading:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _trace: object) -> None:
-        if isinstance(exc, SQLAlchemyError):
+        if isinstance(exc, DATABASE_ERRORS):
             raise LedgerError(f"cannot read {self._what}: {exc.__class__.__name__}") from exc
 
 
