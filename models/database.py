@@ -1,9 +1,10 @@
 """Engines, schema and the append-only guarantees, for SQLite (embedded) and PostgreSQL alike.
 
 History is protected by the database itself: triggers refuse UPDATE and DELETE on the append-only
-tables (and TRUNCATE on PostgreSQL), and ``event_details`` refuses UPDATE (it may only lose rows, by
-erasure). Appends are serialised by one sequencer that the database enforces: ``BEGIN IMMEDIATE`` on
-SQLite, a transaction-scoped advisory lock on PostgreSQL.
+tables (and TRUNCATE on PostgreSQL), and ``event_details`` refuses UPDATE and any DELETE that no recorded
+erasure covers: a row goes only after the log holds the ``gdpr.erasure`` event of its entry's identity
+(``Ledger.erase`` appends it first, then deletes). Appends are serialised by one sequencer that the
+database enforces: ``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlmodel import SQLModel
 
+from models.records import ERASURE_REF_PREFIX, ERASURE_TYPE
 from models.tables import APPEND_ONLY_TABLES, LEDGER_TABLES
 from qerberos.errors import LedgerError
 
@@ -346,6 +348,19 @@ def _sqlite_guards(connection: Connection) -> None:
         "CREATE TRIGGER IF NOT EXISTS event_details_no_update BEFORE UPDATE ON event_details "
         "BEGIN SELECT RAISE(ABORT, 'event_details can only be erased, never changed'); END"
     )
+    connection.exec_driver_sql(
+        "CREATE TRIGGER IF NOT EXISTS event_details_erased_only BEFORE DELETE ON event_details "
+        f"WHEN NOT EXISTS ({_ERASURE_OF_OLD}) BEGIN SELECT RAISE(ABORT, '{_UNRECORDED_ERASURE}'); END"
+    )
+
+
+_ERASURE_OF_OLD = (
+    "SELECT 1 FROM ledger_entries owner JOIN ledger_entries erasure"
+    f" ON erasure.type = '{ERASURE_TYPE}' AND erasure.ref = '{ERASURE_REF_PREFIX}' || owner.actor_squid_id"
+    " AND erasure.seq > owner.seq WHERE owner.seq = OLD.seq"
+)
+"""The recorded erasure that allows deleting the details row OLD: a later ``gdpr.erasure`` of its identity."""
+_UNRECORDED_ERASURE = "event_details rows are deleted only by a recorded erasure (qerberos erase)"
 
 
 _PG_GUARD_FUNCTION = """
@@ -356,14 +371,30 @@ END $$;
 """
 
 
+_PG_ERASURE_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION qerberos_refuse_unrecorded_erasure() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS ({_ERASURE_OF_OLD}) THEN
+        RAISE EXCEPTION '{_UNRECORDED_ERASURE}' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN OLD;
+END $$;
+"""
+
+
 def _postgres_guards(connection: Connection) -> None:
     connection.exec_driver_sql(_PG_GUARD_FUNCTION)
+    connection.exec_driver_sql(_PG_ERASURE_FUNCTION)
     guards = [(table, "UPDATE OR DELETE") for table in APPEND_ONLY_TABLES] + [("event_details", "UPDATE")]
     for table, operations in guards:
         connection.exec_driver_sql(
             f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {operations} ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION qerberos_refuse_change()"
         )
+    connection.exec_driver_sql(
+        "CREATE OR REPLACE TRIGGER event_details_erased_only BEFORE DELETE ON event_details "
+        "FOR EACH ROW EXECUTE FUNCTION qerberos_refuse_unrecorded_erasure()"
+    )
     for table in (*APPEND_ONLY_TABLES, "event_details"):
         connection.exec_driver_sql(
             f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "

@@ -44,7 +44,16 @@ from models.database import (
     sequenced,
 )
 from models.match_counts import Counted, MatchCounts
-from models.records import ERASURE_TYPE, Actor, AppendResult, LedgerRecord, NewEvent, SearchPage, SearchQuery
+from models.records import (
+    ERASURE_REF_PREFIX,
+    ERASURE_TYPE,
+    Actor,
+    AppendResult,
+    LedgerRecord,
+    NewEvent,
+    SearchPage,
+    SearchQuery,
+)
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
@@ -168,6 +177,11 @@ class Ledger:
             raise
         self._write_failure = None
 
+    @property
+    def checkpoint_interval(self) -> float:
+        """Seconds between signed checkpoints while the log grows."""
+        return self._checkpoint_interval
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -188,22 +202,26 @@ class Ledger:
     def erase(self, squid_id: str, *, requested_by: str) -> int:
         """Delete an identity's personal details (GDPR Art. 17); every hash and proof still verifies.
 
-        The erasure is itself appended as a ``gdpr.erasure`` audit event. Returns how many events lost
-        their details.
+        The erasure is itself appended as a ``gdpr.erasure`` audit event, before the details go: the
+        database deletes a details row only when such an event of its identity follows its entry
+        (``models.database``), and ``verify`` names every missing row that none covers. Returns how many
+        events lost their details.
         """
         with self._writing(), sequenced(self._engine) as connection:
-            owned = select(_entries.c.seq).where(_entries.c.actor_squid_id == squid_id)
-            erased = connection.execute(_details.delete().where(_details.c.seq.in_(owned))).rowcount
+            owned = _details.c.seq.in_(select(_entries.c.seq).where(_entries.c.actor_squid_id == squid_id))
+            held = connection.execute(select(func.count()).select_from(_details).where(owned)).scalar_one()
             erasure = NewEvent(
                 type=ERASURE_TYPE,
-                ref=f"identity:{squid_id}",
+                ref=f"{ERASURE_REF_PREFIX}{squid_id}",
                 actor=Actor(squid_id),
                 layer="qerberos",
                 verdict="ALLOW",
                 source=requested_by,
-                details={"erasedEvents": erased, "article": "GDPR Art. 17"},
+                details={"erasedEvents": held, "article": "GDPR Art. 17"},
             )
-            self._append_in(connection, _prepare_all([erasure]))
+            (appended,) = self._append_in(connection, _prepare_all([erasure]))
+            before = _details.c.seq < appended.record.seq  # the erasure's own details stay
+            erased = connection.execute(_details.delete().where(owned, before)).rowcount
         logger.info("erased details of %d events", erased)
         return erased
 

@@ -14,7 +14,7 @@ sequence number and the problem: a False costs time, never a verdict.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,16 +38,20 @@ _COMMITMENT_SIZE = len(_COMMITMENT_PREFIX) + 2 * _HASH_SIZE  # "sha256:" and the
 _sha256 = hashlib.sha256
 
 
-def range_intact(reader: ColumnReader, start: int, end: int, checkpoints: Sequence[Checkpoint]) -> bool:
+def range_intact(
+    reader: ColumnReader, start: int, end: int, checkpoints: Sequence[Checkpoint], erasures: Mapping[str, int]
+) -> bool:
     """True when entries ``[start, end)`` pass every check; ``checkpoints`` are those with a size in
-    ``(start, end]``."""
+    ``(start, end]``, ``erasures`` the sequence number of each erased identity's latest erasure event."""
     try:
-        return _range_intact(reader, start, end, checkpoints)
+        return _range_intact(reader, start, end, checkpoints, erasures)
     except Exception:  # whatever surprised the fast path, the exact check reports (or raises) exactly
         return False
 
 
-def _range_intact(reader: ColumnReader, start: int, end: int, checkpoints: Sequence[Checkpoint]) -> bool:
+def _range_intact(
+    reader: ColumnReader, start: int, end: int, checkpoints: Sequence[Checkpoint], erasures: Mapping[str, int]
+) -> bool:
     entries = reader.entries(start, end)
     entries.validate(full=True)  # text is valid UTF-8, as the row-by-row driver would insist
     if not _in_sequence(entries["seq"], start, end) or not _canonical_matches(entries):
@@ -62,7 +66,10 @@ def _range_intact(reader: ColumnReader, start: int, end: int, checkpoints: Seque
         return False
     if _sha256_rows(np.hstack([_rows(chain_before + chain_hashes[:-_HASH_SIZE]), _rows(leaves)])) != chain_hashes:
         return False
-    if not _details_match(reader.details(start, end), entries["details_commitment"], start):
+    details = reader.details(start, end)
+    if not _details_match(details, entries["details_commitment"], start):
+        return False
+    if not _missing_details_erased(details["seq"], entries["actor_squid_id"], start, erasures):
         return False
     frontier = reader.node_hashes(merkle.frontier_keys(start))
     return _tree_matches(reader, start, leaves, frontier, checkpoints)
@@ -105,6 +112,17 @@ def _details_match(details: pa.Table, commitments: pa.ChunkedArray, start: int) 
     prefixes = np.tile(np.frombuffer(_COMMITMENT_PREFIX, np.uint8), (len(hex_digests), 1))
     expected = pc.take(commitments, pc.subtract(details["seq"], start))
     return np.hstack([prefixes, hex_digests]).tobytes() == _end_to_end(expected, _COMMITMENT_SIZE)
+
+
+def _missing_details_erased(
+    present: pa.ChunkedArray, actors: pa.ChunkedArray, start: int, erasures: Mapping[str, int]
+) -> bool:
+    """Each entry without its details row has an erasure event of its identity after it."""
+    if len(present) == len(actors):
+        return True
+    missing = np.setdiff1d(np.arange(start, start + len(actors)), present.to_numpy(), assume_unique=True)
+    owners = actors.take(pa.array(missing - start)).to_pylist()
+    return all(erasures.get(owner, -1) > seq for seq, owner in zip(missing.tolist(), owners, strict=True))
 
 
 def _tree_matches(

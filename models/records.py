@@ -19,6 +19,8 @@ Verdict = Literal["ALLOW", "DENY", "WARN"]
 VERDICTS: tuple[Verdict, ...] = ("ALLOW", "DENY", "WARN")
 ERASURE_TYPE = "gdpr.erasure"
 """The type of the event ``Ledger.erase`` appends; its actor is the erased identity, its layer ``qerberos``."""
+ERASURE_REF_PREFIX = "identity:"
+"""An erasure event's ``ref`` is this prefix and the erased identity: it covers that identity's earlier entries."""
 
 
 class Actor(msgspec.Struct, frozen=True):

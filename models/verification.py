@@ -2,8 +2,11 @@
 
 Checks, in sequence order: the sequence is gap-free; each record's canonical bytes re-derived from its
 columns equal the stored encoding; leaf hashes; the hash chain; the details against their salted
-commitment (where not erased); every stored Merkle node; every checkpoint's signature and root against
-the tree recomputed from the leaves; and that no checkpoint covers more entries than exist.
+commitment, and every missing details row against a recorded erasure (a ``gdpr.erasure`` event of its
+identity after it); every stored Merkle node; every checkpoint's signature and root against the tree
+recomputed from the leaves; that no checkpoint covers more entries than exist; and, last, that no entry
+older than twice the checkpoint interval waits outside every signed checkpoint (the checkpointer signs
+within one interval of an append: a log whose checkpoints were deleted is caught here).
 
 The log is checked in aligned ranges of ``chunk_size`` entries. A range depends on the ones before it
 only through the stored chain hash of its previous entry and the stored Merkle frontier at its start,
@@ -20,6 +23,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +38,7 @@ from models.database import DRIVER_ERRORS, connected, fetch_rows
 from models.ledger import GENESIS_CHAIN_HASH, Ledger
 from models.ledger_columns import ColumnReader, ColumnReadError
 from models.range_check import range_intact
+from models.records import ERASURE_REF_PREFIX, ERASURE_TYPE
 from models.signed_note import NoteIntegrityError, verify_checkpoint
 from models.tables import CheckpointRow
 
@@ -49,8 +54,14 @@ _ROWS = (
 _NODES = "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? AND idx <= ?"
 _NODE = "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?"
 _CHAIN = "SELECT chain_hash FROM ledger_entries WHERE seq = ?"
+_ERASURES = f"SELECT ref, max(seq) FROM ledger_entries WHERE type = '{ERASURE_TYPE}' AND seq < ? GROUP BY ref"
+_RECEIVED = "SELECT received_at_ms FROM ledger_entries WHERE seq = ?"
 _DEFAULT_CHUNK = 1 << 14
 _worker_reader: ColumnReader | None = None  # a worker process's own connection (see _open_worker_reader)
+_worker_erasures: dict[str, int] = {}  # the erasures of the log being verified, in a worker process
+Erasures = dict[str, int]
+"""The sequence number of each erased identity's latest ``gdpr.erasure`` event: it covers the identity's
+entries before it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,12 +120,14 @@ def verify_ledger(
             # checkpoints signed meanwhile go unchecked, never mistaken for a truncated log
             size = ledger.size()
             ranges = _ranges(size, checkpoints, chunk_size)
-            with _fast_checks(ledger.engine.url, ranges, workers) as intact:
+            erasures = _erasures(connection, size)
+            with _fast_checks(ledger.engine.url, ranges, workers, erasures) as intact:
                 for item, passed in zip(ranges, intact, strict=True):
                     if not passed:
-                        _verify_range(connection, item)
+                        _verify_range(connection, item, erasures)
                     if progress is not None:
                         progress(item.end, size)
+            _check_signed_in_time(connection, size, checkpoints, 2 * ledger.checkpoint_interval)
         except _Tampered as tampered:
             return VerificationReport(ledger.size() if size is None else size, 0, tampered.seq, tampered.problem)
     return VerificationReport(size, len(checkpoints))
@@ -148,8 +161,30 @@ def _ranges(size: int, checkpoints: Sequence[_Checkpoint], chunk_size: int) -> l
     ]
 
 
+def _erasures(connection: Connection, size: int) -> Erasures:
+    rows = fetch_rows(connection, _ERASURES, (size,))
+    return {ref.removeprefix(ERASURE_REF_PREFIX): seq for ref, seq in rows if ref.startswith(ERASURE_REF_PREFIX)}
+
+
+def _check_signed_in_time(connection: Connection, size: int, checkpoints: Sequence[_Checkpoint], grace: float) -> None:
+    """No entry received more than ``grace`` seconds ago lies beyond every signed checkpoint."""
+    covered = max((checkpoint.size for checkpoint in checkpoints), default=0)
+    if covered >= size:
+        return
+    ((received_at_ms,),) = fetch_rows(connection, _RECEIVED, (covered,))
+    waited = time.time() - received_at_ms / 1000
+    if waited > grace:
+        raise _Tampered(
+            covered,
+            f"entries {covered} to {size - 1} are in no signed checkpoint: entry {covered} was received "
+            f"{waited:.0f} s ago, and checkpoints are due within {grace:g} s (deleted checkpoints?)",
+        )
+
+
 @contextlib.contextmanager
-def _fast_checks(url: URL, ranges: Sequence[_Range], workers: int | None) -> Iterator[Iterator[bool]]:
+def _fast_checks(
+    url: URL, ranges: Sequence[_Range], workers: int | None, erasures: Erasures
+) -> Iterator[Iterator[bool]]:
     """Whether each range passes the fast path, in order; False for all when it cannot run here."""
     workers = len(os.sched_getaffinity(0)) if workers is None else workers
     try:
@@ -159,22 +194,23 @@ def _fast_checks(url: URL, ranges: Sequence[_Range], workers: int | None) -> Ite
         return
     with reader:
         if workers <= 1 or len(ranges) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            yield (range_intact(reader, item.start, item.end, _roots(item)) for item in ranges)
+            yield (range_intact(reader, item.start, item.end, _roots(item), erasures) for item in ranges)
             return
     # Forked, not spawned: a worker is ready in milliseconds, where importing the package anew takes a second.
     # Workers use Arrow, ADBC and hashlib, which are safe to use after a fork, and never this process's engine.
     # When a range fails, the ranges not yet started are cancelled and the running ones finish: a Pool's
     # terminate() could kill a worker holding its result queue's lock and then wait for that lock forever.
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(min(workers, len(ranges)), context, _open_worker_reader, (url,))
+    pool = ProcessPoolExecutor(min(workers, len(ranges)), context, _open_worker_reader, (url, erasures))
     try:
         yield map(_passed, [pool.submit(_check_in_worker, item) for item in ranges])
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _open_worker_reader(url: URL) -> None:
-    global _worker_reader
+def _open_worker_reader(url: URL, erasures: Erasures) -> None:
+    global _worker_reader, _worker_erasures
+    _worker_erasures = erasures
     try:
         _worker_reader = ColumnReader.open(url)
     except ColumnReadError:
@@ -182,7 +218,8 @@ def _open_worker_reader(url: URL) -> None:
 
 
 def _check_in_worker(item: _Range) -> bool:
-    return _worker_reader is not None and range_intact(_worker_reader, item.start, item.end, _roots(item))
+    reader = _worker_reader
+    return reader is not None and range_intact(reader, item.start, item.end, _roots(item), _worker_erasures)
 
 
 def _passed(check: Future[bool]) -> bool:
@@ -197,11 +234,12 @@ def _roots(item: _Range) -> list[tuple[int, bytes]]:
     return [(checkpoint.size, checkpoint.root) for checkpoint in item.checkpoints]
 
 
-def _verify_range(connection: Connection, item: _Range) -> None:
+def _verify_range(connection: Connection, item: _Range, erasures: Erasures) -> None:
     """The exact check of one range, row by row: raises ``_Tampered`` naming the first bad sequence number."""
     start, end = item.start, item.end
     chain = GENESIS_CHAIN_HASH if start == 0 else _stored_chain_hash(connection, start - 1)
-    leaves, _ = _verify_rows(_readable_rows(connection, start, end, chain), start, end, chain)
+    rows = _readable_rows(connection, start, end, chain, erasures)
+    leaves, _ = _verify_rows(rows, start, end, chain, erasures)
     frontier = _stored_frontier(connection, start)
     stored = _stored_nodes(connection, start, end)
     pending = list(item.checkpoints)
@@ -220,7 +258,9 @@ def _verify_range(connection: Connection, item: _Range) -> None:
         raise _Tampered(index << level, f"unexpected Merkle node ({level}, {index})")
 
 
-def _readable_rows(connection: Connection, start: int, end: int, chain: bytes) -> list[tuple[Any, ...]]:
+def _readable_rows(
+    connection: Connection, start: int, end: int, chain: bytes, erasures: Erasures
+) -> list[tuple[Any, ...]]:
     """The rows ``[start, end)``; one the driver cannot read (SQLite keeps text that is not UTF-8 if given
     it) is where history was changed, unless a row before it was changed otherwise."""
     try:
@@ -229,7 +269,7 @@ def _readable_rows(connection: Connection, start: int, end: int, chain: bytes) -
         unreadable = next((seq for seq in range(start, end) if not _readable(connection, seq)), None)
         if unreadable is None:
             raise  # not a row's value: the database itself failed
-        _verify_rows(fetch_rows(connection, _ROWS, (start, unreadable)), start, unreadable, chain)
+        _verify_rows(fetch_rows(connection, _ROWS, (start, unreadable)), start, unreadable, chain, erasures)
         problem = f"entry {unreadable} cannot be read: a stored value is not of its column's type"
         raise _Tampered(unreadable, problem) from exc
 
@@ -261,7 +301,9 @@ def _stored_frontier(connection: Connection, start: int) -> dict[tuple[int, int]
     return frontier
 
 
-def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: bytes) -> tuple[list[bytes], bytes]:
+def _verify_rows(
+    rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: bytes, erasures: Erasures
+) -> tuple[list[bytes], bytes]:
     """Check rows ``[start, end)`` in order, after the record whose chain hash is ``chain``.
 
     The chain is checked as ``stored[seq] == SHA-256(stored[seq - 1] || leaf)``: exactly the recomputed
@@ -274,7 +316,7 @@ def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: b
         if seq != expected:
             raise _Tampered(expected, f"sequence number {expected} is missing")
         try:
-            leaf, chain = _verify_row(row, chain)
+            leaf, chain = _verify_row(row, chain, erasures)
         except (TypeError, ValueError, AttributeError) as exc:  # SQLite keeps a value of any type it is given
             raise _Tampered(seq, f"a stored value has an unexpected type ({exc})") from exc
         leaves.append(leaf)
@@ -284,7 +326,7 @@ def _verify_rows(rows: Sequence[tuple[Any, ...]], start: int, end: int, chain: b
     return leaves, chain
 
 
-def _verify_row(row: tuple[Any, ...], chain: bytes) -> tuple[bytes, bytes]:
+def _verify_row(row: tuple[Any, ...], chain: bytes, erasures: Erasures) -> tuple[bytes, bytes]:
     """Check one row after the record whose chain hash is ``chain``; its leaf hash and its stored chain hash."""
     (
         seq, event_id, type_, ref, squid_id, sub_id, dao_id, layer, verdict, commitment, cid, occurred_at_ms,
@@ -302,6 +344,10 @@ def _verify_row(row: tuple[Any, ...], chain: bytes) -> tuple[bytes, bytes]:
         raise _Tampered(seq, "leaf hash does not match the canonical encoding")
     if hashlib.sha256(chain + leaf).digest() != stored_chain:
         raise _Tampered(seq, "hash chain broken")
+    if details is None and erasures.get(squid_id, -1) <= seq:
+        raise _Tampered(
+            seq, f"the details of entry {seq} are missing and no recorded erasure of {squid_id} covers them"
+        )
     if details is not None and commit_canonical_details(details.encode(), salt) != commitment:
         raise _Tampered(seq, "details do not match their commitment")
     return leaf, stored_chain

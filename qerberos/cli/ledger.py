@@ -63,13 +63,17 @@ def ingest(
     """Append audit events given one JSON object per line (the upstream AuditEventRequest shape).
 
     Each batch is validated whole before it is appended; a bad line stops the run, naming its line
-    number, and nothing of its batch is written.
+    number, and nothing of its batch is written. What was appended is signed in a checkpoint at the end.
     """
     appended = 0
     with reported_errors(), _open(source) as stream, _ledger() as ledger:
-        for batch in _batches(stream, batch_size):
-            results = ledger.append(batch)
-            appended += sum(result.created for result in results)
+        try:
+            for batch in _batches(stream, batch_size):
+                results = ledger.append(batch)
+                appended += sum(result.created for result in results)
+        finally:
+            if appended:
+                ledger.checkpoint(force=True)
     typer.echo(f"appended {appended} events")
 
 
@@ -172,4 +176,5 @@ def erase(
     """Erase an identity's event details (GDPR Art. 17); proofs and checkpoints still verify."""
     with reported_errors(), _ledger() as ledger:
         erased = ledger.erase(actor, requested_by="cli")
+        ledger.checkpoint(force=True)
     typer.echo(f"erased the details of {erased} events of {actor}")

@@ -95,4 +95,5 @@ def _ingest(events: pl.DataFrame) -> int:
         if batch:
             appended += sum(r.created for r in ledger.append(batch))
         update(appended, events.height)
+        ledger.checkpoint(force=True)
     return appended

@@ -82,7 +82,7 @@ def test_exported_bundle_verifies_and_a_tampered_one_does_not(backend_settings: 
     bundle = tmp_path / "bundle"
     assert (0, f"exported 9 events to {bundle}\n") == _run("export", str(bundle))
     code, output = _run("verify", "--bundle", str(bundle))
-    assert (code, output) == (0, "intact: 9 events, 2 signed checkpoints verified\n")
+    assert (code, output) == (0, "intact: 9 events, 3 signed checkpoints verified\n")
 
     tampered = tmp_path / "tampered"
     shutil.copytree(bundle, tampered)
@@ -142,3 +142,14 @@ def test_a_record_whose_salt_is_not_base64_fails_verification(sqlite_settings: S
     records[0]["salt"] = "not base64!"
     (bundle / "records.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     assert _run("verify", "--bundle", str(bundle)) == (1, "TAMPERED: record 0: salt is not base64\n")
+
+
+def test_ingest_and_erase_sign_what_they_appended(backend_settings: Settings) -> None:
+    _run("init")
+    _ingest(3)
+    _run("erase", "--actor", "did:squid:alice")
+    with Ledger.from_settings(backend_settings) as ledger:
+        assert (4, 4) == (
+            ledger.size(),
+            verifier.parse_checkpoint(verifier.parse_note(ledger.checkpoints()[-1]).text).size,
+        )

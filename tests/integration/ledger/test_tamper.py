@@ -5,30 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, text
 from typer.testing import CliRunner
 
-from models.database import is_sqlite
 from models.ledger import Ledger, initialise
 from models.verification import verify_ledger
 from qerberos.cli import app
 from qerberos.settings import Settings
-from tests.integration.ledger.helpers import event
-
-
-def _as_attacker(ledger: Ledger, *statements: str) -> None:
-    with ledger.engine.begin() as connection:
-        _drop_guards(connection, sqlite=is_sqlite(ledger.engine))
-        for statement in statements:
-            connection.execute(text(statement))
-
-
-def _drop_guards(connection: Connection, *, sqlite: bool) -> None:
-    if sqlite:
-        for (name,) in connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all():
-            connection.execute(text(f"DROP TRIGGER {name}"))
-    else:
-        connection.execute(text("DROP FUNCTION qerberos_refuse_change() CASCADE"))
+from tests.integration.ledger.helpers import as_attacker, event
 
 
 def _fill(ledger: Ledger) -> Ledger:
@@ -95,7 +78,7 @@ TAMPERING = {
 @pytest.mark.parametrize("case", list(TAMPERING))
 def test_verify_names_the_first_bad_sequence_number(filled: Ledger, case: str) -> None:
     statements, seq, words = TAMPERING[case]
-    _as_attacker(filled, *statements)
+    as_attacker(filled, *statements)
     report = verify_ledger(filled)
     assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
 
@@ -122,7 +105,7 @@ SQLITE_TYPE_TAMPERING = {
 @pytest.mark.parametrize("case", list(SQLITE_TYPE_TAMPERING))
 def test_verify_reports_values_of_another_type_that_sqlite_keeps(filled_sqlite: Ledger, case: str) -> None:
     statements, seq, words = SQLITE_TYPE_TAMPERING[case]  # PostgreSQL refuses such values
-    _as_attacker(filled_sqlite, *statements)
+    as_attacker(filled_sqlite, *statements)
     report = verify_ledger(filled_sqlite)
     assert (seq, True) == (report.first_bad_seq, words.lower() in (report.problem or "").lower()), report
 
@@ -147,6 +130,6 @@ def test_cli_verify_exit_codes(filled: Ledger, backend_settings: object) -> None
     runner = CliRunner()
     intact = runner.invoke(app, ["verify"])
     assert (intact.exit_code, "intact" in intact.output) == (0, True), intact.output
-    _as_attacker(filled, "DELETE FROM ledger_entries WHERE seq = 5")
+    as_attacker(filled, "DELETE FROM ledger_entries WHERE seq = 5")
     tampered = runner.invoke(app, ["verify"])
     assert (tampered.exit_code, "sequence number 5" in tampered.output) == (1, True), tampered.output

@@ -13,8 +13,7 @@ from models.ledger_columns import ColumnReader
 from models.range_check import range_intact
 from models.signed_note import verify_checkpoint
 from models.verification import verify_ledger
-from tests.integration.ledger.helpers import event
-from tests.integration.ledger.test_tamper import _as_attacker
+from tests.integration.ledger.helpers import as_attacker, event
 
 CHUNK = 8
 
@@ -47,6 +46,7 @@ def test_the_fast_path_passes_every_range_of_an_intact_ledger(long_ledger: Ledge
                 start,
                 min(start + CHUNK, 37),
                 [(c.size, c.root_hash) for c in roots if start < c.size <= start + CHUNK],
+                {},
             )
             for start in range(0, 37, CHUNK)
         ]
@@ -63,7 +63,15 @@ def test_rows_that_need_json_escapes_take_the_fast_path(ledger: Ledger) -> None:
         ]
     )
     with ColumnReader.open(ledger.engine.url) as reader:
-        assert range_intact(reader, 0, 4, [])
+        assert range_intact(reader, 0, 4, [], {})
+
+
+def test_details_erased_by_a_recorded_erasure_take_the_fast_path(ledger: Ledger) -> None:
+    ledger.append([event(n, actor="did:squid:bob" if n % 2 else "did:squid:alice") for n in range(6)])
+    ledger.erase("did:squid:bob", requested_by="test")
+    with ColumnReader.open(ledger.engine.url) as reader:
+        passed = (range_intact(reader, 0, 7, [], {"did:squid:bob": 6}), range_intact(reader, 0, 7, [], {}))
+    assert ((True, False), True) == (passed, verify_ledger(ledger, chunk_size=CHUNK, workers=1).intact)
 
 
 TAMPERING = {
@@ -81,6 +89,7 @@ TAMPERING = {
         "details",
     ),
     "deleted first row of a range": (["DELETE FROM ledger_entries WHERE seq = 16"], 16, "missing"),
+    "deleted details row, erased by nothing": (["DELETE FROM event_details WHERE seq = 26"], 26, "no recorded erasure"),
     "changed node above the ranges": (
         [
             "UPDATE merkle_nodes SET hash = (SELECT leaf_hash FROM ledger_entries WHERE seq = 0)"
@@ -113,7 +122,7 @@ TAMPERING = {
 @pytest.mark.parametrize("case", list(TAMPERING))
 def test_two_workers_name_what_one_sequential_pass_names(long_ledger: Ledger, case: str) -> None:
     statements, seq, words = TAMPERING[case]
-    _as_attacker(long_ledger, *statements)
+    as_attacker(long_ledger, *statements)
     in_ranges = verify_ledger(long_ledger, chunk_size=CHUNK, workers=2)
     sequential = verify_ledger(long_ledger, chunk_size=64, workers=1)
     assert (seq, True) == (in_ranges.first_bad_seq, words.lower() in (in_ranges.problem or "").lower()), in_ranges
@@ -133,7 +142,7 @@ def test_ranges_whose_worker_died_are_checked_in_this_process(
     monkeypatch.setattr(
         verification,
         "_verify_range",
-        lambda connection, item: (checked_here.append(item.start), verify_range(connection, item)),
+        lambda connection, item, erasures: (checked_here.append(item.start), verify_range(connection, item, erasures)),
     )
     report = verify_ledger(long_ledger, chunk_size=CHUNK, workers=2)
     assert (True, [0, 8, 16, 24, 32]) == (report.intact, checked_here)

