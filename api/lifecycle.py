@@ -24,6 +24,7 @@ from litestar import Litestar
 
 from api import metrics
 from models.ledger import Ledger
+from models.signer_state import CheckpointRefusedError
 from qerberos.resources import observe_memory_limit
 from qerberos.settings import Settings
 
@@ -98,6 +99,9 @@ async def _checkpoint_every(state: ServiceState) -> None:
             continue
         try:
             await anyio.to_thread.run_sync(ledger.checkpoint)
+        except CheckpointRefusedError as refused:  # every round refuses again until someone looks
+            metrics.CHECKPOINT_REFUSALS.inc()
+            logger.critical("%s", refused.message)
         except Exception:  # the loop must survive a database hiccup; the next round retries
             logger.exception("periodic checkpoint failed")
 

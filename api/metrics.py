@@ -95,6 +95,11 @@ UNSIGNED_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+CHECKPOINT_REFUSALS = Counter(
+    "qerberos_checkpoint_refusals_total",
+    "Checkpoints the signer refused: the tree was not consistent with the last one it signed.",
+)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LedgerReadings:

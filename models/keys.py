@@ -45,9 +45,11 @@ __all__ = [
     "keys_dir",
     "list_keys",
     "load_signers",
+    "locked",
     "retire",
     "rotate",
     "verifier_keys",
+    "write_atomically",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,13 +100,13 @@ def verifier_keys(home: Path, *, include_retired: bool = True) -> list[str]:
 
 def generate(home: Path, origin: str, passphrase: str | None = None) -> KeyInfo:
     """Create a new active Ed25519 key named ``origin``; the keys already active stay active."""
-    with _locked(keys_dir(home)) as directory:
+    with locked(keys_dir(home)) as directory:
         return _generate(directory, origin, passphrase)
 
 
 def rotate(home: Path, origin: str, passphrase: str | None = None) -> KeyInfo:
     """Add a new key for ``origin``; the old ones keep signing until ``retire``d."""
-    with _locked(keys_dir(home)) as directory:
+    with locked(keys_dir(home)) as directory:
         if not any(key.active and key.name == origin for key in _read_manifest(directory)):
             raise ConfigurationError(f"no active key for {origin!r} to rotate: run `qerberos init` first")
         created = _generate(directory, origin, passphrase)
@@ -115,7 +117,7 @@ def rotate(home: Path, origin: str, passphrase: str | None = None) -> KeyInfo:
 def retire(home: Path, key: int | str) -> KeyInfo:
     """Stop signing with ``key`` (its id, as an int or 8 hex digits); it stays listed for verification."""
     wanted = key if isinstance(key, int) else _parse_key_id(key)
-    with _locked(keys_dir(home)) as directory:
+    with locked(keys_dir(home)) as directory:
         keys = _read_manifest(directory)
         matches = [k for k in keys if k.key_id == wanted]
         if not matches:
@@ -139,7 +141,7 @@ def ensure_key(home: Path, origin: str, passphrase: str | None = None) -> KeyInf
     Refuses when the active keys are for another origin (the log's identity would silently change), and
     checks that the existing keys load with ``passphrase``, so a wrong passphrase shows at ``init``.
     """
-    with _locked(keys_dir(home)) as directory:
+    with locked(keys_dir(home)) as directory:
         active = [key for key in _read_manifest(directory) if key.active]
         other = sorted({key.name for key in active} - {origin})
         if other:
@@ -162,6 +164,42 @@ def load_signers(home: Path, passphrase: str | None = None) -> list[NoteSigner]:
     if not active:
         raise ConfigurationError(f"no active signing key in {directory}: run `qerberos init`")
     return [_load(directory, key, passphrase) for key in active]
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[Path]:
+    """``directory`` (created mode 0700 if missing) under an exclusive lock that other processes share."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot use the key directory {directory}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield directory
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` (file mode ``mode``), durably: never half written, even at a crash."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as file:
+            os.fchmod(file.fileno(), mode)  # whatever the umask
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 # --- private ----------------------------------------------------------------------------------------------
@@ -225,20 +263,6 @@ def _load(directory: Path, key: KeyInfo, passphrase: str | None) -> NoteSigner:
     return signer
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[Path]:
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot use the key directory {directory}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield directory
-    finally:
-        os.close(descriptor)  # closing releases the lock
-
-
 def _read_manifest(directory: Path) -> list[KeyInfo]:
     path = directory / _MANIFEST
     try:
@@ -289,31 +313,11 @@ def _write_manifest(directory: Path, keys: list[KeyInfo]) -> None:
             for key in keys
         ],
     }
-    _write_atomically(directory / _MANIFEST, (json.dumps(document, indent=2) + "\n").encode("utf-8"), 0o644)
+    write_atomically(directory / _MANIFEST, (json.dumps(document, indent=2) + "\n").encode("utf-8"), 0o644)
 
 
 def _write_private(path: Path, pem: bytes) -> None:
-    _write_atomically(path, pem, 0o600)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as file:
-            os.fchmod(file.fileno(), mode)  # whatever the umask
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
+    write_atomically(path, pem, 0o600)
 
 
 def _parse_key_id(text: object) -> int:

@@ -383,13 +383,25 @@ class Ledger:
     def _make_checkpoint(self, size: int, now_ms: int) -> str:
         with reading(self._engine) as connection:
             root = merkle.root(size, self._fetch_nodes(connection, merkle.root_keys(size)))
-        note = self._signer.sign_checkpoint(size, root)
+        note = self.sign_tree(size, root)
         row = {"size": size, "root_hash": root, "note": note, "created_at_ms": now_ms}
         dialect_insert = sqlite_insert if is_sqlite(self._engine) else pg_insert
         with self._writing(), database_errors("storing a checkpoint"), self._engine.begin() as connection:
             connection.execute(dialect_insert(_checkpoints).values(row).on_conflict_do_nothing())
         logger.info("checkpoint at size %d", size)
         return note
+
+    def sign_tree(self, size: int, root: bytes) -> str:
+        """A signed checkpoint of the tree of ``size`` leaves with ``root`` (not stored here), if the signer
+        finds it consistent with the last tree it signed, by proofs from this ledger's nodes."""
+        return self._signer.sign_checkpoint(size, root, self._prove)
+
+    def _prove(self, first: int, second: int) -> Sequence[bytes]:
+        return self.consistency_proof(first, second).proof
+
+    def checkpoint_history(self) -> list[tuple[int, str]]:
+        """``(size, note)`` of every checkpoint in the signer's history outside the database, smallest first."""
+        return list(self._signer.history())
 
     def checkpoints(self) -> list[str]:
         with connected(self._engine) as connection:

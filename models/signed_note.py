@@ -41,6 +41,7 @@ __all__ = [
     "NoteSigner",
     "SignedNote",
     "VerifierKey",
+    "checkpoint_of",
     "format_checkpoint",
     "format_note",
     "format_verifier_key",
@@ -178,6 +179,12 @@ def parse_checkpoint(text: str) -> Checkpoint:
         return verifier.parse_checkpoint(text)
     except verifier.NoteVerificationError as exc:
         raise NoteIntegrityError(exc.reason, problem=exc.problem) from exc
+
+
+def checkpoint_of(note: str | bytes) -> Checkpoint:
+    """The checkpoint a signed note carries, by its syntax alone: for notes whose signature was checked
+    when they were made (the signer's own), never for one that arrived from outside."""
+    return parse_checkpoint(parse_note(note).text)
 
 
 def verify_note(note: str | bytes, verifier_keys: Iterable[str | VerifierKey]) -> SignedNote:

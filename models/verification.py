@@ -104,18 +104,23 @@ def verify_ledger(
     progress: Progress | None = None,
     chunk_size: int = _DEFAULT_CHUNK,
     workers: int | None = None,
+    checkpoints_elsewhere: Sequence[str] = (),
 ) -> VerificationReport:
     """Verify the whole ledger; never raises for tampering, reports it.
 
-    ``chunk_size`` (a power of two) entries are checked at a time, by ``workers`` processes (default: one
-    per core this process may use; 1 checks in this process).
+    The checkpoints checked are those of the database, those of the signer's history outside it
+    (``QERBEROS_HOME/checkpoints``) and ``checkpoints_elsewhere`` (signed notes, such as a backup's own): each
+    must be signed by the log's keys and its root must be the root of the stored records at its size, so
+    a rewrite or a truncation behind any of them is named. ``chunk_size`` (a power of two) entries are
+    checked at a time, by ``workers`` processes (default: one per core this process may use; 1 checks in
+    this process).
     """
     if chunk_size < 2 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, at least 2: got {chunk_size}")
     size: int | None = None
     with connected(ledger.engine) as connection:
         try:
-            checkpoints = _verified_checkpoints(connection, ledger)
+            checkpoints, stored_size = _verified_checkpoints(connection, ledger, checkpoints_elsewhere)
             # read after the checkpoints, which cover only entries that existed: events appended and
             # checkpoints signed meanwhile go unchecked, never mistaken for a truncated log
             size = ledger.size()
@@ -127,24 +132,49 @@ def verify_ledger(
                         _verify_range(connection, item, erasures)
                     if progress is not None:
                         progress(item.end, size)
-            _check_signed_in_time(connection, size, checkpoints, 2 * ledger.checkpoint_interval)
+            _check_signed_in_time(connection, size, stored_size, 2 * ledger.checkpoint_interval)
         except _Tampered as tampered:
             return VerificationReport(ledger.size() if size is None else size, 0, tampered.seq, tampered.problem)
     return VerificationReport(size, len(checkpoints))
 
 
-def _verified_checkpoints(connection: Connection, ledger: Ledger) -> list[_Checkpoint]:
-    rows = connection.execute(select(_checkpoints).order_by(_checkpoints.c.size)).all()
-    checkpoints = []
-    for row in rows:
-        try:
-            checkpoint = verify_checkpoint(row.note, ledger.verifier_keys(), ledger.origin)
-        except NoteIntegrityError as problem:
-            raise _Tampered(row.size, f"checkpoint at size {row.size}: {problem.message}") from problem
-        if checkpoint.size != row.size or checkpoint.root_hash != row.root_hash:
+def _verified_checkpoints(
+    connection: Connection, ledger: Ledger, elsewhere: Sequence[str]
+) -> tuple[list[_Checkpoint], int]:
+    """Every signed checkpoint known, one per tree size, smallest first (two of one size must agree), and
+    how many entries the database's own checkpoints and those given (``elsewhere``) cover: the history
+    outside the database counts for the roots, not for that (it keeps what the database should hold)."""
+    keys = ledger.verifier_keys()
+    found: dict[int, bytes] = {}
+    for row in connection.execute(select(_checkpoints).order_by(_checkpoints.c.size)).all():
+        checkpoint = _verified(row.note, keys, ledger.origin, row.size, f"checkpoint at size {row.size}")
+        if checkpoint.size != row.size or checkpoint.root != row.root_hash:
             raise _Tampered(row.size, f"checkpoint at size {row.size} does not match its signed note")
-        checkpoints.append(_Checkpoint(checkpoint.size, checkpoint.root_hash))
-    return checkpoints
+        found[checkpoint.size] = checkpoint.root
+    covered = max(found, default=0)
+    outside: list[tuple[str, int | None, str]] = [
+        (note, size, f"the history's checkpoint of size {size}") for size, note in ledger.checkpoint_history()
+    ]
+    outside += [(note, None, "a checkpoint given to verify") for note in elsewhere]
+    for note, size, where in outside:
+        checkpoint = _verified(note, keys, ledger.origin, size, where)
+        if size is None:
+            covered = max(covered, checkpoint.size)
+        if found.setdefault(checkpoint.size, checkpoint.root) != checkpoint.root:
+            raise _Tampered(
+                checkpoint.size,
+                f"two signed checkpoints of size {checkpoint.size} have different roots ({where} and another): "
+                "the log was forked or rewritten",
+            )
+    return [_Checkpoint(size, root) for size, root in sorted(found.items())], covered
+
+
+def _verified(note: str, keys: Sequence[str], origin: str, size: int | None, where: str) -> _Checkpoint:
+    try:
+        checkpoint = verify_checkpoint(note, keys, origin)
+    except NoteIntegrityError as problem:
+        raise _Tampered(size, f"{where}: {problem.message}") from problem
+    return _Checkpoint(checkpoint.size, checkpoint.root_hash)
 
 
 def _ranges(size: int, checkpoints: Sequence[_Checkpoint], chunk_size: int) -> list[_Range]:
@@ -166,9 +196,9 @@ def _erasures(connection: Connection, size: int) -> Erasures:
     return {ref.removeprefix(ERASURE_REF_PREFIX): seq for ref, seq in rows if ref.startswith(ERASURE_REF_PREFIX)}
 
 
-def _check_signed_in_time(connection: Connection, size: int, checkpoints: Sequence[_Checkpoint], grace: float) -> None:
-    """No entry received more than ``grace`` seconds ago lies beyond every signed checkpoint."""
-    covered = max((checkpoint.size for checkpoint in checkpoints), default=0)
+def _check_signed_in_time(connection: Connection, size: int, covered: int, grace: float) -> None:
+    """No entry received more than ``grace`` seconds ago lies beyond the checkpoints the database stores
+    (``covered`` entries): they are what the service publishes and exports carry."""
     if covered >= size:
         return
     ((received_at_ms,),) = fetch_rows(connection, _RECEIVED, (covered,))

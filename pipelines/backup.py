@@ -57,7 +57,8 @@ from sqlalchemy.pool import NullPool
 
 from models import keys, merkle
 from models.canonical import canonical_json
-from models.database import SQLITE_SUFFIXES, sqlite_file
+from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
+from models.ledger import Ledger
 from models.signing import LogSigner
 from models.tables import CheckpointRow, LedgerEntry, MerkleNode
 from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
@@ -192,7 +193,8 @@ def _write_backup(
     else:
         snapshot = _backup_postgres(settings.database_url, directory / DATABASE_DUMP)
     step()
-    note = signer.sign_checkpoint(snapshot.size, snapshot.root)
+    with Ledger(create_ledger_engine(settings.database_url), signer) as live:
+        note = live.sign_tree(snapshot.size, snapshot.root)  # refused unless consistent with what was signed
     _write_checkpoints(directory, snapshot, note)
     _write_json(directory / "config.json", settings.public_view())
     step()

@@ -43,10 +43,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import keys
+from models.checkpoint_history import CheckpointHistory
 from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
 from models.ledger import Ledger
 from models.reader import LedgerReader
 from models.records import Actor, NewEvent
+from models.signer_state import SignerState
 from models.signing import LogSigner
 from models.verification import verify_ledger
 from pipelines.backup import (
@@ -147,6 +149,7 @@ def restore_backup(
         _replace_database(settings, directory, manifest, scratch)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     _replace_tree(directory / "keys", keys.keys_dir(settings.home), stamp, private=True)
+    _restart_signer_memory(settings.home, manifest.checkpoint, stamp, forced=force)
     if (directory / "reports").is_dir():
         _replace_tree(directory / "reports", settings.home / "reports", stamp)
     _restore_mlflow(settings, directory, manifest, stamp)
@@ -249,7 +252,7 @@ def _verify_scratch(
     signed: verifier.Checkpoint,
     progress: Progress | None,
 ) -> None:
-    report = verify_ledger(scratch, progress=progress)
+    report = verify_ledger(scratch, progress=progress, checkpoints_elsewhere=[manifest.checkpoint])
     if not report.intact:
         raise RestoreRefusedError(
             f"the backup's ledger is tampered at sequence number {report.first_bad_seq}: {report.problem}"
@@ -263,7 +266,27 @@ def _verify_scratch(
 
 
 def _published_checkpoint(settings: Settings, trusted: list[str], force: bool) -> _Published | None:
-    """The newest checkpoint in the live database, if it answers and has a ledger; verified."""
+    """The larger of the newest checkpoint in the live database (if it answers and has a ledger) and the last
+    one the live signer signed (``models.signer_state``, which no database change can move back); verified."""
+    notes = [note for note in (_newest_stored_checkpoint(settings), SignerState(settings.home).last_signed()) if note]
+    published = None
+    for note in notes:
+        try:
+            checkpoint = verifier.verify_checkpoint(note, trusted, settings.log_origin)
+        except verifier.VerificationError as exc:
+            if not force:
+                raise RestoreRefusedError(
+                    f"the live deployment's newest checkpoint does not verify ({exc.reason}): the published log "
+                    "cannot be compared; use --force --reason TEXT to restore anyway"
+                ) from exc
+            logger.warning("the live deployment's newest checkpoint does not verify: %s", exc.reason)
+            continue
+        if published is None or checkpoint.size > published.size:
+            published = _Published(checkpoint.size, checkpoint.root_hash)
+    return published
+
+
+def _newest_stored_checkpoint(settings: Settings) -> str | None:
     url = settings.database_url
     if settings.is_sqlite and not Path(make_url(url).database or "").is_file():
         return None
@@ -277,19 +300,18 @@ def _published_checkpoint(settings: Settings, trusted: list[str], force: bool) -
     except LedgerError as exc:
         logger.warning("the live database gave no checkpoint (%s): consistency not checked", exc.message)
         return None
-    if note is None:
-        return None
-    try:
-        checkpoint = verifier.verify_checkpoint(note, trusted, settings.log_origin)
-    except verifier.VerificationError as exc:
-        if not force:
-            raise RestoreRefusedError(
-                f"the live deployment's newest checkpoint does not verify ({exc.reason}): the published log "
-                "cannot be compared; use --force --reason TEXT to restore anyway"
-            ) from exc
-        logger.warning("the live deployment's newest checkpoint does not verify: %s", exc.reason)
-        return None
-    return _Published(checkpoint.size, checkpoint.root_hash)
+    return note
+
+
+def _restart_signer_memory(home: Path, backup_checkpoint: str, stamp: str, *, forced: bool) -> None:
+    """The restored signer remembers the backup's checkpoint: the largest tree it may now extend (the restore
+    proved the backup consistent with everything signed before, unless forced). A forced restore may roll
+    the log back behind checkpoints it signed: their history is set aside with the rest of the old state."""
+    history = CheckpointHistory.of_home(home).directory
+    if forced and history.exists():
+        os.replace(history, history.with_name(f"{history.name}.before-restore-{stamp}"))
+        logger.warning("forced restore: the checkpoint history is set aside as %s.before-restore-%s", history, stamp)
+    SignerState(home).reset(backup_checkpoint)
 
 
 def _check_consistency(

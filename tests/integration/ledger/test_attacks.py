@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from models.ledger import Ledger, initialise
+from models.ledger import Ledger, checkpoint_size, initialise
+from models.signer_state import CheckpointRefusedError
+from models.signing import LogSigner
 from models.verification import verify_ledger
 from qerberos.settings import Settings
 from tests.conftest import make_settings
@@ -58,3 +60,33 @@ def test_deleting_every_checkpoint_is_named_by_verify(log: Ledger) -> None:
     as_attacker(log, "DELETE FROM checkpoints")
     report = verify_ledger(log)
     assert (0, True) == (report.first_bad_seq, "in no signed checkpoint" in (report.problem or "")), report
+
+
+def _cut_tail_at(seq: int) -> list[str]:
+    """Statements that remove every entry from ``seq`` on, with their details, nodes and checkpoints."""
+    nodes = [f"DELETE FROM merkle_nodes WHERE level = {level} AND idx >= {seq >> level}" for level in range(1, 9)]
+    return [
+        f"DELETE FROM ledger_entries WHERE seq >= {seq}",
+        f"DELETE FROM event_details WHERE seq >= {seq}",
+        *nodes,
+        f"DELETE FROM checkpoints WHERE size > {seq}",
+    ]
+
+
+def test_a_truncated_tail_is_named_by_verify_and_never_signed(log: Ledger) -> None:
+    as_attacker(log, *_cut_tail_at(190))
+    report = verify_ledger(log)
+    assert (190, True) == (report.first_bad_seq, "truncated" in (report.problem or "")), report
+    with pytest.raises(CheckpointRefusedError, match="size 200"):
+        log.checkpoint(force=True)
+
+
+def test_a_tail_rewritten_by_our_own_append_code_is_never_signed_and_named_by_verify(log: Ledger) -> None:
+    as_attacker(log, *_cut_tail_at(150))
+    keyless = Ledger(log.engine, LogSigner(log.origin, [], []))  # qerberos's append code, without the key
+    keyless.append([event(n, actor="did:squid:mallory") for n in range(150, SIZE)])
+    with pytest.raises(CheckpointRefusedError, match="not consistent with the checkpoint of size 200"):
+        log.checkpoint(force=True)
+    report = verify_ledger(log)
+    assert (200, True) == (report.first_bad_seq, "does not match" in (report.problem or "")), report
+    assert [50, 100, 150] == [checkpoint_size(note) for note in log.checkpoints()]

@@ -26,6 +26,7 @@ from models.signing import LogSigner
 from pipelines.backup import file_digest, manifest_note, read_manifest
 from qerberos.settings import Settings, get_settings
 from tests.conftest import make_settings
+from tests.integration.ledger.helpers import as_attacker
 from tests.integration.ops.conftest import PASSPHRASE, Ingestion, append, run
 
 
@@ -152,6 +153,21 @@ def test_an_older_backup_is_refused_unless_forced_with_a_reason_that_lands_in_th
         audit = ledger.get_by_seq(10)
         assert (11, "ops.restore.forced", reason) == (ledger.size(), audit.type, dict(audit.details or {})["reason"])
     assert 0 == run("verify")[0]
+    assert 1 == len(list(live.home.glob("checkpoints.before-restore-*")))  # the history of the rolled-back log
+
+
+def test_sqlite_a_backup_older_than_what_the_signer_signed_is_refused_when_the_database_forgot_it(
+    live_sqlite: Settings, tmp_path: Path
+) -> None:
+    append(live_sqlite, 10)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+    append(live_sqlite, 10, start=10)
+    with Ledger.from_settings(live_sqlite) as ledger:
+        ledger.checkpoint(force=True)
+        as_attacker(ledger, "DELETE FROM checkpoints WHERE size > 10")  # the signer's own memory still says 20
+    code, output = run("restore", str(backup))
+    assert (1, True) == (code, "published a checkpoint of 20" in output), output
 
 
 def test_sqlite_backup_refuses_without_a_passphrase_and_restore_needs_the_right_one(

@@ -28,6 +28,7 @@ EXPECTED_ALERTS: dict[str, tuple[str, str | None, str]] = {
     "QerberosCheckpointStale": ("warning", "5m", "qerberos_unsigned_entries_age_seconds"),
     "QerberosVerificationFailed": ("critical", None, "increase(qerberos_verification_failures_total"),
     "QerberosVerificationOverdue": ("warning", "15m", "qerberos_verification_last_success_timestamp_seconds"),
+    "QerberosCheckpointRefused": ("critical", None, "increase(qerberos_checkpoint_refusals_total"),
     "QerberosIngestionStalled": ("critical", "5m", "time() - max by (job) (qerberos_last_ingest_timestamp_seconds"),
     "QerberosDetectorModelNotLoaded": ("warning", "10m", "qerberos_detector_model_loaded"),
     "QerberosDetectorDown": ("warning", "5m", 'up{job="qerberos-detector"} == 0'),
