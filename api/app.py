@@ -28,6 +28,7 @@ from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
 from api.controllers.risk import RiskController, close_risk
+from api.controllers.transparency import TransparencyController
 from api.errors import EXCEPTION_HANDLERS
 from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
@@ -37,8 +38,9 @@ from qerberos.settings import Settings, get_settings
 
 PUBLIC_OPT_KEY = "public"
 """Handlers with ``opt["public"]`` skip authentication and rate limiting: ``/health``, ``/health/live``,
-``/health/ready``. (``/metrics`` is not public: its ``opt["metrics_token"]`` lets the security layer also
-take ``QERBEROS_METRICS_TOKEN`` there, and its callers are rate limited like any others.)"""
+``/health/ready``, and the transparency log's ``/checkpoint`` and hash tiles (``api/controllers/transparency.py``).
+(``/metrics`` is not public: its ``opt["metrics_token"]`` lets the security layer also take
+``QERBEROS_METRICS_TOKEN`` there, and its callers are rate limited like any others.)"""
 
 GuardFactory = Callable[[str], Guard]
 
@@ -91,6 +93,7 @@ def create_app(
             AnomalyAlertsController,
             ComplianceController,
             RiskController,
+            TransparencyController,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),

@@ -1,5 +1,5 @@
 """The service's side of trust that does not rest on its database: the checkpointer refuses a rewritten
-tail and counts it in /metrics."""
+tail and counts it in /metrics; the signed checkpoint is public."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.ledger import Ledger, checkpoint_size
 from models.signing import LogSigner
+from qerberos import verifier
 from qerberos.settings import Settings
 from tests.integration.api.conftest import METRICS_TOKEN, event_body
 from tests.integration.ledger.helpers import as_attacker, event
@@ -43,3 +44,17 @@ def test_the_checkpointer_refuses_a_rewritten_tail_and_counts_it(client: Client,
     _wait_for(lambda: _refusals(client) > before, "a refused checkpoint")
     with Ledger.from_settings(api_settings) as ledger:
         assert (11, []) == (ledger.size(), [note for note in ledger.checkpoints() if checkpoint_size(note) > 6])
+
+
+def test_the_checkpoint_is_public_plain_text_that_verifies(app_client: Client, client: Client) -> None:
+    """``app_client`` carries no credentials; ``client`` is the same app's authenticated caller."""
+    client.post("/audit/batch", json=[event_body(n) for n in range(4)])
+    key = client.get("/ledger/key").json()["data"]
+    _wait_for(lambda: app_client.get("/checkpoint").status_code == 200, "a checkpoint")
+    _wait_for(lambda: checkpoint_size(app_client.get("/checkpoint").text) == 4, "a checkpoint of 4")
+    anonymous = app_client.get("/checkpoint")
+    assert ("text/plain; charset=utf-8", "public, max-age=2") == (
+        anonymous.headers["content-type"],
+        anonymous.headers["cache-control"],
+    )
+    assert 4 == verifier.verify_checkpoint(anonymous.text, key["verifierKeys"], key["origin"]).size
