@@ -4,7 +4,10 @@ Layout of the bundle directory:
 - ``records.jsonl``: one line per event in sequence order: ``canonical`` (the RFC 8785 record, a string),
   ``leafHash`` and ``chainHash`` (base64), and, unless erased, ``details`` (their canonical text, the exact
   bytes their commitment hashes) and their ``salt`` (base64);
-- ``checkpoints.jsonl``: ``{"size", "note"}`` per signed checkpoint, oldest first;
+- ``checkpoints.jsonl``: ``{"size", "note"}`` per signed checkpoint the database stores, oldest first;
+- ``checkpoint-history.jsonl``: the same for every checkpoint of the signer's history outside the database
+  (``QERBEROS_HOME/checkpoints``), so that the bundle cannot leave out what was signed: a truncation or a
+  rewrite of the database shows against it;
 - ``keys.txt``: the verifier keys, one per line;
 - ``manifest.json``: the origin, the size and the export time.
 """
@@ -33,6 +36,7 @@ def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, i
     """Write the bundle for the ledger up to its newest checkpoint (made now) into ``directory`` (new or
     empty); return its size."""
     prepare_output_directory(directory)
+    history = ledger.checkpoint_history()  # read first: everything in it was signed over fewer entries than now
     note = ledger.checkpoint(force=True)
     size = checkpoint_size(note)
     with (directory / "records.jsonl").open("w", encoding="utf-8") as out, connected(ledger.engine) as connection:
@@ -60,14 +64,19 @@ def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, i
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
             if progress is not None:
                 progress(min(start + _CHUNK, size), size)
-    with (directory / "checkpoints.jsonl").open("w", encoding="utf-8") as out:
-        for checkpoint in ledger.checkpoints():
-            if checkpoint_size(checkpoint) <= size:
-                out.write(json.dumps({"size": checkpoint_size(checkpoint), "note": checkpoint}) + "\n")
+    stored = [(checkpoint_size(note), note) for note in ledger.checkpoints()]
+    _write_checkpoints(directory / "checkpoints.jsonl", [(n, note) for n, note in stored if n <= size])
+    _write_checkpoints(directory / "checkpoint-history.jsonl", history)
     (directory / "keys.txt").write_text("".join(f"{key}\n" for key in ledger.verifier_keys()), encoding="utf-8")
     manifest = {"origin": ledger.origin, "size": size, "exportedAt": dt.datetime.now(dt.UTC).isoformat()}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return size
+
+
+def _write_checkpoints(path: Path, checkpoints: list[tuple[int, str]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for size, note in checkpoints:
+            out.write(json.dumps({"size": size, "note": note}) + "\n")
 
 
 def _b64(data: bytes) -> str:

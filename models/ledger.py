@@ -381,8 +381,7 @@ class Ledger:
         return self._make_checkpoint(size, now_ms)
 
     def _make_checkpoint(self, size: int, now_ms: int) -> str:
-        with reading(self._engine) as connection:
-            root = merkle.root(size, self._fetch_nodes(connection, merkle.root_keys(size)))
+        root = self.root(size)
         note = self.sign_tree(size, root)
         row = {"size": size, "root_hash": root, "note": note, "created_at_ms": now_ms}
         dialect_insert = sqlite_insert if is_sqlite(self._engine) else pg_insert
@@ -390,6 +389,11 @@ class Ledger:
             connection.execute(dialect_insert(_checkpoints).values(row).on_conflict_do_nothing())
         logger.info("checkpoint at size %d", size)
         return note
+
+    def root(self, size: int) -> bytes:
+        """The Merkle root of the first ``size`` entries, from the stored nodes (O(log n) rows)."""
+        with reading(self._engine) as connection:
+            return merkle.root(size, self._fetch_nodes(connection, merkle.root_keys(size)))
 
     def sign_tree(self, size: int, root: bytes) -> str:
         """A signed checkpoint of the tree of ``size`` leaves with ``root`` (not stored here), if the signer

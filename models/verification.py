@@ -41,6 +41,7 @@ from models.range_check import range_intact
 from models.records import ERASURE_REF_PREFIX, ERASURE_TYPE
 from models.signed_note import NoteIntegrityError, verify_checkpoint
 from models.tables import CheckpointRow
+from qerberos import verifier
 
 Progress = Callable[[int, int], None]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
@@ -105,15 +106,19 @@ def verify_ledger(
     chunk_size: int = _DEFAULT_CHUNK,
     workers: int | None = None,
     checkpoints_elsewhere: Sequence[str] = (),
+    trusted_checkpoints: Sequence[str] = (),
 ) -> VerificationReport:
     """Verify the whole ledger; never raises for tampering, reports it.
 
     The checkpoints checked are those of the database, those of the signer's history outside it
     (``QERBEROS_HOME/checkpoints``) and ``checkpoints_elsewhere`` (signed notes, such as a backup's own): each
     must be signed by the log's keys and its root must be the root of the stored records at its size, so
-    a rewrite or a truncation behind any of them is named. ``chunk_size`` (a power of two) entries are
-    checked at a time, by ``workers`` processes (default: one per core this process may use; 1 checks in
-    this process).
+    a rewrite or a truncation behind any of them is named. Last, the log must be a consistent extension of
+    each of ``trusted_checkpoints`` (an auditor's saved checkpoints): an RFC 9162 consistency proof from it
+    to the verified tree, checked by ``qerberos.verifier``; the smallest that fails is named.
+
+    ``chunk_size`` (a power of two) entries are checked at a time, by ``workers`` processes (default: one
+    per core this process may use; 1 checks in this process).
     """
     if chunk_size < 2 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, at least 2: got {chunk_size}")
@@ -133,6 +138,7 @@ def verify_ledger(
                     if progress is not None:
                         progress(item.end, size)
             _check_signed_in_time(connection, size, stored_size, 2 * ledger.checkpoint_interval)
+            _check_extends(ledger, size, trusted_checkpoints)
         except _Tampered as tampered:
             return VerificationReport(ledger.size() if size is None else size, 0, tampered.seq, tampered.problem)
     return VerificationReport(size, len(checkpoints))
@@ -194,6 +200,35 @@ def _ranges(size: int, checkpoints: Sequence[_Checkpoint], chunk_size: int) -> l
 def _erasures(connection: Connection, size: int) -> Erasures:
     rows = fetch_rows(connection, _ERASURES, (size,))
     return {ref.removeprefix(ERASURE_REF_PREFIX): seq for ref, seq in rows if ref.startswith(ERASURE_REF_PREFIX)}
+
+
+def _check_extends(ledger: Ledger, size: int, trusted: Sequence[str]) -> None:
+    """The verified tree of ``size`` entries is a consistent extension of every trusted checkpoint."""
+    keys = ledger.verifier_keys()
+    checkpoints = sorted(
+        (
+            _verified(note, keys, ledger.origin, None, f"trusted checkpoint {number}")
+            for number, note in enumerate(trusted, 1)
+        ),
+        key=lambda checkpoint: checkpoint.size,
+    )
+    root = ledger.root(size) if checkpoints else b""
+    for checkpoint in checkpoints:
+        if checkpoint.size > size:
+            raise _Tampered(
+                size, f"truncated: a trusted checkpoint covers {checkpoint.size} entries, the log holds {size}"
+            )
+        if checkpoint.size == 0:
+            continue  # every tree extends the empty one
+        proof = [] if checkpoint.size == size else ledger.consistency_proof(checkpoint.size, size).proof
+        try:
+            verifier.verify_consistency(checkpoint.size, size, checkpoint.root, root, proof)
+        except verifier.VerificationError as exc:
+            raise _Tampered(
+                checkpoint.size,
+                f"the log is not a consistent extension of the trusted checkpoint of size {checkpoint.size}: "
+                f"{exc.reason} (rewritten behind it)",
+            ) from exc
 
 
 def _check_signed_in_time(connection: Connection, size: int, covered: int, grace: float) -> None:

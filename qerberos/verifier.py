@@ -526,13 +526,16 @@ def _ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool
 # Bundles written by ``qerberos export`` (checked by ``qerberos verify --bundle DIR``)
 #
 # ``keys.txt`` holds the verifier keys, ``manifest.json`` the log's origin, ``checkpoints.jsonl`` the signed
-# checkpoints ({"size", "note"}), ``records.jsonl`` one record per line in sequence order:
+# checkpoints its database stores ({"size", "note"}), ``checkpoint-history.jsonl`` those of the signer's
+# history outside the database (the same shape), ``records.jsonl`` one record per line in sequence order:
 # {"canonical": the RFC 8785 record, "leafHash", "chainHash" (base64), "details" (the canonical details text,
-# or null once erased), "salt" (base64 or null)}. The checks: every checkpoint is signed by a trusted key
-# named as the origin; record i says "seq": i; its leaf hash is SHA-256(0x00 || canonical); the chain is
+# or null once erased), "salt" (base64 or null)}. The checks: every checkpoint, of the database, of the
+# history or one the auditor trusts, is signed by a trusted key named as the origin, and two of one size
+# agree; record i says "seq": i; its leaf hash is SHA-256(0x00 || canonical); the chain is
 # SHA-256(previous || leaf) from 32 zero bytes; present details hash, with their salt, to the record's
-# "detailsCommitment"; the Merkle root at each checkpoint's size is the one it signs; and the newest
-# checkpoint covers every record.
+# "detailsCommitment"; the Merkle root at each checkpoint's size is the one it signs (for the auditor's
+# checkpoints: the records are a consistent extension of each, the first bad size named); no checkpoint
+# covers more records than the bundle holds; and the newest checkpoint of the database covers every record.
 # ======================================================================================================
 
 
@@ -543,9 +546,11 @@ class BundleReport:
     origin: str
 
 
-def verify_bundle(directory: str | Path) -> BundleReport:
-    """Check an exported bundle; raise ``VerificationError`` naming the first record that fails.
+def verify_bundle(directory: str | Path, trusted_checkpoints: Sequence[str] = ()) -> BundleReport:
+    """Check an exported bundle; raise ``VerificationError`` naming the first record or size that fails.
 
+    ``trusted_checkpoints`` are signed checkpoints the auditor kept: the bundle's records must extend each
+    (the root of the records at its size is its root), or the truncation or rewrite behind it is named.
     A bundle that cannot be read at all raises ``OSError``; one whose content is malformed (a line that is
     not a JSON object, a field missing or of the wrong type) fails verification like any other change.
     """
@@ -553,14 +558,12 @@ def verify_bundle(directory: str | Path) -> BundleReport:
     manifest = _json_object("manifest.json", (directory / "manifest.json").read_text(encoding="utf-8"))
     origin = _text("manifest.json", manifest, "origin")
     trusted = [line for line in (directory / "keys.txt").read_text(encoding="utf-8").splitlines() if line]
-    checkpoints: dict[int, bytes] = {}
-    with (directory / "checkpoints.jsonl").open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            where = f"checkpoints.jsonl line {number}"
-            checkpoint = verify_checkpoint(_text(where, _json_object(where, line), "note"), trusted, origin)
-            checkpoints[checkpoint.size] = checkpoint.root_hash
-    if not checkpoints:
+    stored = _bundle_checkpoints(directory / "checkpoints.jsonl", trusted, origin, {})
+    if not stored:
         raise VerificationError("the bundle has no signed checkpoint")
+    checkpoints = _bundle_checkpoints(directory / "checkpoint-history.jsonl", trusted, origin, dict(stored))
+    for number, note in enumerate(trusted_checkpoints, 1):
+        _add_checkpoint(checkpoints, verify_checkpoint(note, trusted, origin), f"trusted checkpoint {number}")
     tree = CompactRange()
     chain = bytes(HASH_SIZE)
     _check_bundle_root(checkpoints, tree)
@@ -569,11 +572,33 @@ def verify_bundle(directory: str | Path) -> BundleReport:
             leaf, chain = _check_bundle_record(seq, _json_object(f"record {seq}", line), chain)
             tree.append(leaf)
             _check_bundle_root(checkpoints, tree)
-    if tree.size != max(checkpoints):
+    beyond = [size for size in checkpoints if size > tree.size]
+    if beyond:
         raise VerificationError(
-            f"the newest checkpoint covers {max(checkpoints)} records, the bundle holds {tree.size}"
+            f"truncated: a signed checkpoint covers {min(beyond)} records, the bundle holds {tree.size}"
         )
-    return BundleReport(tree.size, len(checkpoints), origin)
+    if tree.size != max(stored):
+        raise VerificationError(f"the newest checkpoint covers {max(stored)} records, the bundle holds {tree.size}")
+    return BundleReport(tree.size, len(stored), origin)
+
+
+def _bundle_checkpoints(
+    path: Path, trusted: Sequence[str], origin: str, checkpoints: dict[int, bytes]
+) -> dict[int, bytes]:
+    """``checkpoints`` with the verified checkpoints of a ``{"size", "note"}`` JSON lines file added."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            where = f"{path.name} line {number}"
+            note = _text(where, _json_object(where, line), "note")
+            _add_checkpoint(checkpoints, verify_checkpoint(note, trusted, origin), where)
+    return checkpoints
+
+
+def _add_checkpoint(checkpoints: dict[int, bytes], checkpoint: Checkpoint, where: str) -> None:
+    if checkpoints.setdefault(checkpoint.size, checkpoint.root_hash) != checkpoint.root_hash:
+        raise VerificationError(
+            f"{where}: another signed checkpoint of size {checkpoint.size} has a different root: a fork"
+        )
 
 
 def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> tuple[bytes, bytes]:
@@ -621,4 +646,6 @@ def _text(where: str, value: dict[str, object], name: str) -> str:
 def _check_bundle_root(checkpoints: dict[int, bytes], tree: CompactRange) -> None:
     expected = checkpoints.get(tree.size)
     if expected is not None and tree.root() != expected:
-        raise VerificationError(f"checkpoint at size {tree.size}: root does not match the records")
+        raise VerificationError(
+            f"checkpoint at size {tree.size}: root does not match the records (rewritten behind a signed checkpoint)"
+        )

@@ -136,23 +136,38 @@ def verify(
     bundle: Annotated[
         Path | None, typer.Option("--bundle", help="Check an exported bundle instead of the database.")
     ] = None,
+    trusted_checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-checkpoint",
+            help="A signed checkpoint you kept (repeatable): the log must be a consistent extension of each.",
+        ),
+    ] = None,
 ) -> None:
     """Re-derive everything and check it. Exit 0 intact, 1 tampered (naming the first bad sequence
-    number), 2 could not run."""
+    number or tree size), 2 could not run."""
+    trusted = [_read_text(path) for path in trusted_checkpoint or []]
     if bundle is not None:
-        _verify_bundle(bundle)
+        _verify_bundle(bundle, trusted)
         return
     with reported_errors(), _ledger() as ledger, progress_bar("verifying") as progress:
-        report = verify_ledger(ledger, progress=progress)
+        report = verify_ledger(ledger, progress=progress, trusted_checkpoints=trusted)
     if not report.intact:
         typer.echo(f"TAMPERED at sequence number {report.first_bad_seq}: {report.problem}")
         raise typer.Exit(EXIT_REFUSED)
     typer.echo(f"intact: {report.size} events, {report.checkpoints_checked} signed checkpoints verified")
 
 
-def _verify_bundle(bundle: Path) -> None:
+def _read_text(path: Path) -> str:
     try:
-        result = verifier.verify_bundle(bundle)
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {path}: {exc}") from exc
+
+
+def _verify_bundle(bundle: Path, trusted: list[str]) -> None:
+    try:
+        result = verifier.verify_bundle(bundle, trusted)
     except verifier.VerificationError as exc:
         typer.echo(f"TAMPERED: {exc}")
         raise typer.Exit(EXIT_REFUSED) from exc

@@ -7,16 +7,21 @@ checkpoints past it; 4. rewriting the tail consistently with qerberos's own appe
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
 
 from models.ledger import Ledger, checkpoint_size, initialise
 from models.signer_state import CheckpointRefusedError
 from models.signing import LogSigner
 from models.verification import verify_ledger
+from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.ledger.helpers import as_attacker, event
@@ -90,3 +95,68 @@ def test_a_tail_rewritten_by_our_own_append_code_is_never_signed_and_named_by_ve
     report = verify_ledger(log)
     assert (200, True) == (report.first_bad_seq, "does not match" in (report.problem or "")), report
     assert [50, 100, 150] == [checkpoint_size(note) for note in log.checkpoints()]
+
+
+def _as_host_attacker(log: Ledger, home: Path, *statements: str) -> None:
+    """Someone who holds the database and the host but not the key: the signer's memory and the checkpoint
+    history go too, so nothing of ours remembers what was signed; only what the auditor kept does."""
+    as_attacker(log, *statements)
+    shutil.rmtree(home / "checkpoints")
+    (home / "keys" / "signed-checkpoint").unlink()
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def saved(log: Ledger, tmp_path: Path) -> Path:
+    """The checkpoint of 200 an auditor saved."""
+    path = tmp_path / "auditor" / "checkpoint-200"
+    path.parent.mkdir()
+    path.write_text(log.checkpoints()[-1], encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cut", "rewrite", "expected"),
+    [(190, False, "truncated: a trusted checkpoint covers 200 entries"), (150, True, "size 200")],
+    ids=["truncated tail", "rewritten tail"],
+)
+def test_a_trusted_checkpoint_names_what_a_host_attacker_did(
+    log: Ledger, backend_settings: Settings, saved: Path, tmp_path: Path, cut: int, rewrite: bool, expected: str
+) -> None:
+    _as_host_attacker(log, backend_settings.home, *_cut_tail_at(cut))
+    if rewrite:
+        Ledger(log.engine, LogSigner(log.origin, [], [])).append(
+            [event(n, actor="did:squid:m") for n in range(cut, SIZE)]
+        )
+    log.checkpoint(force=True)  # nothing remembers: the rewritten log is signed
+    assert 0 == _cli("verify")[0]
+    code, output = _cli("verify", "--trusted-checkpoint", str(saved))
+    assert (1, True) == (code, expected in output), output
+
+    bundle = tmp_path / "bundle"
+    assert 0 == _cli("export", str(bundle))[0]
+    assert 0 == _cli("verify", "--bundle", str(bundle))[0]
+    code, output = _cli("verify", "--bundle", str(bundle), "--trusted-checkpoint", str(saved))
+    wanted = "covers 200 records" if not rewrite else "of size 200 has a different root: a fork"
+    assert (1, True) == (code, wanted in output), output
+
+
+def test_a_database_attacker_cannot_export_a_truncated_log(log: Ledger, tmp_path: Path) -> None:
+    as_attacker(log, *_cut_tail_at(190))
+    code, output = _cli("export", str(tmp_path / "bundle"))
+    assert (2, True) == (code, "refusing to sign the tree of size 190" in output), output
+
+
+def test_a_bundle_cut_short_is_named_by_the_history_it_carries(log: Ledger, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    assert (0, 0) == (_cli("export", str(bundle))[0], _cli("verify", "--bundle", str(bundle))[0])
+    records = (bundle / "records.jsonl").read_text().splitlines(keepends=True)
+    (bundle / "records.jsonl").write_text("".join(records[:190]))
+    stored = (bundle / "checkpoints.jsonl").read_text().splitlines(keepends=True)
+    (bundle / "checkpoints.jsonl").write_text("".join(line for line in stored if json.loads(line)["size"] <= 150))
+    code, output = _cli("verify", "--bundle", str(bundle))
+    assert (1, "TAMPERED: truncated: a signed checkpoint covers 200 records, the bundle holds 190\n") == (code, output)
