@@ -18,6 +18,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from api.envelope import iso_timestamp
+from models import witness
 from qerberos import errors
 from qerberos.logging import current_request_id
 
@@ -173,3 +174,31 @@ def _in_callers_names(answer: ErrorAnswer, request: Request[Any, Any, Any]) -> E
 
 
 EXCEPTION_HANDLERS = {Exception: handle_exception}
+
+
+_WITNESS: tuple[tuple[type[errors.QerberosError], int], ...] = (
+    (witness.MalformedSubmissionError, 400),
+    (witness.UntrustedCheckpointError, 403),
+    (witness.UnknownLogError, 404),
+    (errors.NotFoundError, 404),
+    (witness.StaleSizeError, 409),
+    (witness.InconsistentCheckpointError, 422),
+)
+TLOG_SIZE = "text/x.tlog.size"
+
+
+def handle_witness_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[str]:
+    """The witness app's answers (C2SP tlog-witness): plain text; a 409 carries the witness's size as
+    exactly ``text/x.tlog.size`` (no charset parameter: clients compare the header)."""
+    if isinstance(exc, witness.StaleSizeError):
+        return Response(f"{exc.size}\n", status_code=409, headers={"Content-Type": TLOG_SIZE})
+    for kind, status_code in _WITNESS:
+        if isinstance(exc, kind):
+            return Response(f"{exc}\n", status_code=status_code, media_type=MediaType.TEXT)
+    answer = describe(exc)
+    if answer is _INTERNAL:
+        logger.error("unhandled error in the witness's %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(f"{answer.message}\n", status_code=answer.status_code, media_type=MediaType.TEXT)
+
+
+WITNESS_EXCEPTION_HANDLERS = {Exception: handle_witness_exception}

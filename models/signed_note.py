@@ -44,6 +44,7 @@ __all__ = [
     "checkpoint_of",
     "format_checkpoint",
     "format_note",
+    "format_signature_line",
     "format_verifier_key",
     "key_id",
     "parse_checkpoint",
@@ -96,21 +97,23 @@ class NoteSigner:
         return NoteSignature(self.name, self.key_id, self.private_key.sign(text.encode("utf-8")))
 
 
-def format_verifier_key(name: str, public_key: bytes) -> str:
-    """``name+<8 hex key id>+base64(0x01 || public key)``, as Go's ``note.NewEd25519VerifierKey``."""
+def format_verifier_key(name: str, public_key: bytes, algorithm: int = ALG_ED25519) -> str:
+    """``name+<8 hex key id>+base64(algorithm || public key)``, as Go's ``note.NewEd25519VerifierKey``."""
     if not is_valid_key_name(name) or len(public_key) != verifier.ED25519_KEY_SIZE:
         raise ValidationError(f"cannot make a verifier key of name {name!r} and a {len(public_key)}-byte key")
-    encoded = base64.b64encode(bytes([ALG_ED25519]) + public_key).decode("ascii")
-    return f"{name}+{key_id(name, public_key):08x}+{encoded}"
+    encoded = base64.b64encode(bytes([algorithm]) + public_key).decode("ascii")
+    return f"{name}+{key_id(name, public_key, algorithm):08x}+{encoded}"
 
 
 def format_note(note: SignedNote) -> str:
     """The wire form: text, a blank line, one ``— <name> <base64(key id || signature)>`` line per signature."""
-    lines = "".join(
-        f"{SIGNATURE_PREFIX}{s.name} {base64.b64encode(s.key_id.to_bytes(4, 'big') + s.signature).decode('ascii')}\n"
-        for s in note.signatures
-    )
-    return f"{note.text}\n{lines}"
+    return f"{note.text}\n{''.join(format_signature_line(signature) for signature in note.signatures)}"
+
+
+def format_signature_line(signature: NoteSignature) -> str:
+    """``— <name> <base64(4-byte key id || signature)>`` and its newline."""
+    encoded = base64.b64encode(signature.key_id.to_bytes(4, "big") + signature.signature).decode("ascii")
+    return f"{SIGNATURE_PREFIX}{signature.name} {encoded}\n"
 
 
 def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:

@@ -247,6 +247,7 @@ __all__ += [
     "NoteVerificationError",
     "SignedNote",
     "VerifierKey",
+    "decode_base64",
     "is_valid_key_name",
     "key_id",
     "parse_checkpoint",
@@ -275,6 +276,7 @@ NoteProblem = Literal[
     "untrusted",  # no signature by a trusted key (by one named as the origin, for checkpoints)
     "malformed-checkpoint",  # the note text is not a tlog-checkpoint body
     "wrong-origin",  # the checkpoint is for another log
+    "quorum",  # fewer witnesses cosigned than the policy asks
 ]
 
 
@@ -288,11 +290,13 @@ class NoteVerificationError(VerificationError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VerifierKey:
-    """A public note key: its name, its 32-bit key id and the 32-byte Ed25519 public key."""
+    """A public note key: its name, its 32-bit key id, the 32-byte Ed25519 public key and what it signs
+    (``algorithm``: 0x01 notes, 0x04 cosignatures)."""
 
     name: str
     key_id: int
     public_key: bytes
+    algorithm: int = ALG_ED25519
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -332,16 +336,18 @@ def is_valid_key_name(name: object) -> bool:
     )
 
 
-def key_id(name: str, public_key: bytes) -> int:
-    """The Ed25519 key id: the first 4 bytes, big-endian, of SHA-256(name || 0x0A || 0x01 || public key)."""
+def key_id(name: str, public_key: bytes, algorithm: int = ALG_ED25519) -> int:
+    """The key id: the first 4 bytes, big-endian, of SHA-256(name || 0x0A || algorithm || public key), where
+    the algorithm is 0x01 for Ed25519 note signatures, 0x04 for Ed25519 cosignature/v1."""
     if len(public_key) != ED25519_KEY_SIZE:
         raise NoteVerificationError("malformed-key", f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key).digest()
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([algorithm]) + public_key).digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def parse_verifier_key(vkey: str) -> VerifierKey:
-    """Parse ``name+<8 hex key id>+base64(0x01 || public key)`` (Go's ``note.NewVerifier`` format)."""
+def parse_verifier_key(vkey: str, algorithm: int = ALG_ED25519) -> VerifierKey:
+    """Parse ``name+<8 hex key id>+base64(algorithm || public key)`` (Go's ``note.NewVerifier`` format); the
+    algorithm byte must be ``algorithm``: 0x01 for a log's key, 0x04 for a witness's (``cosigner_key``)."""
     if not isinstance(vkey, str):
         raise NoteVerificationError("malformed-key", "a verifier key is a string")
     name, _, rest = vkey.partition("+")
@@ -350,15 +356,15 @@ def parse_verifier_key(vkey: str) -> VerifierKey:
         raise NoteVerificationError("malformed-key", f"verifier key has an invalid name: {vkey!r}")
     if not _KEY_ID_HEX.fullmatch(id_hex):
         raise NoteVerificationError("malformed-key", f"verifier key id is not 8 lowercase hex digits: {vkey!r}")
-    raw = _b64decode(key64)
+    raw = decode_base64(key64)
     if raw is None or len(raw) != 1 + ED25519_KEY_SIZE:
         raise NoteVerificationError("malformed-key", f"verifier key data is not an Ed25519 key: {vkey!r}")
-    if raw[0] != ALG_ED25519:
-        raise NoteVerificationError("malformed-key", f"verifier key algorithm {raw[0]} is not Ed25519 (1)")
+    if raw[0] != algorithm:
+        raise NoteVerificationError("malformed-key", f"verifier key algorithm {raw[0]} is not {algorithm}")
     public_key = raw[1:]
-    if int(id_hex, 16) != key_id(name, public_key):
+    if int(id_hex, 16) != key_id(name, public_key, algorithm):
         raise NoteVerificationError("malformed-key", f"verifier key id does not match its key: {vkey!r}")
-    return VerifierKey(name, int(id_hex, 16), public_key)
+    return VerifierKey(name, int(id_hex, 16), public_key, algorithm)
 
 
 def parse_note(note: str | bytes) -> SignedNote:
@@ -423,7 +429,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise NoteVerificationError("malformed-checkpoint", "the origin line is empty")
     if not _TREE_SIZE.fullmatch(size_text) or int(size_text) > _MAX_SIZE:
         raise NoteVerificationError("malformed-checkpoint", f"bad tree size line {size_text!r}")
-    root = _b64decode(root_text)
+    root = decode_base64(root_text)
     if root is None or len(root) != HASH_SIZE:
         raise NoteVerificationError("malformed-checkpoint", f"the root hash is not base64 of {HASH_SIZE} bytes")
     if any(not line for line in extensions):
@@ -470,19 +476,26 @@ def _parse_signature_line(number: int, line: str) -> NoteSignature:
     if not line.startswith(SIGNATURE_PREFIX):
         raise NoteVerificationError("malformed-note", f"signature line {number} does not start with '— '")
     name, _, sig64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
-    raw = _b64decode(sig64)
+    raw = decode_base64(sig64)
     if not is_valid_key_name(name) or raw is None or len(raw) < 5:
         raise NoteVerificationError("malformed-note", f"signature line {number} is not '— <name> <base64>'")
     return NoteSignature(name, int.from_bytes(raw[:4], "big"), raw[4:])
 
 
-def _trusted_keys(trusted: Iterable[str | VerifierKey]) -> dict[tuple[str, int], VerifierKey]:
+def _trusted_keys(
+    trusted: Iterable[str | VerifierKey], algorithm: int = ALG_ED25519
+) -> dict[tuple[str, int], VerifierKey]:
+    """Keys by (name, key id), all of ``algorithm``: a log's keys (0x01) or witnesses' (0x04), never mixed."""
     if isinstance(trusted, str | bytes):
         raise NoteVerificationError("malformed-key", "trusted keys are a collection of verifier keys")
     keys: dict[tuple[str, int], VerifierKey] = {}
     for item in trusted:
-        key = item if isinstance(item, VerifierKey) else parse_verifier_key(item)
-        if key_id(key.name, key.public_key) != key.key_id:
+        key = item if isinstance(item, VerifierKey) else parse_verifier_key(item, algorithm)
+        if key.algorithm != algorithm:
+            raise NoteVerificationError(
+                "malformed-key", f"key {key.name} is of algorithm {key.algorithm}, not {algorithm}"
+            )
+        if key_id(key.name, key.public_key, algorithm) != key.key_id:
             raise NoteVerificationError("malformed-key", f"key id of {key.name} does not match its key")
         known = keys.setdefault((key.name, key.key_id), key)
         if known.public_key != key.public_key:
@@ -490,8 +503,9 @@ def _trusted_keys(trusted: Iterable[str | VerifierKey]) -> dict[tuple[str, int],
     return keys
 
 
-def _b64decode(text: str) -> bytes | None:
-    """Strict standard base64 (RFC 4648 section 4): the canonical encoding only, else None."""
+def decode_base64(text: str) -> bytes | None:
+    """Strict standard base64 (RFC 4648 section 4): the canonical encoding only, else None (the base64 of
+    signed notes, checkpoints and tlog-witness proof lines)."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -520,6 +534,90 @@ def _ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# ======================================================================================================
+# Cosignatures (C2SP tlog-cosignature, Ed25519 cosignature/v1) and a witness policy of k of n
+#
+# A witness states that a checkpoint is consistent with every one it saw of the log by adding a note
+# signature line to it. Its key id is SHA-256(name || 0x0A || 0x04 || public key)[:4] and the signature is a
+# ``timestamped_signature``: the time as a big-endian u64 (POSIX seconds, below 2^63), then the Ed25519
+# signature over "cosignature/v1\n" "time <timestamp>\n" and the checkpoint's note text. The log's own
+# signature is checked as always; lines by keys that are neither the log's nor a given witness's are ignored.
+# ======================================================================================================
+
+
+__all__ += [
+    "ALG_COSIGNATURE_V1",
+    "Cosignature",
+    "cosigned_message",
+    "verify_cosignatures",
+    "verify_witnessed_checkpoint",
+]
+
+ALG_COSIGNATURE_V1 = 0x04
+_COSIGNATURE_HEADER = "cosignature/v1\n"
+_TIMESTAMP_SIZE = 8
+_MAX_TIMESTAMP = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cosignature:
+    """A cosignature that verified: the witness's key name and id, and when it cosigned (POSIX seconds)."""
+
+    name: str
+    key_id: int
+    timestamp: int
+
+
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """What a cosignature/v1 signs: the header line, the time line, then the checkpoint's note text."""
+    return f"{_COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def verify_cosignatures(note: str | bytes, witness_keys: Iterable[str | VerifierKey], quorum: int) -> list[Cosignature]:
+    """The cosignatures of ``note`` by the witnesses (cosignature/v1 verifier keys) that verify; at least
+    ``quorum`` distinct witnesses of them must have cosigned (a policy of ``quorum`` of ``len(witness_keys)``).
+
+    A line by a given witness that does not verify rejects the note, as a log's signature would.
+    """
+    keys = _trusted_keys(witness_keys, ALG_COSIGNATURE_V1)
+    if type(quorum) is not int or not 0 <= quorum <= len(keys):
+        raise NoteVerificationError("quorum", f"a policy of {quorum!r} of {len(keys)} witnesses cannot be met")
+    parsed = parse_note(note)
+    valid: list[Cosignature] = []
+    for signature in parsed.signatures:
+        key = keys.get((signature.name, signature.key_id))
+        if key is None:
+            continue
+        stamp, raw = signature.signature[:_TIMESTAMP_SIZE], signature.signature[_TIMESTAMP_SIZE:]
+        timestamp = int.from_bytes(stamp, "big")
+        message = cosigned_message(parsed.text, timestamp)
+        if (
+            len(stamp) != _TIMESTAMP_SIZE
+            or timestamp > _MAX_TIMESTAMP
+            or not _ed25519_verify(key.public_key, raw, message)
+        ):
+            raise NoteVerificationError(
+                "invalid-signature", f"the cosignature by {key.name}+{key.key_id:08x} does not verify"
+            )
+        valid.append(Cosignature(key.name, key.key_id, timestamp))
+    if len(valid) < quorum:
+        raise NoteVerificationError("quorum", f"{len(valid)} of the {len(keys)} witnesses cosigned, {quorum} needed")
+    return valid
+
+
+def verify_witnessed_checkpoint(
+    note: str | bytes,
+    log_keys: Iterable[str | VerifierKey],
+    origin: str,
+    witness_keys: Iterable[str | VerifierKey],
+    quorum: int,
+) -> Checkpoint:
+    """``verify_checkpoint``, and at least ``quorum`` of the witnesses cosigned it."""
+    checkpoint = verify_checkpoint(note, log_keys, origin)
+    verify_cosignatures(note, witness_keys, quorum)
+    return checkpoint
 
 
 # ======================================================================================================
@@ -616,7 +714,7 @@ def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> t
         raise VerificationError(f"{where}: hash chain broken")
     if record.get("details") is not None:
         details = _text(where, record, "details")
-        salt = _b64decode(_text(where, record, "salt"))
+        salt = decode_base64(_text(where, record, "salt"))
         if salt is None:
             raise VerificationError(f"{where}: salt is not base64")
         digest = hashlib.sha256(salt + details.encode()).hexdigest()
