@@ -2,7 +2,8 @@
 
 Start: report the memory limit (``qerberos_memory_limit_bytes``), open the ledger (in a worker thread:
 SQLAlchemy is synchronous), mark the service ready, and start a task that asks the ledger for a checkpoint
-every ``checkpoint_interval`` seconds (the ledger signs a new one only when the log grew). Stop (uvicorn on
+every ``checkpoint_interval`` seconds (the ledger signs a new one only when the log grew) and then brings
+the log's witnesses (``QERBEROS_WITNESSES``) up to the newest one. Stop (uvicorn on
 SIGTERM/SIGINT has already stopped accepting connections and finished the requests in flight): mark not
 ready, stop the task, write a last checkpoint with ``force=True``, close the ledger, and drop this worker's
 live metrics files.
@@ -25,6 +26,7 @@ from litestar import Litestar
 from api import metrics
 from models.ledger import Ledger
 from models.signer_state import CheckpointRefusedError
+from pipelines.witnessing import Witnessing
 from qerberos.resources import observe_memory_limit
 from qerberos.settings import Settings
 
@@ -42,6 +44,7 @@ class ServiceState:
     ready: bool = False
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
     checkpointer: asyncio.Task[None] | None = None
+    witnessing: Witnessing | None = None
 
     @property
     def uptime_seconds(self) -> float:
@@ -65,6 +68,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state = service_state(app)
     observe_memory_limit(state.settings)
     state.ledger = await anyio.to_thread.run_sync(state.ledger_factory)
+    settings = state.settings
+    state.witnessing = Witnessing(settings.witnesses, settings.witness_timeout) if settings.witnesses else None
     state.checkpointer = asyncio.create_task(_checkpoint_every(state), name="qerberos-checkpointer")
     state.ready = True
     logger.info("qerberos ready (ledger of %d events)", await anyio.to_thread.run_sync(state.ledger.size))
@@ -75,6 +80,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state.checkpointer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await state.checkpointer
+        if state.witnessing is not None:
+            await state.witnessing.aclose()
         await anyio.to_thread.run_sync(_close, state)
         metrics.mark_worker_dead()
 
@@ -99,6 +106,8 @@ async def _checkpoint_every(state: ServiceState) -> None:
             continue
         try:
             await anyio.to_thread.run_sync(ledger.checkpoint)
+            if state.witnessing is not None:
+                await state.witnessing.round(ledger)
         except CheckpointRefusedError as refused:  # every round refuses again until someone looks
             metrics.CHECKPOINT_REFUSALS.inc()
             logger.critical("%s", refused.message)

@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psutil
@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.cosignatures import CosignatureStore
 from models.ledger import Ledger
 from models.records import AppendResult
 from qerberos.logging import reset_request_id, set_request_id
@@ -99,6 +100,12 @@ CHECKPOINT_REFUSALS = Counter(
     "qerberos_checkpoint_refusals_total",
     "Checkpoints the signer refused: the tree was not consistent with the last one it signed.",
 )
+WITNESS_LAG = Gauge(
+    "qerberos_witness_lag_seconds",
+    "How long the oldest checkpoint a witness has not cosigned has waited; 0 when it cosigned the newest.",
+    ["witness"],
+    multiprocess_mode="mostrecent",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,6 +124,12 @@ def observe_ledger(ledger: Ledger) -> LedgerReadings:
         CHECKPOINT_AGE.set(readings.checkpoint_age_seconds)
     UNSIGNED_AGE.set(readings.unsigned_age_seconds)
     return readings
+
+
+def observe_witnesses(ledger: Ledger, witnesses: Sequence[str]) -> None:
+    """Set each witness's lag from the cosignatures the ledger's database holds (``/metrics``)."""
+    for name, lag in CosignatureStore(ledger.engine).lag_seconds(witnesses).items():
+        WITNESS_LAG.labels(name).set(lag)
 
 
 DEPENDENCY_UP = Gauge(

@@ -407,12 +407,6 @@ class Ledger:
         """``(size, note)`` of every checkpoint in the signer's history outside the database, smallest first."""
         return list(self._signer.history())
 
-    def latest_checkpoint(self) -> str | None:
-        """The newest signed checkpoint the database stores, as it is (no new one is signed); None before the first."""
-        with reading(self._engine) as connection:
-            rows = fetch_rows(connection, *_LATEST_CHECKPOINT_NOTE)
-        return str(rows[0][0]) if rows else None
-
     def checkpoints(self) -> list[str]:
         with connected(self._engine) as connection:
             notes = connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
@@ -516,7 +510,6 @@ def _nodes_found(wanted: set[tuple[int, int]], rows: Iterable[Sequence[Any]]) ->
 _SIZE: Query = ("SELECT max(seq) FROM ledger_entries", ())  # the end of the primary key index
 _CHECKPOINT_AT = "SELECT note FROM checkpoints WHERE size = ?"
 _LATEST_CHECKPOINT = "SELECT size, note, created_at_ms FROM checkpoints ORDER BY size DESC LIMIT 1"
-_LATEST_CHECKPOINT_NOTE: Query = ("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1", ())
 
 
 def _size_of(rows: Sequence[Sequence[Any]]) -> int:

@@ -1,6 +1,6 @@
-"""The ledger's tables. ``ledger_entries``, ``merkle_nodes`` and ``checkpoints`` are append-only
-(database triggers refuse UPDATE and DELETE, see ``models/database.py``); ``event_details`` holds the
-erasable personal data that the entries only commit to."""
+"""The ledger's tables. ``ledger_entries``, ``merkle_nodes``, ``checkpoints`` and ``checkpoint_cosignatures``
+are append-only (database triggers refuse UPDATE and DELETE, see ``models/database.py``); ``event_details``
+holds the erasable personal data that the entries only commit to."""
 
 from __future__ import annotations
 
@@ -63,5 +63,18 @@ class CheckpointRow(SQLModel, table=True):
     created_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
-LEDGER_TABLES = (LedgerEntry, EventDetails, MerkleNode, CheckpointRow)
-APPEND_ONLY_TABLES = ("ledger_entries", "merkle_nodes", "checkpoints")
+class CheckpointCosignature(SQLModel, table=True):
+    """A witness's cosignature of the checkpoint of ``size`` (C2SP tlog-cosignature): its signature line as
+    the witness returned it, verified before it was stored."""
+
+    __tablename__ = "checkpoint_cosignatures"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(sa_column=Column(String(200), primary_key=True))
+    key_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    cosigned_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    line: str = Field(sa_column=Column(Text, nullable=False))
+
+
+LEDGER_TABLES = (LedgerEntry, EventDetails, MerkleNode, CheckpointRow, CheckpointCosignature)
+APPEND_ONLY_TABLES = ("ledger_entries", "merkle_nodes", "checkpoints", "checkpoint_cosignatures")

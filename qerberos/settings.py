@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qerberos import verifier
 from qerberos.errors import ConfigurationError
 
 _SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url"})
@@ -60,6 +61,10 @@ class Settings:
     # With several workers, uvicorn's supervisor pings each every half second and replaces one that has
     # not answered within this many seconds (a worker starting up answers once its imports are done).
     worker_healthcheck_timeout: int = 60
+    # The log's witnesses (C2SP tlog-witness): ``(URL, cosignature/v1 verifier key)`` each; every new
+    # checkpoint is submitted to them, each call allowed ``witness_timeout`` seconds.
+    witnesses: tuple[tuple[str, str], ...] = ()
+    witness_timeout: float = 5.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -122,6 +127,23 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _witnesses() -> tuple[tuple[str, str], ...]:
+    """``QERBEROS_WITNESSES``: ``URL VKEY`` pairs separated by commas (base64 has neither spaces nor commas)."""
+    text = _env("WITNESSES", "")
+    witnesses = []
+    for entry in filter(None, (item.strip() for item in text.split(","))):
+        url, _, vkey = entry.partition(" ")
+        vkey = vkey.strip()
+        try:
+            verifier.parse_verifier_key(vkey, verifier.ALG_COSIGNATURE_V1)
+        except verifier.VerificationError as exc:
+            raise ConfigurationError(f"QERBEROS_WITNESSES: {entry!r} is not 'URL VKEY': {exc.reason}") from exc
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"QERBEROS_WITNESSES: {url!r} is not an http(s) URL")
+        witnesses.append((url.rstrip("/"), vkey))
+    return tuple(witnesses)
+
+
 def load_settings() -> Settings:
     """Read the environment now (tests call this; the app uses the cached ``get_settings``)."""
     home = Path(_env("HOME", "./data")).resolve()
@@ -155,6 +177,8 @@ def load_settings() -> Settings:
         memory_limit_bytes=_number("MEMORY_LIMIT_BYTES", "0", int),
         verify_interval=_number("VERIFY_INTERVAL", "3600", float),
         worker_healthcheck_timeout=_seconds("WORKER_HEALTHCHECK_TIMEOUT", "60"),
+        witnesses=_witnesses(),
+        witness_timeout=_number("WITNESS_TIMEOUT", "5", float),
     )
 
 

@@ -31,6 +31,9 @@ class MetricsController(Controller):
         ledger: Ledger | None = request.app.state.service.ledger
         if ledger is not None:
             await anyio.to_thread.run_sync(metrics.observe_ledger, ledger)
+            witnessing = request.app.state.service.witnessing
+            if witnessing is not None:
+                await anyio.to_thread.run_sync(metrics.observe_witnesses, ledger, witnessing.names)
         await request.app.state.probes.auth_services()
         body, content_type = await anyio.to_thread.run_sync(metrics.render_metrics)
         return Response(body, media_type=content_type.replace("; charset=utf-8", ""))

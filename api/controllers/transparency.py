@@ -1,7 +1,8 @@
 """What a transparency log serves (C2SP tlog-tiles): ``GET /checkpoint``, ``GET /tile/<L>/<N>[.p/<W>]`` and
 ``GET /tile/entries/<N>[.p/<W>]``.
 
-The checkpoint and the hash tiles are public, as the health probes are: they reveal the log's size and
+The checkpoint is the newest one the log's witnesses cosigned (the newest, without witnesses), with its
+cosignatures. The checkpoint and the hash tiles are public, as the health probes are: they reveal the log's size and
 hashes, nothing of its events, and with them alone any tlog-tiles client proves inclusion and consistency
 and rebuilds the signed root. Serving them signs nothing and computes nothing (one range read), so an
 anonymous caller cannot make the log work. Entry bundles hold the canonical records themselves (who did
@@ -18,6 +19,7 @@ from litestar import Controller, MediaType, Request, Response, get
 from litestar.params import FromPath
 
 from api.controllers.audit import READ, ledger_of
+from models.cosignatures import CosignatureStore
 from models.tiles import ENTRIES, TileReader, TileRequest, parse_tile_path
 from qerberos.errors import NotFoundError
 
@@ -38,7 +40,8 @@ class TransparencyController(Controller):
         media_type=MediaType.TEXT,
     )
     def checkpoint(self, request: Request[Any, Any, Any]) -> Response[str]:
-        note = ledger_of(request).latest_checkpoint()
+        witnessed = bool(request.app.state.service.settings.witnesses)
+        note = CosignatureStore(ledger_of(request).engine).published(witnessed=witnessed)
         if note is None:
             raise NotFoundError("the log has signed no checkpoint yet")
         return Response(note, headers={"Cache-Control": _CHECKPOINT_CACHE}, media_type=MediaType.TEXT)

@@ -29,6 +29,7 @@ EXPECTED_ALERTS: dict[str, tuple[str, str | None, str]] = {
     "QerberosVerificationFailed": ("critical", None, "increase(qerberos_verification_failures_total"),
     "QerberosVerificationOverdue": ("warning", "15m", "qerberos_verification_last_success_timestamp_seconds"),
     "QerberosCheckpointRefused": ("critical", None, "increase(qerberos_checkpoint_refusals_total"),
+    "QerberosWitnessLagging": ("warning", "5m", "qerberos_witness_lag_seconds"),
     "QerberosIngestionStalled": ("critical", "5m", "time() - max by (job) (qerberos_last_ingest_timestamp_seconds"),
     "QerberosDetectorModelNotLoaded": ("warning", "10m", "qerberos_detector_model_loaded"),
     "QerberosDetectorDown": ("warning", "5m", 'up{job="qerberos-detector"} == 0'),
