@@ -15,7 +15,7 @@ from typing import Any
 from qerberos import verifier
 from qerberos.errors import ConfigurationError
 
-_SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url"})
+_SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url", "monitor_token"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +65,8 @@ class Settings:
     # checkpoint is submitted to them, each call allowed ``witness_timeout`` seconds.
     witnesses: tuple[tuple[str, str], ...] = ()
     witness_timeout: float = 5.0
+    # ``qerberos monitor`` reads the entry bundles of the log it follows with this bearer token (audit:read).
+    monitor_token: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -179,6 +181,7 @@ def load_settings() -> Settings:
         worker_healthcheck_timeout=_seconds("WORKER_HEALTHCHECK_TIMEOUT", "60"),
         witnesses=_witnesses(),
         witness_timeout=_number("WITNESS_TIMEOUT", "5", float),
+        monitor_token=_optional("MONITOR_TOKEN"),
     )
 
 

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import typer
 
-from qerberos.cli import detect, dev, features, identity, ledger, models, ops, report, serve, simulate, witness
+from qerberos.cli import (
+    detect,
+    dev,
+    features,
+    identity,
+    ledger,
+    models,
+    monitor,
+    ops,
+    report,
+    serve,
+    simulate,
+    witness,
+)
 from qerberos.cli._common import EXIT_CANNOT_RUN, private_files
 from qerberos.errors import QerberosError
 
@@ -20,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for command_group in (ledger, identity, serve, ops, report, detect, dev, simulate, features, models, witness):
+for command_group in (ledger, identity, serve, ops, report, detect, dev, simulate, features, models, witness, monitor):
     command_group.register(app)
 
 

@@ -80,3 +80,22 @@ def fork(ledger: Ledger, source_home: Path, home: Path, database_url: str) -> Le
             if rows:
                 target.execute(table.insert(), rows)
     return Ledger(engine, LogSigner.load(home, ledger.origin, None))
+
+
+@contextlib.contextmanager
+def log_server(home: Path, database_url: str, origin: str) -> Iterator[str]:
+    """``qerberos serve`` of the log in ``home`` and ``database_url`` (initialised), checkpoints every 0.2 s."""
+    port = free_port()
+    env = {
+        "QERBEROS_HOME": str(home),
+        "QERBEROS_DATABASE_URL": database_url,
+        "QERBEROS_LOG_ORIGIN": origin,
+        "QERBEROS_PORT": str(port),
+        "QERBEROS_CHECKPOINT_INTERVAL": "0.2",
+        "QERBEROS_LIVE_DETECTION": "off",
+        "QERBEROS_LOG_DIR": str(home / "logs"),
+        "QERBEROS_WITNESSES": "",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with qerberos_process(["serve"], f"{url}/health/live", env):
+        yield url
