@@ -51,15 +51,14 @@ def _erase_inside_period(ledger: Ledger) -> None:
         [NewEvent("access", f"file:{n}", Actor(ERASED), "qdrive", "ALLOW", "cli", details, occurred_at=occurred)
          for n in range(5)]
     )  # fmt: skip
-    with ledger.engine.begin() as connection:
-        erased = connection.execute(
-            text("DELETE FROM event_details WHERE seq IN (SELECT seq FROM ledger_entries WHERE actor_squid_id = :who)"),
-            {"who": ERASED},
-        ).rowcount
-    ledger.append([
+    ledger.append([  # the erasure is recorded first: the database deletes details only after it
         NewEvent("gdpr.erasure", f"identity:{ERASED}", Actor(ERASED), "qerberos", "ALLOW", "cli",
-                 {"erasedEvents": erased, "article": "GDPR Art. 17"}, occurred_at=occurred + dt.timedelta(hours=1))
+                 {"erasedEvents": 5, "article": "GDPR Art. 17"}, occurred_at=occurred + dt.timedelta(hours=1))
     ])  # fmt: skip
+    owned = "SELECT seq FROM ledger_entries WHERE actor_squid_id = :who AND type = 'access'"
+    with ledger.engine.begin() as connection:
+        erased = connection.execute(text(f"DELETE FROM event_details WHERE seq IN ({owned})"), {"who": ERASED})
+    assert 5 == erased.rowcount
 
 
 def _summary(result: ReportResult) -> dict[str, Any]:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
 from analytics.simulation import SimulationConfig, simulate
 from analytics.window_features import compute_features
 from models.event_frame import EVENT_SCHEMA
-from models.ledger import initialise
+from models.ledger import Ledger, initialise
 from models.reader import export_parquet, iter_database_chunks, scan_events
 from pipelines.feature_table import write_feature_table
 from qerberos.cli import simulate as simulate_cli
@@ -63,15 +62,15 @@ def test_projection_predicate_and_limit_reach_the_io_source(ingested: tuple[str,
     assert 10 == scan_events(url, chunk_rows=4).head(10).collect().height
 
 
-def test_erased_details_read_back_as_null(ingested: tuple[str, pl.DataFrame]) -> None:
+def test_erased_details_read_back_as_null(ingested: tuple[str, pl.DataFrame], backend_settings: Settings) -> None:
     url, events = ingested
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM event_details WHERE seq IN (3, 700)"))
-    engine.dispose()
-    back = scan_events(url, chunk_rows=256).collect()
-    assert [3, 700] == back.filter(pl.col("details").is_null())["seq"].to_list()
-    _same_events(events.filter(~pl.col("seq").is_in([3, 700])), back.filter(pl.col("details").is_not_null()))
+    erased = events.filter(pl.col("seq") == 3)["squid_id"][0]  # erasure is the only way details go
+    with Ledger.from_settings(backend_settings) as ledger:
+        ledger.erase(erased, requested_by="test")
+    back = scan_events(url, chunk_rows=256).collect().head(events.height)  # the erasure event comes after
+    owned = events.filter(pl.col("squid_id") == erased)["seq"].to_list()
+    assert (True, owned) == (3 in owned, back.filter(pl.col("details").is_null())["seq"].to_list())
+    _same_events(events.filter(~pl.col("seq").is_in(owned)), back.filter(pl.col("details").is_not_null()))
 
 
 def test_export_parquet_holds_the_same_frame(ingested: tuple[str, pl.DataFrame], tmp_path: Path) -> None:
