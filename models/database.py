@@ -328,8 +328,14 @@ def sequenced(engine: Engine) -> Iterator[Connection]:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the ledger tables and their guards; safe to run again."""
-    SQLModel.metadata.create_all(engine, tables=[model.__table__ for model in LEDGER_TABLES])  # type: ignore[union-attr]
+    """Create the ledger tables, their indexes (also those added since a table was made) and their guards;
+    safe to run again."""
+    tables = [model.__table__ for model in LEDGER_TABLES]  # type: ignore[union-attr]
+    SQLModel.metadata.create_all(engine, tables=tables)
+    with engine.begin() as connection:
+        for table in tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
     with engine.begin() as connection:
         if is_sqlite(engine):
             _sqlite_guards(connection)

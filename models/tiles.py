@@ -46,7 +46,8 @@ ENTRIES = "entries"
 _DIGITS = 3
 _MAX_ENTRY_BYTES = 0xFFFF
 _LEAVES = "SELECT leaf_hash FROM ledger_entries WHERE seq >= ? AND seq < ? ORDER BY seq"
-_NODES = "SELECT hash FROM merkle_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+# ``(level & 7) = 0`` (a multiple of 8) lets the planner use ``ix_merkle_nodes_tile_levels`` (models/tables.py)
+_NODES = "SELECT hash FROM merkle_nodes WHERE level = ? AND (level & 7) = 0 AND idx >= ? AND idx < ? ORDER BY idx"
 _ENTRIES = "SELECT canonical FROM ledger_entries WHERE seq >= ? AND seq < ? ORDER BY seq"
 
 

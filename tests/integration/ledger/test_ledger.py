@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from models.database import create_ledger_engine
+from models.database import create_ledger_engine, create_schema
 from models.ledger import Ledger, checkpoint_size, initialise
 from models.records import SearchQuery
 from models.verification import verify_ledger
@@ -233,3 +233,12 @@ def test_sqlite_database_and_its_wal_are_created_private_whatever_the_umask_and_
     assert {"qerberos.db": 0o600, "qerberos.db-wal": 0o600, "qerberos.db-shm": 0o600} == private
     assert 0o700 == home
     assert {"older.db": 0o600, "older.db-wal": 0o600} == _modes(tmp_path, "older.db*")
+
+
+def test_create_schema_adds_an_index_added_since_the_table_was_made(ledger: Ledger) -> None:
+    with ledger.engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_merkle_nodes_tile_levels"))  # a database made before the index
+    create_schema(ledger.engine)
+    assert "ix_merkle_nodes_tile_levels" in {
+        index["name"] for index in inspect(ledger.engine).get_indexes("merkle_nodes")
+    }
