@@ -30,6 +30,7 @@ from api.controllers.metrics import MetricsController
 from api.controllers.risk import RiskController, close_risk
 from api.controllers.transparency import TransparencyController
 from api.errors import EXCEPTION_HANDLERS
+from api.json_body import StrictJSONRequest
 from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
 from api.probes import DependencyProbes
@@ -104,6 +105,7 @@ def create_app(
         on_shutdown=[close_risk, close_compliance_jobs, *hooks.on_shutdown],
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=StrictJSONRequest,
         logging_config=None,
         debug=False,
     )

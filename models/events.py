@@ -1,9 +1,10 @@
 """The upstream request shape of an audit event, decoded and validated in one place.
 
 ``AuditEventRequest`` is the contract's ``AuditEventRequest`` (plus the optional ``id`` and
-``timestamp``). The API and ``qerberos ingest`` both decode with :func:`decode_event`: msgspec's fast
-path for valid input, and on failure a JSON-Schema pass (the schema msgspec derives from the same Struct)
-that names every failing field, not only the first.
+``timestamp``). The API and ``qerberos ingest`` both decode with :func:`decode_event`: the text is read as
+strict JSON (``qerberos.json_input``: no duplicate member names, no NUL or lone surrogate, bounded nesting),
+converted by msgspec, and on failure checked by a JSON-Schema pass (the schema msgspec derives from the same
+Struct) that names every failing field, not only the first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import msgspec
 
 from models.records import Actor, NewEvent
 from qerberos.errors import PayloadTooLargeError, ValidationError
+from qerberos.json_input import read_json
 
 MAX_DETAILS_DEPTH = 8
 MAX_DETAILS_BYTES = 64 * 1024
@@ -58,23 +60,17 @@ class AuditEventRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
         )
 
 
-_decoder = msgspec.json.Decoder(AuditEventRequest)
 _converter_schema = msgspec.json.schema(AuditEventRequest)
 _validator = jsonschema.Draft202012Validator(_converter_schema)
 
 
 def decode_event(raw: bytes | str) -> AuditEventRequest:
     """Decode one JSON event; raise ``ValidationError`` naming every failing field."""
-    try:
-        event = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise _explain(raw, exc) from exc
-    check_details(event.details)
-    return event
+    return convert_event(read_json(raw))
 
 
 def convert_event(obj: Any) -> AuditEventRequest:
-    """Validate an already-parsed JSON value (an item of a batch)."""
+    """Validate a JSON value that ``read_json`` parsed (an event, or an item of a batch)."""
     try:
         event = msgspec.convert(obj, AuditEventRequest, strict=True)
     except msgspec.ValidationError as exc:
@@ -105,14 +101,6 @@ def _depth(value: Mapping[str, Any] | list[Any]) -> int:
         if isinstance(child, (dict, list)):
             deepest = max(deepest, _depth(child))
     return 1 + deepest
-
-
-def _explain(raw: bytes | str, exc: msgspec.DecodeError) -> ValidationError:
-    try:
-        parsed = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return ValidationError("malformed JSON", details={"body": str(exc)})
-    return _field_errors(parsed, str(exc))
 
 
 def _field_errors(parsed: Any, first_error: str) -> ValidationError:

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence, Sized
@@ -57,6 +58,7 @@ from models.records import (
 from models.signing import LogSigner
 from models.tables import CheckpointRow, EventDetails, LedgerEntry, MerkleNode
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
+from qerberos.json_input import unstorable_text
 from qerberos.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,10 @@ _SALT_BYTES = 16
 _RANDOM_BYTES = _SALT_BYTES * 2  # an event's share of its batch's randomness: its salt, then its id's bits
 _MIN_EPOCH_MS = 0
 _MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number or tree size there can be: both backends store them as signed 64-bit integers
+(BIGINT), and a larger Python int bound to a statement fails in the driver instead of matching nothing."""
+_SEQ_TEXT = re.compile("[0-9]{1,19}")  # ASCII digits only: str.isdecimal() also takes "٣" (Arabic-Indic three)
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
 _nodes = MerkleNode.__table__  # type: ignore[attr-defined]
@@ -462,6 +468,15 @@ class Ledger:
         return _nodes_found(wanted, fetch_rows(connection, *_nodes_query(wanted)))
 
 
+def parse_seq(text: str) -> int | None:
+    """The sequence number (or tree size) that ``text`` spells in ASCII digits, or ``None`` when it spells
+    none: other characters, or a number beyond ``MAX_SEQ``."""
+    if _SEQ_TEXT.fullmatch(text) is None:
+        return None
+    seq = int(text)
+    return seq if seq <= MAX_SEQ else None
+
+
 def checkpoint_size(note: str) -> int:
     """The tree size a signed checkpoint note commits to (its second line)."""
     return int(note.split("\n", 2)[1])
@@ -547,6 +562,7 @@ def _prepare(event: NewEvent, event_id: uuid.UUID, id_text: str, salt: bytes) ->
     occurred_at_ms = None if event.occurred_at is None else to_epoch_ms(event.occurred_at)
     if occurred_at_ms is not None and not _MIN_EPOCH_MS <= occurred_at_ms <= _MAX_EPOCH_MS:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
+    _check_text_columns(event)
     details = canonical_json(None if event.details is None else dict(event.details))
     return _Prepared(
         event=event,
@@ -557,6 +573,18 @@ def _prepare(event: NewEvent, event_id: uuid.UUID, id_text: str, salt: bytes) ->
         details_text=details.decode(),
         commitment=commit_canonical_details(details, salt),
     )
+
+
+def _check_text_columns(event: NewEvent) -> None:
+    """Refuse a NUL character in a text column before the sequencer, alike on both backends: SQLite would store
+    it, PostgreSQL's ``text`` refuses it, and there inside the append, failing every event appended with it.
+    (A lone surrogate is refused when the record is canonicalised; decoded input has neither.)"""
+    actor = event.actor
+    texts = (event.type, event.ref, actor.squid_id, actor.sub_id, actor.dao_id, event.layer, event.cid, event.source)
+    if "\x00" in "".join(text for text in texts if text is not None):
+        names = ("type", "ref", "actor.squidId", "actor.subId", "actor.daoId", "layer", "cid", "source")
+        problems = unstorable_text(dict(zip(names, texts, strict=True)))
+        raise ValidationError("text that cannot be stored", details=problems)
 
 
 def _uuid_texts(ids: list[uuid.UUID]) -> list[str]:
@@ -691,18 +719,23 @@ def _encode_cursor(seq: int) -> str:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, seq = text.partition(":")
-        if prefix != "seq":
-            raise ValueError(prefix)
-        return int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"}) from exc
+        prefix, _, text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise _invalid_cursor() from exc
+    seq = parse_seq(text) if prefix == "seq" else None
+    if seq is None:
+        raise _invalid_cursor()
+    return seq
+
+
+def _invalid_cursor() -> ValidationError:
+    return ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"})
 
 
 def _check_sizes(first: int, second: int) -> None:
     if first < 0 or second < 0:
         raise ValidationError("tree sizes must not be negative", details={"first": first, "second": second})
+    _check_fit_bigint(first=first, second=second)
     if first > second:
         raise ValidationError("first must not exceed second", details={"first": first, "second": second})
 
@@ -710,10 +743,18 @@ def _check_sizes(first: int, second: int) -> None:
 def _check_leaf(seq: int, tree_size: int) -> None:
     if seq < 0:
         raise ValidationError("a leaf index must not be negative", details={"leafIndex": seq})
+    _check_fit_bigint(leafIndex=seq, treeSize=tree_size)
     if seq >= tree_size:
         raise ValidationError(
             "the leaf index must be below the tree size", details={"leafIndex": seq, "treeSize": tree_size}
         )
+
+
+def _check_fit_bigint(**positions: int) -> None:
+    """Sequence numbers and tree sizes up to ``MAX_SEQ``, checked before any of them reaches a statement."""
+    beyond = {name: value for name, value in positions.items() if value > MAX_SEQ}
+    if beyond:
+        raise ValidationError(f"sequence numbers and tree sizes are at most {MAX_SEQ}", details=beyond)
 
 
 def _check_within(larger: int, size: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from analytics.compliance.controls import FRAMEWORKS
 from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Check, Control, Status
-from analytics.compliance.period import Period, iso, parse_instant
+from analytics.compliance.period import Period, iso
 from analytics.compliance.report import (
     SUMMARY_CSV,
     SUMMARY_JSON,
@@ -15,6 +15,7 @@ from analytics.compliance.report import (
     summary,
     write_summary,
 )
+from qerberos.instants import parse_instant
 
 __all__ = [
     "FAILED",

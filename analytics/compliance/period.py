@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 
 from qerberos.errors import ValidationError
+from qerberos.instants import parse_instant
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,20 +40,6 @@ class Period:
 
     def to_json(self) -> dict[str, str]:
         return {"startDate": iso(self.start), "endDate": iso(self.end)}
-
-
-def parse_instant(value: str | dt.datetime) -> dt.datetime:
-    """An ISO 8601 date or date-time; naive values are UTC; a bare date is its midnight."""
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValidationError("not an ISO 8601 date-time", details={"value": value}) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
 
 
 def iso(moment: dt.datetime) -> str:

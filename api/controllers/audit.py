@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.exceptions import ClientException
 from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
 
 from api import metrics
@@ -22,10 +23,12 @@ from api.ingest_queue import IngestQueue, WriterGate
 from api.lifecycle import ServiceState
 from api.openapi_bodies import BATCH_LIMIT, NDJSON_TYPES, AuditBatchBody, AuditEventBody
 from api.schemas import AuditEvent, AuditEventCreated, AuditEventPage, BatchCreated, created_view, event_view
-from models.events import AuditEventRequest, check_details, convert_event, decode_event
+from models.events import AuditEventRequest, convert_event, decode_event
 from models.ledger import Ledger
 from models.records import AppendResult, NewEvent, SearchQuery
 from qerberos.errors import PayloadTooLargeError, ValidationError
+from qerberos.instants import parse_instant
+from qerberos.json_input import read_json
 
 WRITE = "qerberos:audit:write"
 READ = "audit:read"
@@ -35,7 +38,7 @@ WRITER_LOCK_FILE = "ledger-writer.lock"
 _MAX_ITEM_ERRORS = 100
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a8e-3d4b-5e6f-8a9b-0c1d2e3f4a5b")
-_batch_decoder = msgspec.json.Decoder(list[AuditEventRequest])
+_JSON = "application/json"
 
 IdempotencyKey = Annotated[
     str | None,
@@ -110,6 +113,7 @@ class AuditController(Controller):
         self, request: Request[Any, Any, Any], body: RawBody, idempotency_key: IdempotencyKey = None
     ) -> Envelope[AuditEventCreated]:
         """Validated here, on the event loop (cheap), then group-committed with concurrent requests."""
+        _media_type(request, (_JSON,))
         source = caller_source(request)
         event = _with_idempotency_key(decode_event(body), idempotency_key, source)
         _check_timestamp(event)  # the one check the ledger would otherwise make inside the group
@@ -128,7 +132,7 @@ class AuditController(Controller):
     )
     def log_batch(self, request: Request[Any, Any, Any], body: RawBody) -> Envelope[BatchCreated]:
         source = caller_source(request)
-        events = _decode_batch(body, request.headers.get("content-type", "application/json"))
+        events = _decode_batch(body, _media_type(request, (_JSON, *NDJSON_TYPES)))
         ledger = ledger_of(request)
         with writer_gate_of(request).held():
             results = ledger.append([event.to_new_event(source) for event in events])
@@ -160,7 +164,8 @@ class AuditController(Controller):
             str | None, QueryParameter(max_length=200, description="nextCursor of the previous page; replaces offset")
         ] = None,
     ) -> Envelope[AuditEventPage]:
-        start, end = _as_utc(start_date, "startDate"), _as_utc(end_date, "endDate")
+        start = None if start_date is None else parse_instant(start_date, "startDate")
+        end = None if end_date is None else parse_instant(end_date, "endDate")
         if start is not None and end is not None and start > end:
             raise ValidationError("startDate is after endDate", details={"startDate": "must not be after endDate"})
         query = SearchQuery(type, actor, layer, verdict, start, end, limit, offset, cursor)
@@ -193,13 +198,6 @@ def parse_event_id(text: str) -> uuid.UUID:
         raise ValidationError("invalid event id", details={"id": "not a UUID"}) from exc
 
 
-def _as_utc(moment: dt.datetime | None, name: str) -> dt.datetime | None:
-    """Dates without an offset are read as UTC (the contract's dates are ISO 8601, usually with ``Z``)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
 def _check_timestamp(event: AuditEventRequest) -> None:
     if event.timestamp is not None and event.timestamp < _EPOCH:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
@@ -219,35 +217,25 @@ def _with_idempotency_key(event: AuditEventRequest, key: str | None, source: str
     return msgspec.structs.replace(event, id=key_id)
 
 
-def _decode_batch(body: bytes, content_type: str) -> list[AuditEventRequest]:
-    media_type = content_type.split(";", 1)[0].strip().lower()
+def _media_type(request: Request[Any, Any, Any], accepted: tuple[str, ...]) -> str:
+    """The body's media type (``Content-Type`` without parameters), when it is one the route reads; else 415."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in accepted:
+        raise ClientException(
+            "unsupported Content-Type",
+            status_code=415,
+            extra={"Content-Type": f"{media_type or 'none'}; this route reads {', '.join(sorted(accepted))}"},
+        )
+    return media_type
+
+
+def _decode_batch(body: bytes, media_type: str) -> list[AuditEventRequest]:
     if media_type in NDJSON_TYPES:
         return _decode_lines(body)
-    if media_type not in ("application/json", ""):
-        raise ValidationError(
-            "unsupported Content-Type",
-            details={"Content-Type": "application/json (an array) or application/x-ndjson"},
-        )
-    try:
-        events = _batch_decoder.decode(body)
-    except msgspec.DecodeError:
-        return _decode_items(_parse_array(body))
-    _check_count(len(events))
-    errors: dict[str, Any] = {}
-    for index, event in enumerate(events):
-        _collect(errors, index, check_details, event.details)
-    _raise_item_errors(errors, len(events))
-    return events
-
-
-def _parse_array(body: bytes) -> list[Any]:
-    try:
-        parsed = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValidationError("malformed JSON", details={"body": str(exc)}) from exc
-    if not isinstance(parsed, list):
+    items = read_json(body)
+    if not isinstance(items, list):
         raise ValidationError("a batch is a JSON array", details={"$": "expected an array of audit events"})
-    return parsed
+    return _decode_items(items)
 
 
 def _decode_items(items: list[Any]) -> list[AuditEventRequest]:

@@ -35,7 +35,7 @@ from pipelines.reports import (
     output_path,
     run_report,
 )
-from qerberos.errors import NotFoundError, QerberosError, RateLimitedError
+from qerberos.errors import NotFoundError, QerberosError, RateLimitedError, ValidationError
 from qerberos.settings import Settings
 
 READ = "compliance:read"
@@ -157,9 +157,14 @@ def close_compliance_jobs(app: Litestar) -> None:
 
 def _period(start_date: str | None, end_date: str | None) -> Period:
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    end = parse_instant(end_date) if end_date else today
-    start = parse_instant(start_date) if start_date else end - dt.timedelta(days=DEFAULT_DAYS)
-    return Period(start, end)
+    end = parse_instant(end_date, "endDate") if end_date else today
+    if start_date:
+        return Period(parse_instant(start_date, "startDate"), end)
+    try:
+        return Period(end - dt.timedelta(days=DEFAULT_DAYS), end)
+    except OverflowError as exc:  # the default start would fall before year 1
+        after = f"without startDate, at least {DEFAULT_DAYS} days after 0001-01-01"
+        raise ValidationError("endDate out of range", details={"endDate": after}) from exc
 
 
 def _answer(manifest: dict[str, Any], fmt: str, settings: Settings) -> Response[Any]:

@@ -8,6 +8,7 @@ sequence number it says nothing about any event that the log's size, public in e
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -15,16 +16,18 @@ from litestar import Controller, MediaType, Request, get
 from litestar.connection import ASGIConnection
 from litestar.params import FromPath, QueryParameter
 
-from api.controllers.audit import READ, ledger_of, parse_event_id
+from api.controllers.audit import READ, ledger_of
 from api.envelope import Envelope, ok
 from api.schemas import ConsistencyProof, InclusionProof, LedgerKey
+from models.ledger import MAX_SEQ, Ledger, parse_seq
+from qerberos.errors import ValidationError
 
-_Size = Annotated[int, QueryParameter(ge=0)]
+_Size = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)]
 
 
 def _is_seq(reference: str) -> bool:
-    """An inclusion proof's reference is a sequence number, else an event id."""
-    return reference.isdecimal()
+    """An inclusion proof's reference is a sequence number (ASCII digits, ``parse_seq``), else an event id."""
+    return parse_seq(reference) is not None
 
 
 def _permission_of_inclusion(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -63,11 +66,10 @@ class LedgerController(Controller):
         self,
         request: Request[Any, Any, Any],
         reference: FromPath[str],
-        tree_size: Annotated[int | None, QueryParameter(name="treeSize", ge=1)] = None,
+        tree_size: Annotated[int | None, QueryParameter(name="treeSize", ge=1, le=MAX_SEQ)] = None,
     ) -> Envelope[InclusionProof]:
         ledger = ledger_of(request)
-        seq = int(reference) if _is_seq(reference) else ledger.get(parse_event_id(reference)).seq
-        proof = ledger.inclusion_proof(seq, tree_size)
+        proof = ledger.inclusion_proof(_seq_of(ledger, reference), tree_size)
         return ok(msgspec.convert(proof.to_json(), InclusionProof))
 
     @get(
@@ -79,3 +81,17 @@ class LedgerController(Controller):
     def consistency(self, request: Request[Any, Any, Any], first: _Size, second: _Size) -> Envelope[ConsistencyProof]:
         proof = ledger_of(request).consistency_proof(first, second)
         return ok(msgspec.convert(proof.to_json(), ConsistencyProof))
+
+
+def _seq_of(ledger: Ledger, reference: str) -> int:
+    """The sequence number a path names: itself in ASCII digits, or that of the event whose id it is."""
+    seq = parse_seq(reference)
+    if seq is not None:
+        return seq
+    try:
+        event_id = uuid.UUID(reference)
+    except ValueError as exc:
+        raise ValidationError(
+            "invalid reference", details={"reference": f"a sequence number (0 to {MAX_SEQ}) or an event id (UUID)"}
+        ) from exc
+    return ledger.get(event_id).seq

@@ -26,6 +26,7 @@ from models.risk_store import CurrentRisk, create_risk_tables
 from pipelines.risk import AlertReader, RiskService
 from pipelines.risk.level_events import iso_ms
 from qerberos.errors import ValidationError
+from qerberos.json_input import read_json
 
 CALCULATE = "risk:calculate"
 READ = "risk:read"
@@ -185,10 +186,7 @@ class RiskController(Controller):
 
 def decode_request(body: bytes) -> RiskScoreRequest:
     """Decode and check a ``POST /risk-score`` body; one ``ValidationError`` naming every failing field."""
-    try:
-        raw = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValidationError("malformed JSON", details={"body": str(exc)}) from exc
+    raw = read_json(body)
     if not isinstance(raw, dict):
         raise ValidationError("invalid request", details={"body": "must be a JSON object"})
     problems: dict[str, str] = {}

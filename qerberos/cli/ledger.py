@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -77,7 +77,7 @@ def ingest(
     typer.echo(f"appended {appended} events")
 
 
-def _batches(stream: TextIO, batch_size: int) -> Iterator[list[NewEvent]]:
+def _batches(stream: BinaryIO, batch_size: int) -> Iterator[list[NewEvent]]:
     batch: list[NewEvent] = []
     for number, line in enumerate(stream, start=1):
         if not line.strip():
@@ -93,13 +93,14 @@ def _batches(stream: TextIO, batch_size: int) -> Iterator[list[NewEvent]]:
         yield batch
 
 
-def _open(source: str) -> TextIO:
+def _open(source: str) -> BinaryIO:
+    """The lines as bytes: the decoder refuses text that is not UTF-8 by line number, not with a traceback."""
     if source == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     path = Path(source)
     if not path.is_file():
         raise fail(f"no such file: {source}")
-    return path.open(encoding="utf-8")
+    return path.open("rb")
 
 
 def checkpoint() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
@@ -15,6 +17,11 @@ from tests.integration.api.contract import ISO_MS, assert_valid, openapi_compone
 Client = TestClient[Any]
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def _cursor(seq: int) -> str:
+    """A cursor as the service spells one (``models.ledger._encode_cursor``), at any sequence number."""
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
 
 
 def _deep(levels: int) -> dict[str, Any]:
@@ -91,7 +98,7 @@ BATCH_CASES = [
     ("malformed array", b"[{", JSON, 400, "VALIDATION_ERROR"),
     ("bad NDJSON line", msgspec.json.encode(event_body()) + b"\n{oops\n", NDJSON, 400, "VALIDATION_ERROR"),
     ("empty NDJSON", b"\n\n", NDJSON, 400, "VALIDATION_ERROR"),
-    ("unsupported content type", b"<events/>", {"Content-Type": "application/xml"}, 400, "VALIDATION_ERROR"),
+    ("unsupported content type", b"<events/>", {"Content-Type": "application/xml"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
 ]
 
 
@@ -157,6 +164,145 @@ def test_a_bad_parameter_is_named_as_the_caller_sent_it(client: Client, path: st
 
     _assert_error(response, 400, "VALIDATION_ERROR")
     assert [parameter] == list(response.json()["details"])
+
+
+OUT_OF_RANGE = [  # each of these answered 500, the cause only in the log
+    (f"/ledger/proof/inclusion/0?treeSize={2**64}", "treeSize"),
+    (f"/ledger/proof/consistency?first=1&second={2**64}", "second"),
+    (f"/ledger/proof/inclusion/{'1' * 5000}", "reference"),
+    (f"/audit?cursor={_cursor(2**63)}", "cursor"),
+    ("/audit?endDate=0001-01-01T00:00:00%2B14:00", "endDate"),
+    ("/audit/search?startDate=9999-12-31T23:59:59-14:00", "startDate"),
+    ("/compliance/report?endDate=0001-01-01T00:00:00%2B14:00", "endDate"),
+    ("/compliance/report?startDate=0001-01-01T00:00:00%2B14:00&endDate=2026-01-01", "startDate"),
+    ("/compliance/report?endDate=0001-01-02", "endDate"),
+    (f"/ledger/proof/inclusion/{2**64}", "reference"),
+    # read as 3 (str.isdecimal), Arabic-Indic and superscript three
+    ("/ledger/proof/inclusion/%D9%A3", "reference"),
+    ("/ledger/proof/inclusion/%C2%B3", "reference"),
+]
+
+
+def test_numbers_and_dates_out_of_range_are_400_naming_the_parameter(client: Client) -> None:
+    client.post("/audit/batch", json=[event_body(n) for n in range(5)])
+
+    for path, parameter in OUT_OF_RANGE:
+        response = client.get(path)
+
+        assert (400, [parameter]) == (response.status_code, list(response.json()["details"])), (path, response.text)
+        _assert_error(response, 400, "VALIDATION_ERROR")
+    assert 200 == client.get("/ledger/proof/inclusion/3").status_code
+    assert 200 == client.get(f"/audit?cursor={_cursor(3)}").status_code
+    assert 200 == client.get("/audit?endDate=0001-01-01T14:00:00%2B14:00").status_code
+
+
+NESTING_ROUTES = [
+    ("/audit", JSON, lambda inner: b'{"type": "a", "details": {"x": ' + inner + b"}}"),
+    ("/audit", JSON, lambda inner: inner),
+    ("/audit/batch", JSON, lambda inner: b"[" + inner + b"]"),
+    ("/audit/batch", NDJSON, lambda inner: msgspec.json.encode(event_body()) + b"\n" + inner),
+    ("/risk-score", JSON, lambda inner: b'{"identity": "a", "context": ' + inner + b"}"),
+    ("/anomaly/detect", JSON, lambda inner: b'{"data": {"events": [' + inner + b"]}}"),
+    ("/alerts/some-id", JSON, lambda inner: b'{"status": "resolved", "reason": "r", "x": ' + inner + b"}"),
+]
+
+
+def test_json_nested_a_thousand_levels_or_more_is_refused_on_every_route_that_reads_json(client: Client) -> None:
+    for levels in (1_000, 100_000):
+        for path, headers, wrap in NESTING_ROUTES:
+            body = wrap(b"[" * levels + b"]" * levels)
+            method = client.patch if path.startswith("/alerts") else client.post
+
+            response = method(path, content=body, headers=headers)
+
+            assert 400 == response.status_code, (path, levels, response.text)
+            _assert_error(response, 400, "VALIDATION_ERROR")
+    assert 0 == client.get("/audit").json()["data"]["totalCount"]
+
+
+def test_a_body_that_is_not_json_by_its_content_type_is_415(client: Client) -> None:
+    cases = [
+        ("/audit", None),
+        ("/audit", "text/plain"),
+        ("/audit", "application/x-ndjson"),
+        ("/audit", "application/x-www-form-urlencoded"),
+        ("/audit/batch", None),
+        ("/audit/batch", "text/plain"),
+    ]
+    for path, content_type in cases:
+        body = msgspec.json.encode(event_body() if path == "/audit" else [event_body()])
+        headers = {} if content_type is None else {"Content-Type": content_type}
+
+        response = client.post(path, content=body, headers=headers)
+
+        assert 415 == response.status_code, (path, content_type, response.text)
+        _assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert ["Content-Type"] == list(response.json()["details"])
+    assert 0 == client.get("/audit").json()["data"]["totalCount"]
+    with_parameters = {"Content-Type": "Application/JSON; charset=utf-8"}
+    assert 201 == client.post("/audit", content=msgspec.json.encode(event_body()), headers=with_parameters).status_code
+
+
+_VALID = msgspec.json.encode(event_body()).decode()
+DUPLICATES = [
+    _VALID.replace('{"type":"access",', '{"type":"access","type":"deny",', 1),
+    _VALID.replace('"squidId":"did:squid:user0"', '"squidId":"did:squid:user0","squidId":"x"', 1),
+    _VALID.replace('"operation":"download"', '"operation":"download","operation":"delete"', 1),
+]
+
+
+def test_a_member_given_twice_is_refused_on_every_write_route(client: Client) -> None:
+    for body in DUPLICATES:
+        assert body != _VALID
+        single = client.post("/audit", content=body, headers=JSON)
+        batch = client.post("/audit/batch", content=f"[{_VALID},{body}]", headers=JSON)
+        lines = client.post("/audit/batch", content=f"{_VALID}\n{body}\n", headers=NDJSON)
+
+        for response in (single, batch, lines):
+            _assert_error(response, 400, "VALIDATION_ERROR")
+            assert "appears more than once" in str(response.json()["details"]), response.text
+    assert 0 == client.get("/audit").json()["data"]["totalCount"]
+
+
+UNSTORABLE = [
+    (event_body(ref="a\u0000b"), "ref", "holds a NUL character"),
+    (event_body(details={"note": "a\u0000b"}), "details.note", "holds a NUL character"),
+    (event_body(details={"a\u0000b": 1}), "details.a\u0000b", "holds a NUL character"),
+    (event_body(details={"list": ["ok", "\u0000"]}), "details.list.1", "holds a NUL character"),
+    (event_body(actor={"squidId": "did:squid:\u0000"}), "actor.squidId", "holds a NUL character"),
+    (event_body(type="a\ud800"), "type", "holds a lone surrogate"),
+    (event_body(details={"x": "\udfff"}), "details.x", "holds a lone surrogate"),
+]
+
+
+def _escaped_json(value: Any) -> bytes:
+    """JSON with every non-ASCII character as a ``\\u`` escape (how a lone surrogate can be sent at all)."""
+    return json.dumps(value).encode()
+
+
+def test_text_the_ledger_cannot_store_alike_is_refused_on_both_backends(backend_client: Client) -> None:
+    for body, where, reason in UNSTORABLE:
+        single = backend_client.post("/audit", content=_escaped_json(body), headers=JSON)
+        batch = backend_client.post("/audit/batch", content=_escaped_json([event_body(1), body]), headers=JSON)
+        lines = _escaped_json(event_body(2)) + b"\n" + _escaped_json(body)
+        ndjson = backend_client.post("/audit/batch", content=lines, headers=NDJSON)
+
+        _assert_error(single, 400, "VALIDATION_ERROR")
+        assert {where: reason} == single.json()["details"]
+        assert {f"1.{where}": reason} == batch.json()["details"]
+        assert {"1": {where: reason}} == ndjson.json()["details"]
+        for response in (batch, ndjson):
+            _assert_error(response, 400, "VALIDATION_ERROR")
+    assert 0 == backend_client.get("/audit").json()["data"]["totalCount"]
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text(client: Client) -> None:
+    body = _escaped_json(event_body(ref="a\\u0000b"))  # the six characters \u0000, not a NUL
+
+    response = client.post("/audit", content=body, headers=JSON)
+
+    assert 201 == response.status_code, response.text
+    assert "a\\u0000b" == client.get(f"/audit/{response.json()['data']['id']}").json()["data"]["ref"]
 
 
 def test_unknown_method_is_405(client: Client) -> None:

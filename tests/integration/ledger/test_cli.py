@@ -50,6 +50,37 @@ def test_ingest_reports_a_bad_line_by_number_and_writes_nothing_of_its_batch(bac
         assert ledger.size() == 0
 
 
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        b"\xff\xfe not UTF-8",
+        EVENT.format(n=1, who="a").replace('"layer"', '"ref":"twice","layer"').encode(),
+        EVENT.format(n=1, who="a").replace("file:doc-1", "file:\\u0000").encode(),
+        b"[" * 5000 + b"]" * 5000,
+    ],
+    ids=["not UTF-8", "a member twice", "NUL", "nested 5,000 levels"],
+)
+def test_ingest_refuses_what_the_api_refuses_by_line_number(
+    backend_settings: Settings, tmp_path: Path, bad_line: bytes
+) -> None:
+    _run("init")
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(EVENT.format(n=0, who="a").encode() + b"\n" + bad_line + b"\n")
+
+    for args, stdin in ((("ingest", str(source)), None), (("ingest", "-"), source.read_bytes())):
+        result = runner.invoke(app, list(args), input=stdin)
+
+        assert (1, None) == (result.exit_code, _uncaught(result.exception)), result.output
+        assert "line 2" in result.output
+    with Ledger.from_settings(backend_settings) as ledger:
+        assert ledger.size() == 0
+
+
+def _uncaught(exception: BaseException | None) -> BaseException | None:
+    """What a CLI run raised past its own error handling (a ``SystemExit`` is how it exits, not a crash)."""
+    return None if exception is None or isinstance(exception, SystemExit) else exception
+
+
 def test_proofs_printed_by_the_cli_verify_against_the_printed_checkpoint(backend_settings: Settings) -> None:
     _run("init")
     _ingest(9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import os
 import stat
@@ -15,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models.database import create_ledger_engine, create_schema
 from models.ledger import Ledger, checkpoint_size, initialise
-from models.records import SearchQuery
+from models.records import Actor, SearchQuery
 from models.verification import verify_ledger
 from qerberos import verifier
 from qerberos.errors import ConflictError, NotFoundError, ValidationError
@@ -178,6 +180,41 @@ def test_proof_arguments_out_of_range_are_validation_errors_naming_them(ledger: 
         with pytest.raises(ValidationError) as raised:
             call()
         assert details == raised.value.details
+
+
+def test_positions_beyond_bigint_are_validation_errors_before_any_statement(ledger: Ledger) -> None:
+    ledger.append([event(0), event(1)])
+    for call, details in (
+        (lambda: ledger.inclusion_proof(0, 2**64), {"treeSize": 2**64}),  # OverflowError in sqlite3
+        (lambda: ledger.inclusion_proof(2**63, 2**64), {"leafIndex": 2**63, "treeSize": 2**64}),
+        (lambda: ledger.consistency_proof(1, 2**64), {"second": 2**64}),
+        (
+            lambda: ledger.search(SearchQuery(cursor="c2VxOjkyMjMzNzIwMzY4NTQ3NzU4MDg")),
+            {"cursor": "not a cursor this service issued"},
+        ),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            call()
+        assert details == raised.value.details
+    assert [1, 0] == [record.seq for record in ledger.search(SearchQuery(cursor=_cursor_at(2))).records]
+
+
+def _cursor_at(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def test_a_nul_character_in_a_text_column_is_refused_alike_on_both_backends(ledger: Ledger) -> None:
+    good = event(0)
+    bad = dataclasses.replace(event(1), ref="a\x00b", actor=Actor("did:squid:\x00"))
+
+    with pytest.raises(ValidationError) as raised:
+        ledger.append([good, bad])
+
+    assert {"1": {"ref": "holds a NUL character", "actor.squidId": "holds a NUL character"}} == raised.value.details
+    assert 0 == ledger.size()
+    ledger.append([good, dataclasses.replace(bad, ref="a\\x00b", actor=Actor("did:squid:x"))])  # text, not NUL
+    assert 2 == ledger.size()
+    assert verify_ledger(ledger).intact
 
 
 def test_unsigned_age_counts_only_entries_no_checkpoint_covers(ledger: Ledger) -> None:
