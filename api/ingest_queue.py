@@ -11,8 +11,12 @@ Semantics stay those of one append per request, in arrival order:
 - a ``ConflictError`` or ``ValidationError`` that the ledger attributes to one item (``details["index"]``
   or details keyed by index) fails that request alone; the rest of the group is appended again without it;
   an error that names no item makes every item of the group commit alone, so each gets its own answer;
-- any other failure (the database is down, the lock timed out) fails every request of the group with
-  ``DependencyUnavailableError`` (503, retryable): never a silent loss, never a partial acknowledgement.
+- an outage (``models.database.is_outage``: the database is down, locked or full) fails every request of
+  the group with ``DependencyUnavailableError`` (503, retryable): never a silent loss, never a partial
+  acknowledgement;
+- any other failure (the database refused one row it was given, or a bug) makes every item of the group
+  commit alone too: a bad item never fails its neighbours, and its own request gets its own error.
+  Decoding refuses what a database could refuse (``qerberos.json_input``), so this is the safety net.
 
 The writer runs only while there is work (it is started by the first request that finds it idle and ends
 when the queue is empty), so a worker that stops after its in-flight requests have finished has nothing
@@ -38,6 +42,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from models.database import is_outage
 from models.records import AppendResult, NewEvent
 from qerberos.errors import ConflictError, DependencyUnavailableError, QerberosError, ValidationError
 
@@ -154,31 +159,42 @@ class IngestQueue:
                 if not culprits:
                     if len(remaining) == 1:
                         outcomes[remaining[0]] = _for_single(exc)
-                        return _complete(outcomes)
-                    for index in remaining:  # cannot tell whose: each alone
-                        outcomes[index] = self._append_one(events[index])
+                    else:  # cannot tell whose: each alone
+                        self._append_each(events, remaining, outcomes)
                     return _complete(outcomes)
                 for position in culprits:
                     outcomes[remaining[position]] = _for_single(exc if len(culprits) == 1 else _narrowed(exc, position))
                 remaining = [index for position, index in enumerate(remaining) if position not in culprits]
                 continue
-            except DependencyUnavailableError as exc:
-                return [exc] * len(events)
-            except Exception as exc:  # the database (LedgerError) or a bug: the whole group fails, loudly
-                logger.exception("group commit of %d events failed", len(remaining))
-                return [_unavailable(exc)] * len(events)
+            except Exception as exc:
+                if is_outage(exc):  # the database is down or locked: every event of the group fails alike
+                    for index in remaining:
+                        outcomes[index] = _unavailable(exc)
+                    return _complete(outcomes)
+                # the database refused something it was given, or a bug: whose, only each alone can tell
+                logger.exception("group commit of %d events failed; appending each alone", len(remaining))
+                self._append_each(events, remaining, outcomes)
+                return _complete(outcomes)
             for index, result in zip(remaining, results, strict=True):
                 outcomes[index] = result
             remaining = []
         return _complete(outcomes)
 
-    def _append_one(self, event: NewEvent) -> AppendResult | BaseException:
-        try:
-            return self._append([event])[0]
-        except (ConflictError, ValidationError) as exc:
-            return _for_single(exc)
-        except Exception as exc:
-            return _unavailable(exc)
+    def _append_each(
+        self, events: list[NewEvent], indices: list[int], outcomes: list[AppendResult | BaseException | None]
+    ) -> None:
+        """Append each of ``events[indices]`` alone, in order, until the database is found down."""
+        for position, index in enumerate(indices):
+            try:
+                outcomes[index] = self._append([events[index]])[0]
+            except (ConflictError, ValidationError) as exc:
+                outcomes[index] = _for_single(exc)
+            except Exception as exc:
+                if is_outage(exc):
+                    for rest in indices[position:]:
+                        outcomes[rest] = _unavailable(exc)
+                    return
+                outcomes[index] = _refused_alone(exc)
 
     def _fail(self, group: list[_Pending], exc: BaseException) -> None:
         for item in group:
@@ -247,7 +263,20 @@ def _for_single(exc: QerberosError) -> QerberosError:
     return type(exc)(exc.message, details=details)
 
 
+class RefusedAloneError(Exception):
+    """The database refused one event that every check of ours passed: a bug of ours, answered 500 (not 503:
+    a retry would be refused again) and logged with its cause."""
+
+
+def _refused_alone(exc: BaseException) -> RefusedAloneError:
+    error = RefusedAloneError("the database refused this event alone")
+    error.__cause__ = exc
+    return error
+
+
 def _unavailable(exc: BaseException) -> DependencyUnavailableError:
+    if isinstance(exc, DependencyUnavailableError):
+        return exc
     error = DependencyUnavailableError("the ledger's database is unavailable; the event was not logged")
     error.__cause__ = exc
     return error

@@ -19,13 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
+from api.app import SecurityHooks, create_app
 from api.controllers.audit import INGEST_QUEUE_KEY
 from models.ledger import Ledger, initialise
+from models.verification import verify_ledger
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings
 from tests.conftest import free_port, make_settings
-from tests.integration.api.conftest import event_body
+from tests.integration.api.conftest import event_body, local_security, make_token
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -34,11 +35,11 @@ async def _post_concurrently(client: httpx.AsyncClient, bodies: list[dict[str, A
     return list(await asyncio.gather(*(client.post("/audit", json=body) for body in bodies)))
 
 
-def _run(settings: Settings, token: str, scenario: Any) -> Any:
+def _run(settings: Settings, token: str, scenario: Any, security: SecurityHooks | None = None) -> Any:
     """The app on this event loop (Litestar's test clients run requests one at a time on another thread)."""
 
     async def main() -> Any:
-        app = create_app(settings)
+        app = create_app(settings, security=security)
         headers = {"Authorization": f"Bearer {token}"}
         async with (
             app.lifespan(),
@@ -116,6 +117,67 @@ def test_a_database_error_answers_503_to_every_request_of_the_group(
     }
     with Ledger.from_settings(api_settings) as ledger:
         assert 0 == ledger.size()
+
+
+def test_a_nul_character_fails_only_its_own_request_in_a_group_on_both_backends(backend_api_settings: Settings) -> None:
+    """PostgreSQL refused the NUL inside the group's append: all 29 requests answered 503, 28 of them valid."""
+    bodies = [event_body(n) for n in range(29)]
+    bodies[13] = event_body(13, ref="file:a\u0000b")
+    token = make_token(backend_api_settings, "group", ["admin"])
+
+    async def scenario(app: Any, client: httpx.AsyncClient) -> tuple[list[httpx.Response], int]:
+        return await _post_concurrently(client, bodies), app.state[INGEST_QUEUE_KEY].stats.groups
+
+    with local_security(backend_api_settings) as security:
+        answers, groups = _run(backend_api_settings, token, scenario, security)
+
+    assert (400, {"ref": "holds a NUL character"}) == (answers[13].status_code, answers[13].json()["details"])
+    assert [201] * 28 == [answer.status_code for n, answer in enumerate(answers) if n != 13]
+    assert groups < 28
+    with Ledger.from_settings(backend_api_settings) as ledger:
+        assert 28 == ledger.size()
+        assert verify_ledger(ledger).intact
+
+
+def _refuse_poison(settings: Settings) -> None:
+    """A real refusal by the database of one row that passes every check of ours: a trigger on the entries."""
+    with Ledger.from_settings(settings) as ledger, ledger.engine.begin() as connection:
+        if settings.is_sqlite:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON ledger_entries WHEN NEW.ref = 'file:poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+            )
+            return
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.ref = 'file:poison' THEN RAISE EXCEPTION 'poison refused' USING ERRCODE = 'check_violation'; "
+            "END IF; RETURN NEW; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        )
+
+
+def test_a_row_the_database_refuses_fails_only_its_own_request_in_a_group(backend_api_settings: Settings) -> None:
+    """The safety net behind decoding: an unforeseen refusal of one row makes each event of the group commit
+    alone; its neighbours are appended and acknowledged, the refused one answers 500 (a bug, logged)."""
+    _refuse_poison(backend_api_settings)
+    bodies = [event_body(n) for n in range(12)]
+    bodies[5] = event_body(5, ref="file:poison")
+    token = make_token(backend_api_settings, "group", ["admin"])
+
+    async def scenario(app: Any, client: httpx.AsyncClient) -> list[httpx.Response]:
+        return await _post_concurrently(client, bodies)
+
+    with local_security(backend_api_settings) as security:
+        answers = _run(backend_api_settings, token, scenario, security)
+
+    assert ("INTERNAL_ERROR", False) == (answers[5].json()["code"], 201 == answers[5].status_code)
+    assert [201] * 11 == [answer.status_code for n, answer in enumerate(answers) if n != 5]
+    with Ledger.from_settings(backend_api_settings) as ledger:
+        assert 11 == ledger.size()
+        assert sorted(answer.json()["data"]["seq"] for n, answer in enumerate(answers) if n != 5) == list(range(11))
+        assert verify_ledger(ledger).intact
 
 
 # -- a real server process stopped while under load -------------------------------------------------

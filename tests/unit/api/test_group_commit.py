@@ -4,13 +4,14 @@ concurrent requests, conflict and validation isolation, error propagation, flush
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from api.ingest_queue import IngestQueue, WriterGate
+from api.ingest_queue import IngestQueue, RefusedAloneError, WriterGate
 from models.records import Actor, NewEvent
 from qerberos.errors import ConflictError, DependencyUnavailableError, LedgerError, ValidationError
 
@@ -23,8 +24,10 @@ class FakeLedger:
     """Appends all or nothing, like ``Ledger.append``; answers ``(seq, ref)`` for each event.
 
     Refs starting with ``conflict`` raise ``ConflictError`` naming their index, ``invalid`` a
-    ``ValidationError`` keyed by index, ``anonymous`` a ``ConflictError`` naming no item; ``fail_next``
-    makes the next append raise ``LedgerError`` (the database is down)."""
+    ``ValidationError`` keyed by index, ``anonymous`` a ``ConflictError`` naming no item, ``poison`` the
+    driver's ``IntegrityError`` (the database refused that row) and ``locked`` the driver's
+    ``OperationalError`` (the database failed as a whole); ``fail_next`` makes the next append raise
+    ``LedgerError`` (the database is down)."""
 
     def __init__(self, commit_delay: float = 0.0) -> None:
         self.refs: list[str] = []
@@ -47,6 +50,10 @@ class FakeLedger:
                     raise ConflictError("id reused", details={"index": index, "fields": ["ref"]})
                 if ref.startswith("anonymous"):
                     raise ConflictError("id reused somewhere")
+                if ref.startswith("poison"):
+                    raise sqlite3.IntegrityError("CHECK constraint failed")
+                if ref.startswith("locked"):
+                    raise sqlite3.OperationalError("database is locked")
             invalid = {str(index): {"timestamp": "out of range"} for index, ref in enumerate(refs) if "invalid" in ref}
             if invalid:
                 raise ValidationError(f"{len(invalid)} events are invalid", details=invalid)
@@ -132,6 +139,41 @@ def test_an_error_that_names_no_item_makes_each_item_commit_alone() -> None:
     assert isinstance(results[1], ConflictError)
     assert [(0, "a"), (1, "b")] == [results[0], results[2]]
     assert [["a", "anonymous", "b"], ["a"], ["anonymous"], ["b"]] == ledger.calls
+
+
+def test_a_row_the_database_refuses_fails_only_its_own_request() -> None:
+    ledger = FakeLedger()
+    queue = IngestQueue(ledger.append)
+
+    results = asyncio.run(_submit_all(queue, ["a", "poison", "b", "c"]))
+
+    assert isinstance(results[1], RefusedAloneError)
+    assert isinstance(results[1].__cause__, sqlite3.IntegrityError)
+    assert [(0, "a"), (1, "b"), (2, "c")] == [results[0], results[2], results[3]]
+    assert [["a", "poison", "b", "c"], ["a"], ["poison"], ["b"], ["c"]] == ledger.calls
+
+
+def test_a_database_that_fails_as_a_whole_fails_the_group_without_trying_each_event() -> None:
+    ledger = FakeLedger()
+    queue = IngestQueue(ledger.append)
+
+    results = asyncio.run(_submit_all(queue, ["a", "locked", "b"]))
+
+    assert [DependencyUnavailableError] * 3 == [type(result) for result in results]
+    assert [["a", "locked", "b"]] == ledger.calls
+    assert [] == ledger.refs
+
+
+def test_a_database_found_down_while_each_event_commits_alone_fails_the_rest() -> None:
+    ledger = FakeLedger()
+    queue = IngestQueue(ledger.append)
+
+    results = asyncio.run(_submit_all(queue, ["a", "anonymous", "locked", "b"]))
+
+    assert (0, "a") == results[0]
+    assert isinstance(results[1], ConflictError)
+    assert [DependencyUnavailableError] * 2 == [type(result) for result in results[2:]]
+    assert [["a", "anonymous", "locked", "b"], ["a"], ["anonymous"], ["locked"]] == ledger.calls
 
 
 def test_a_database_error_fails_every_request_of_the_group_and_loses_nothing_silently() -> None:
