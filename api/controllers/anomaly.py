@@ -28,6 +28,7 @@ from api.envelope import Envelope, iso_timestamp, ok
 from api.schemas import CamelSchema
 from models.alerts import AlertView
 from models.events import convert_event
+from models.ledger import parse_seq
 from models.records import Actor
 from pipelines.alert_service import AlertService
 from pipelines.live_detection import LiveDetection, score_rows
@@ -299,7 +300,7 @@ def _model(detection: LiveDetection, name: str | None) -> Any:
         if detector is None:
             raise DependencyUnavailableError("no detector model is loaded (no MLflow champion yet)")
         return detector
-    if not name.isdigit():
+    if parse_seq(name) is None:  # ASCII digits: str.isdigit() also takes "²", which the registry then fails on
         raise ValidationError("unknown model", details={"model": "champion, or a registered version number"})
     if detection.tracking_uri is None:
         raise DependencyUnavailableError("no model registry is configured")

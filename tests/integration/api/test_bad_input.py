@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from analytics.features import FEATURE_COLUMNS
 from tests.integration.api.conftest import MAX_BODY_BYTES, event_body
 from tests.integration.api.contract import ISO_MS, assert_valid, openapi_component
 
@@ -205,6 +206,15 @@ NESTING_ROUTES = [
     ("/anomaly/detect", JSON, lambda inner: b'{"data": {"events": [' + inner + b"]}}"),
     ("/alerts/some-id", JSON, lambda inner: b'{"status": "resolved", "reason": "r", "x": ' + inner + b"}"),
 ]
+
+
+def test_a_model_version_is_ascii_digits(client: Client) -> None:
+    """ "²" passed str.isdigit() and reached the model registry, which failed on it: a 503."""
+    features = [dict.fromkeys(FEATURE_COLUMNS, 1.0)]
+    for model in ("\u00b2", "\u0663", "9" * 5000):
+        response = client.post("/anomaly/detect", json={"model": model, "data": {"features": features}})
+
+        assert (400, "model") == (response.status_code, next(iter(response.json()["details"]))), response.text
 
 
 def test_json_nested_a_thousand_levels_or_more_is_refused_on_every_route_that_reads_json(client: Client) -> None:
