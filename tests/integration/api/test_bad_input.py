@@ -208,6 +208,7 @@ NESTING_ROUTES = [
 ]
 
 
+@pytest.mark.live_detection
 def test_a_model_version_is_ascii_digits(client: Client) -> None:
     """ "²" passed str.isdigit() and reached the model registry, which failed on it: a 503."""
     features = [dict.fromkeys(FEATURE_COLUMNS, 1.0)]

@@ -90,6 +90,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         service.stop()
 
 
+@pytest.mark.live_detection  # POST /anomaly/detect answers 503 where live detection is off
 def test_no_operation_of_the_served_document_answers_a_server_error(served: Served) -> None:
     """Each operation, positive then negative cases, ``MAX_EXAMPLES`` each; every 5xx is collected, then listed."""
     auth = {"Authorization": f"Bearer {served.token}"}
