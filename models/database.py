@@ -327,35 +327,12 @@ def sequenced(engine: Engine) -> Iterator[Connection]:
                 yield connection
 
 
-_OUTAGES = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sqlite3.OperationalError,
-    sqlite3.InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-_REFUSALS = (sa_exc.DBAPIError, sqlite3.DatabaseError, psycopg.DatabaseError)
-
-
 def is_outage(exc: BaseException) -> bool:
-    """Whether a failed write failed as a whole rather than on one row it was given.
-
-    The database is down, locked, full or gone when the error, or one it was raised from, is the driver's
-    ``OperationalError`` or ``InterfaceError`` (PEP 249). Any other driver error refused this statement's
-    data (a ``DataError``, an ``IntegrityError``). A ``LedgerError`` or ``DependencyUnavailableError`` with no
-    driver error behind it is taken as an outage, as everything else in qerberos takes it.
-    """
-    link: BaseException | None = exc
-    seen: set[int] = set()
-    while link is not None and id(link) not in seen:
-        if isinstance(link, _OUTAGES):
-            return True
-        if isinstance(link, _REFUSALS):
-            return False
-        seen.add(id(link))
-        link = link.__cause__ or link.__context__
-    return isinstance(exc, LedgerError | DependencyUnavailableError)
+    """Whether a failed write failed as a whole (the database down, locked or full, its schema gone) rather
+    than refusing one row for its data (``refused_for_its_data``) or failing in code of ours."""
+    if isinstance(exc, LedgerError | DependencyUnavailableError):
+        return not refused_for_its_data(exc.__cause__)
+    return isinstance(exc, DATABASE_ERRORS) and not refused_for_its_data(exc)
 
 
 def create_schema(engine: Engine) -> None:
