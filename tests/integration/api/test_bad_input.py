@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from analytics.features import FEATURE_COLUMNS
+from analytics.window_features import FEATURE_COLUMNS
 from tests.integration.api.conftest import MAX_BODY_BYTES, event_body
 from tests.integration.api.contract import ISO_MS, assert_valid, openapi_component
 

@@ -27,12 +27,12 @@ from schemathesis import Case
 from schemathesis.core.result import Ok
 
 from analytics.detectors import load_config
-from analytics.features import compute_features
 from analytics.labels import label_windows
-from analytics.model_store import set_champion
 from analytics.simulation import SimulationConfig, simulate
+from analytics.window_features import compute_features
 from models.ledger import Ledger, initialise
 from models.verification import verify_ledger
+from pipelines.model_registry import set_champion
 from pipelines.train import train
 from qerberos.settings import Settings
 from tests.conftest import free_port, make_settings
