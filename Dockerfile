@@ -11,6 +11,7 @@ WORKDIR /src
 RUN python -m venv /opt/qerberos
 COPY pyproject.toml README.md ./
 COPY qerberos ./qerberos
+COPY cli ./cli
 COPY models ./models
 COPY analytics ./analytics
 COPY api ./api

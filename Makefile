@@ -53,7 +53,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy models qerberos api analytics pipelines bench
+	$(BIN)/mypy models qerberos cli api analytics pipelines bench
 
 clean:
 	rm -rf $(VENV) data logs .pytest_cache

@@ -1,6 +1,6 @@
 """OpenAPI request bodies for routes that read their raw body themselves.
 
-``POST /audit`` and ``/audit/batch`` decode with ``models.events`` (so the CLI and the API validate
+``POST /audit`` and ``/audit/batch`` decode with ``models.wire_events`` (so the CLI and the API validate
 identically), which means Litestar does not see a ``data`` parameter to document. These Operation
 classes put the same schema msgspec derives from ``AuditEventRequest`` into the generated OpenAPI.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-from models.events import AuditEventRequest
+from models.wire_events import AuditEventRequest
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 BATCH_LIMIT = 10_000

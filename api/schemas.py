@@ -1,7 +1,7 @@
 """Response shapes of the API (msgspec Structs), in the upstream contract's spelling (camelCase).
 
 Additions to the contract are marked; ``docs/API.md`` lists every one. Request bodies of the audit
-routes are ``models.events.AuditEventRequest``, shared with ``qerberos ingest``.
+routes are ``models.wire_events.AuditEventRequest``, shared with ``qerberos ingest``.
 """
 
 from __future__ import annotations

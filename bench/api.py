@@ -446,7 +446,7 @@ class _Server:
 def _server(settings: Settings, workers: int, env: dict[str, str]) -> Iterator[_Server]:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.log_dir / "bench-server.log", "ab")  # noqa: SIM115 (closed in finally)
-    command = [sys.executable, "-m", "qerberos.cli.serve", "serve", "--workers", str(workers)]
+    command = [sys.executable, "-m", "cli.serve", "serve", "--workers", str(workers)]
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
     server = _Server(process)
     try:

@@ -213,7 +213,7 @@ def _cuts(timings: list[float]) -> dict[str, float]:
 def _witness_server(state: Path, log_key: str) -> Iterator[str]:
     """``qerberos witness serve`` as a process of its own on a loopback port; its URL."""
     port = _free_port()
-    command = [sys.executable, "-c", "from qerberos.cli import main; main()", "witness", "serve"]
+    command = [sys.executable, "-c", "from cli import main; main()", "witness", "serve"]
     command += ["--state", str(state), "--log", log_key, "--port", str(port)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -1,7 +1,7 @@
 """Untrusted JSON, read strictly: I-JSON (RFC 7493), nesting bounded, and only text every backend stores.
 
 Every JSON body qerberos accepts is read by :func:`read_json`: the audit routes and ``qerberos ingest``
-(``models.events``), ``POST /risk-score``, and the bodies Litestar decodes for the other routes
+(``models.wire_events``), ``POST /risk-score``, and the bodies Litestar decodes for the other routes
 (``api.json_body``). So one rule holds everywhere, and each breach is a ``ValidationError`` (400), never an
 exception that reaches the client as a 500:
 

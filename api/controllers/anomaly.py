@@ -27,9 +27,9 @@ from analytics.window_features import FEATURE_COLUMNS, FeatureRow, rows_from_eve
 from api.envelope import Envelope, iso_timestamp, ok
 from api.schemas import CamelSchema
 from models.alerts import AlertView
-from models.events import convert_event
 from models.ledger import parse_seq
 from models.records import Actor
+from models.wire_events import convert_event
 from pipelines.alert_service import AlertService
 from pipelines.live_detection import LiveDetection, score_rows
 from qerberos.errors import DependencyUnavailableError, ValidationError

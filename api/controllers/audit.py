@@ -1,6 +1,6 @@
 """``/audit``: append events (one or a batch), search them, read one.
 
-The two POST routes take the raw body and decode it with ``models.events`` so that the API and
+The two POST routes take the raw body and decode it with ``models.wire_events`` so that the API and
 ``qerberos ingest`` accept and reject exactly the same input. Each route names the permission it needs
 in ``opt["permission"]``; the app's permission guard enforces it.
 """
@@ -23,9 +23,9 @@ from api.ingest_queue import IngestQueue, WriterGate
 from api.lifecycle import ServiceState
 from api.openapi_bodies import BATCH_LIMIT, NDJSON_TYPES, AuditBatchBody, AuditEventBody
 from api.schemas import AuditEvent, AuditEventCreated, AuditEventPage, BatchCreated, created_view, event_view
-from models.events import AuditEventRequest, convert_event, decode_event
 from models.ledger import Ledger
 from models.records import AppendResult, NewEvent, SearchQuery
+from models.wire_events import AuditEventRequest, convert_event, decode_event
 from qerberos.errors import PayloadTooLargeError, ValidationError
 from qerberos.instants import parse_instant
 from qerberos.json_input import read_json

@@ -7,12 +7,12 @@ import datetime as dt
 
 import pytest
 
-from models.events import decode_event
 from models.ledger import MAX_SEQ, parse_seq
+from models.wire_events import decode_event
 from qerberos.errors import ValidationError
 from qerberos.instants import parse_instant
 from qerberos.json_input import MAX_DEPTH, read_json, unstorable_text
-from tests.unit.test_events import VALID
+from tests.unit.test_wire_events import VALID
 
 
 def _refused(raw: bytes | str) -> dict[str, object]:

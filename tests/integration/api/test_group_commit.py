@@ -225,7 +225,7 @@ def test_sigterm_under_load_loses_no_acknowledged_event(
         "QERBEROS_RATE_LIMIT_PER_MINUTE": "0",
         "QERBEROS_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "qerberos.cli.serve", "serve", "--workers", str(workers)]
+    command = [sys.executable, "-m", "cli.serve", "serve", "--workers", str(workers)]
     server_log = tmp_path / "server.log"
     with server_log.open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

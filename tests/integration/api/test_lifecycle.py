@@ -59,7 +59,7 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "qerberos.cli.serve", *args],
+        [sys.executable, "-m", "cli.serve", *args],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -188,7 +188,7 @@ def test_a_foreground_serve_stopped_by_sigterm_removes_its_pid_file_and_exits_0(
     service: tuple[Settings, dict[str, str]],
 ) -> None:
     settings, env = service
-    process = subprocess.Popen([sys.executable, "-m", "qerberos.cli.serve", "serve"], env=env, cwd=REPO)
+    process = subprocess.Popen([sys.executable, "-m", "cli.serve", "serve"], env=env, cwd=REPO)
     try:
         _wait_answering(settings, process)
         assert f"{process.pid}\n" == _pid_file(settings).read_text()

@@ -75,7 +75,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         "QERBEROS_LOG_LEVEL": "WARNING",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    service = Service("qerberos", [sys.executable, "-m", "qerberos.cli.serve", "serve"], env, tmp_path / "logs", REPO)
+    service = Service("qerberos", [sys.executable, "-m", "cli.serve", "serve"], env, tmp_path / "logs", REPO)
     service.start()
     try:
         url = f"http://127.0.0.1:{port}"

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
+from cli import app as cli
 from models.ledger import Ledger
 from models.verification import verify_ledger
-from qerberos.cli import app as cli
 from qerberos.settings import Settings
 from tests.integration.api.conftest import event_body
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from qerberos.cli import models
+from cli import detector_models as models
 from qerberos.settings import get_settings
 from tests.unit.detection.synthetic import synthetic_features
 

@@ -8,7 +8,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from analytics.window_features import FEATURE_COLUMNS
-from qerberos.cli import app
+from cli import app
 from qerberos.settings import Settings
 
 runner = CliRunner()

@@ -17,11 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
+from cli import app
 from models.ledger import Ledger, checkpoint_size, initialise
 from models.signer_state import CheckpointRefusedError
 from models.signing import LogSigner
 from models.verification import verify_ledger
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.ledger.helpers import as_attacker, event

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from models.ledger import Ledger
 from qerberos import verifier
-from qerberos.cli import app
 from qerberos.settings import Settings
 
 EVENT = (

@@ -11,11 +11,11 @@ from polars.testing import assert_frame_equal
 
 from analytics.simulation import SimulationConfig, simulate
 from analytics.window_features import compute_features
+from cli import simulate as simulate_cli
 from models.event_frame import EVENT_SCHEMA
 from models.ledger import Ledger, initialise
 from models.reader import export_parquet, iter_database_chunks, scan_events
 from pipelines.feature_table import write_feature_table
-from qerberos.cli import simulate as simulate_cli
 from qerberos.errors import LedgerError
 from qerberos.settings import Settings
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from models.ledger import Ledger, initialise
 from models.verification import verify_ledger
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.integration.ledger.helpers import as_attacker, event
 

@@ -13,9 +13,9 @@ import typer
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from cli import ledger as ledger_commands
+from cli import ops
 from models.ledger import Ledger, initialise
-from qerberos.cli import ledger as ledger_commands
-from qerberos.cli import ops
 from qerberos.settings import Settings, get_settings
 from tests.conftest import POSTGRES_ADMIN_URL, make_settings
 from tests.integration.ledger.helpers import event
@@ -29,7 +29,7 @@ _runner = CliRunner()
 
 
 def run(*args: str) -> tuple[int, str]:
-    """`qerberos ARGS` in-process (the ops commands as `qerberos/cli/__init__.py` registers them)."""
+    """`qerberos ARGS` in-process (the ops commands as `cli/__init__.py` registers them)."""
     result = _runner.invoke(app, list(args))
     return result.exit_code, result.output
 

@@ -61,7 +61,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     finally:
         engine.dispose()
     process = subprocess.Popen(
-        [sys.executable, "-m", "qerberos.cli.serve", "serve", "--workers", "2"],
+        [sys.executable, "-m", "cli.serve", "serve", "--workers", "2"],
         cwd=REPO,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,

@@ -22,7 +22,7 @@ from tests.conftest import free_port
 from tests.integration.security.servers import stop
 
 ROOT = Path(__file__).resolve().parents[3]
-QERBEROS = [sys.executable, "-c", "from qerberos.cli import main; main()"]
+QERBEROS = [sys.executable, "-c", "from cli import main; main()"]
 
 
 @contextlib.contextmanager

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from api.app import create_app
+from cli import app
 from models.ledger import checkpoint_size
 from models.schema import prepare
 from qerberos import verifier
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.api.conftest import METRICS_TOKEN, event_body, make_token

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cli import app
 from models.ledger import initialise
 from pipelines.monitor import Monitor
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.integration.api.conftest import make_token
 from tests.integration.ledger.helpers import event

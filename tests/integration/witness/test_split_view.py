@@ -13,13 +13,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from models.ledger import Ledger, initialise
 from models.tile_proofs import TiledTree
 from models.tiles import TileRequest, tile_path
 from pipelines.monitor import ForkDetected, Monitor
 from pipelines.witnessing import submission
 from qerberos import verifier
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.integration.ledger.helpers import event

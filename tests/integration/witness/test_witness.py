@@ -18,11 +18,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from typer.testing import CliRunner
 
+from cli import app
 from models import keys
 from models.database import create_ledger_engine, create_schema
 from models.ledger import Ledger, initialise
 from models.signing import LogSigner
-from qerberos.cli import app
 from qerberos.settings import Settings
 from tests.integration.ledger.helpers import event
 from tests.integration.witness.processes import fork, witness_server

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from analytics.labels import label_windows
 from analytics.simulation import ATTACKS, EVENT_SCHEMA, SimulationConfig, SimulationResult, simulate, to_requests
 from analytics.window_features import compute_features
-from models.events import convert_event
+from cli import simulate as simulate_cli
 from models.ledger import initialise
 from models.reader import scan_events
-from qerberos.cli import simulate as simulate_cli
+from models.wire_events import convert_event
 from qerberos.settings import Settings
 
 CONFIG = SimulationConfig(identities=40, days=8, seed=7)

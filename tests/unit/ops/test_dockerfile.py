@@ -105,7 +105,7 @@ def test_build_context_sources_exist_and_are_not_docker_ignored() -> None:
         if not arguments.startswith("--from")
         for word in arguments.split()[:-1]
     ]
-    assert {"pyproject.toml", "README.md", "qerberos", "models", "analytics", "api", "pipelines"} == set(sources)
+    assert {"pyproject.toml", "README.md", "qerberos", "cli", "models", "analytics", "api", "pipelines"} == set(sources)
     assert [source for source in sources if not (REPO / source).exists()] == []
     assert set() == set(sources) & ignored
     assert {".venv", ".git", "data", "tests"} <= ignored

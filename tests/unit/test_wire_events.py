@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.events import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, decode_event
+from models.wire_events import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, decode_event
 from qerberos.errors import PayloadTooLargeError, ValidationError
 
 VALID = (

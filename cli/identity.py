@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from qerberos.cli._common import reported_errors
+from cli._common import reported_errors
 from qerberos.settings import get_settings
 
 identity_app = typer.Typer(help="Local identities: their permissions and tokens.", no_args_is_help=True)

@@ -14,7 +14,7 @@ import typer
 
 from analytics.simulation import SimulationConfig, labels_path, write_simulation
 from analytics.simulation import simulate as run_simulation
-from qerberos.cli._common import fail, progress_bar, reported_errors
+from cli._common import fail, progress_bar, reported_errors
 
 INGEST_BATCH = 1_000
 SOURCE = "cli"

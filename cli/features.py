@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from qerberos.cli._common import fail, reported_errors
+from cli._common import fail, reported_errors
 from qerberos.settings import get_settings
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qerberos.cli._common import reported_errors
+from cli._common import reported_errors
 from qerberos.settings import get_settings
 
 witness_app = typer.Typer(

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from qerberos.cli._common import reported_errors
+from cli._common import reported_errors
 from qerberos.settings import get_settings
 
 dev_app = typer.Typer(help="Development servers implementing the sQuid and Qonsent contracts.", no_args_is_help=True)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from qerberos.cli._common import EXIT_REFUSED, fail, reported_errors
+from cli._common import EXIT_REFUSED, fail, reported_errors
 
 FRAMEWORK_HELP = "gdpr, soc2, iso27001 or custom (every control)."
 

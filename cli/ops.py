@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
+from cli.serve import running_services
 from pipelines.backup import create_backup
 from pipelines.restore import RestoreRefusedError, restore_backup
-from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from qerberos.cli.serve import running_services
 from qerberos.settings import Settings, get_settings
 
 

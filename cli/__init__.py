@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from qerberos.cli import (
+from cli import (
     detect,
+    detector_models,
     dev,
     features,
     identity,
     ledger,
-    models,
     monitor,
     ops,
     report,
@@ -22,7 +22,7 @@ from qerberos.cli import (
     simulate,
     witness,
 )
-from qerberos.cli._common import EXIT_CANNOT_RUN, private_files
+from cli._common import EXIT_CANNOT_RUN, private_files
 from qerberos.errors import QerberosError
 
 app = typer.Typer(
@@ -33,7 +33,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for command_group in (ledger, identity, serve, ops, report, detect, dev, simulate, features, models, witness, monitor):
+for command_group in (
+    ledger,
+    identity,
+    serve,
+    ops,
+    report,
+    detect,
+    dev,
+    simulate,
+    features,
+    detector_models,
+    witness,
+    monitor,
+):
     command_group.register(app)
 
 

@@ -10,15 +10,15 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from models.events import decode_event
+from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from models.export import export_bundle
 from models.identities import ensure_admin_token_file
 from models.ledger import Ledger
 from models.records import NewEvent
 from models.schema import prepare
 from models.verification import verify_ledger
+from models.wire_events import decode_event
 from qerberos import verifier
-from qerberos.cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from qerberos.errors import QerberosError
 from qerberos.settings import get_settings
 

@@ -28,8 +28,8 @@ from typing import Annotated
 import httpx
 import typer
 
-from qerberos.cli import _pidfile
-from qerberos.cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, private_files
+from cli import _pidfile
+from cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, private_files
 from qerberos.settings import Settings, get_settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -82,7 +82,7 @@ def start(workers: Workers = None) -> None:
     if running is not None:
         raise fail(f"already running (pid {running})", EXIT_REFUSED)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "qerberos.cli.serve", "serve"]
+    command = [sys.executable, "-m", "cli.serve", "serve"]
     if workers is not None:
         command += ["--workers", str(workers)]
     with open(settings.log_dir / "service.log", "ab") as output:
@@ -262,7 +262,7 @@ def _answers(settings: Settings) -> bool:
 
 
 def main() -> None:
-    """``python -m qerberos.cli.serve``: these commands alone (``start`` launches ``serve`` this way)."""
+    """``python -m cli.serve``: these commands alone (``start`` launches ``serve`` this way)."""
     private_files()
     app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     register(app)

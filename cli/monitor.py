@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from qerberos.cli._common import EXIT_REFUSED, fail, reported_errors
+from cli._common import EXIT_REFUSED, fail, reported_errors
 from qerberos.errors import DependencyUnavailableError, IntegrityError
 from qerberos.settings import get_settings
 

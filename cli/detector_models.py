@@ -12,7 +12,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from qerberos.cli._common import EXIT_REFUSED, fail, reported_errors
+from cli._common import EXIT_REFUSED, fail, reported_errors
 from qerberos.settings import get_settings
 
 models_app = typer.Typer(help="Train, evaluate and promote the anomaly detector (MLflow).", no_args_is_help=True)

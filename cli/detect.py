@@ -14,7 +14,7 @@ import threading
 
 import typer
 
-from qerberos.cli._common import reported_errors
+from cli._common import reported_errors
 from qerberos.settings import get_settings
 
 
