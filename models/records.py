@@ -19,6 +19,8 @@ Verdict = Literal["ALLOW", "DENY", "WARN"]
 VERDICTS: tuple[Verdict, ...] = ("ALLOW", "DENY", "WARN")
 ERASURE_TYPE = "gdpr.erasure"
 """The type of the event ``Ledger.erase`` appends; its actor is the erased identity, its layer ``qerberos``."""
+OWN_LAYER = "qerberos"
+"""The layer of the events qerberos appends itself (erasures, alerts, risk changes, reports): never a caller's."""
 ERASURE_REF_PREFIX = "identity:"
 """An erasure event's ``ref`` is this prefix and the erased identity: it covers that identity's earlier entries."""
 

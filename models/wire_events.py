@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import jsonschema
 import msgspec
 
-from models.records import Actor, NewEvent
+from models.records import ERASURE_TYPE, OWN_LAYER, Actor, NewEvent
 from qerberos.errors import PayloadTooLargeError, ValidationError
 from qerberos.json_input import read_json
 
@@ -75,8 +75,25 @@ def convert_event(obj: Any) -> AuditEventRequest:
         event = msgspec.convert(obj, AuditEventRequest, strict=True)
     except msgspec.ValidationError as exc:
         raise _field_errors(obj, str(exc)) from exc
+    check_reserved(event)
     check_details(event.details)
     return event
+
+
+def check_reserved(event: AuditEventRequest) -> None:
+    """Refuse what only qerberos may write: its own layer, and the erasure type that licenses deleting details.
+
+    A caller's ``gdpr.erasure`` would make ``verify`` (and the database's delete guard) accept the loss of an
+    identity's details as a recorded erasure; a caller's ``qerberos`` layer would pass for our own alerts and
+    risk changes.
+    """
+    reserved: dict[str, str] = {}
+    if event.type.casefold() == ERASURE_TYPE:
+        reserved["type"] = f"{ERASURE_TYPE} is appended by qerberos erase only"
+    if event.layer.casefold() == OWN_LAYER:
+        reserved["layer"] = f"the {OWN_LAYER} layer holds qerberos's own events only"
+    if reserved:
+        raise ValidationError("reserved for qerberos's own events", details=reserved)
 
 
 def check_details(details: Mapping[str, Any] | None) -> None:

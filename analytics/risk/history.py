@@ -16,9 +16,7 @@ import sys
 
 import msgspec
 
-from models.records import ERASURE_TYPE
-
-OWN_LAYER = "qerberos"
+from models.records import ERASURE_TYPE, OWN_LAYER
 
 
 class _Access(msgspec.Struct):

@@ -65,3 +65,17 @@ def test_details_may_nest_exactly_to_the_limit(container: str) -> None:
     with pytest.raises(ValidationError) as caught:
         decode_event(VALID.replace(b'{"operation":"download"}', one_more.encode()))
     assert "details" in caught.value.details
+
+
+@pytest.mark.parametrize(
+    ("original", "spoofed", "field"),
+    [
+        (b'"type":"access"', b'"type":"gdpr.erasure"', "type"),
+        (b'"type":"access"', b'"type":"GDPR.Erasure"', "type"),
+        (b'"layer":"qdrive"', b'"layer":"qerberos"', "layer"),
+    ],
+)
+def test_callers_cannot_write_what_only_qerberos_appends(original: bytes, spoofed: bytes, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        decode_event(VALID.replace(original, spoofed))
+    assert [field] == list(caught.value.details)

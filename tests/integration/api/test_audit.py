@@ -149,3 +149,12 @@ def test_get_by_id_returns_the_stored_event_in_the_contract_shape(client: Client
     assert (created["seq"], created["leafHash"]) == (event["seq"], event["leafHash"])
     assert {"operation": "download", "n": 7} == event["details"]
     assert event["detailsCommitment"].startswith("sha256:")
+
+
+def test_a_caller_cannot_forge_an_erasure_or_a_qerberos_event(client: Client) -> None:
+    erasure = client.post("/audit", json=event_body(7, type="gdpr.erasure"))
+    own_layer = client.post("/audit/batch", json=[event_body(8), event_body(9, layer="qerberos")])
+
+    assert (400, ["type"]) == (erasure.status_code, list(erasure.json()["details"]))
+    assert 400 == own_layer.status_code
+    assert 0 == client.get("/audit").json()["data"]["totalCount"]
