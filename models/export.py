@@ -25,7 +25,7 @@ from sqlalchemy import select
 from models.database import connected
 from models.ledger import Ledger, checkpoint_size
 from models.tables import EventDetails, LedgerEntry
-from qerberos.output_directory import prepare_output_directory
+from qerberos.output_directory import staged_output_directory
 
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _details = EventDetails.__table__  # type: ignore[attr-defined]
@@ -34,8 +34,14 @@ _CHUNK = 20_000
 
 def export_bundle(ledger: Ledger, directory: Path, *, progress: Callable[[int, int], None] | None = None) -> int:
     """Write the bundle for the ledger up to its newest checkpoint (made now) into ``directory`` (new or
-    empty); return its size."""
-    prepare_output_directory(directory)
+    empty); return its size. The bundle is written beside ``directory`` and moved into place when whole: an
+    export that fails (the database gone midway, a full disk) leaves no partial bundle that a verifier would
+    read as a truncated log."""
+    with staged_output_directory(directory) as staging:
+        return _write_bundle(ledger, staging, progress)
+
+
+def _write_bundle(ledger: Ledger, directory: Path, progress: Callable[[int, int], None] | None) -> int:
     history = ledger.checkpoint_history()  # read first: everything in it was signed over fewer entries than now
     note = ledger.checkpoint(force=True)
     size = checkpoint_size(note)

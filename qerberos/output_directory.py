@@ -1,6 +1,6 @@
 """Where commands write what they produce (a backup, an exported bundle): a new or empty directory, so that
-what they write is never mixed with files an earlier run or anyone else left there. A backup is written
-into a staging directory beside it and renamed into place at the end, so that a failed one leaves nothing."""
+what they write is never mixed with files an earlier run or anyone else left there. The output is written
+into a staging directory beside it and renamed into place at the end, so that a failed run leaves nothing."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qerberos.errors import ConfigurationError
-
-
-def prepare_output_directory(directory: Path) -> None:
-    """Create ``directory``; ``ConfigurationError`` when it exists and is not an empty directory."""
-    _check_new_or_empty(directory)
-    directory.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager

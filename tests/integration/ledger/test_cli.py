@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from models.export import export_bundle
 from models.ledger import Ledger
 from qerberos import verifier
 from qerberos.settings import Settings
@@ -136,6 +137,18 @@ def test_export_refuses_a_directory_that_holds_anything(backend_settings: Settin
     assert (2, True) == (code, "exists and is not an empty directory" in output), output
     assert ["records.jsonl"] == [path.name for path in used.iterdir()]
     assert "left from before\n" == (used / "records.jsonl").read_text()
+
+
+def test_an_export_that_fails_midway_leaves_no_bundle(ledger: Ledger, tmp_path: Path) -> None:
+    """A partial bundle would read as a truncated log to the auditor who verifies it."""
+    _ingest(3)
+
+    def database_gone(done: int, total: int) -> None:
+        raise ConnectionError("the database went away")
+
+    with pytest.raises(ConnectionError):
+        export_bundle(ledger, tmp_path / "exports" / "bundle", progress=database_gone)
+    assert [] == list((tmp_path / "exports").iterdir())
 
 
 MALFORMED_RECORDS = {
