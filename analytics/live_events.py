@@ -1,11 +1,15 @@
-"""One ledger event as rules and the incremental window features read it (``LiveEvent``), from a row of the
-ledger's tail (``live_event``), and the pattern both the live and the batch features read ``ip`` and ``country``
-out of the details JSON text with (``detail_pattern``)."""
+"""One ledger event as rules and the incremental window features read it (``LiveEvent``, with its category from
+``analytics.taxonomy``), from a row of the ledger's tail (``live_event``), and the pattern both the live and
+the batch features read ``ip`` and ``country`` out of the details JSON text with (``detail_pattern``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analytics.taxonomy import Category, Taxonomy
 
 __all__ = ["LiveEvent", "detail_pattern", "live_event"]
 
@@ -21,7 +25,8 @@ _COUNTRY = re.compile(detail_pattern("country"))
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """The fields of one ledger event that rules and live features read (``ip``/``country`` from details)."""
+    """The fields of one ledger event that rules and live features read (``ip``/``country`` from details) and
+    its category, which they read instead of the type."""
 
     seq: int
     squid_id: str
@@ -30,12 +35,14 @@ class LiveEvent:
     layer: str
     verdict: str
     occurred_at_ms: int
+    category: Category
     dao_id: str | None = None
     ip: str | None = None
     country: str | None = None
 
 
 def live_event(
+    taxonomy: Taxonomy,
     seq: int,
     squid_id: str,
     type: str,
@@ -46,11 +53,12 @@ def live_event(
     dao_id: str | None,
     details: str | None,
 ) -> LiveEvent:
-    """A ledger row (``models.reader.TailRow``) as rules and live features read it."""
+    """A ledger row (``models.reader.TailRow``) as rules and live features read it, classified by ``taxonomy``."""
     ip = country = None
     if details:
         found = _IP.search(details)
         ip = found.group(1) if found else None
         found = _COUNTRY.search(details)
         country = found.group(1) if found else None
-    return LiveEvent(seq, squid_id, type, ref, layer, verdict, int(occurred_at_ms), dao_id, ip, country)
+    category = taxonomy.classify(type, layer, verdict, details)
+    return LiveEvent(seq, squid_id, type, ref, layer, verdict, int(occurred_at_ms), category, dao_id, ip, country)

@@ -2,7 +2,9 @@
 
 Thresholds live in ``config/rules.toml`` (see the comments there for every key). ``RuleEngine.observe``
 takes one event at a time (in ``seq`` order, as live detection reads the ledger) and returns the rules it
-made fire. Time is the events' own ``occurred_at``: a replay of history fires the same hits as live traffic.
+made fire. Rules select events by their category (``analytics.taxonomy``: class, activity, status), never by
+their type name, so every module's sign-ins meet the same brute-force rule. Time is the events' own
+``occurred_at``: a replay of history fires the same hits as live traffic.
 
 A rule fires when its measure (events, distinct refs or distinct identities within ``window_seconds``)
 reaches ``threshold``, again each time the measure doubles, and re-arms once the window drains below the
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 from analytics.config_file import read_toml
 from analytics.live_events import LiveEvent
+from analytics.taxonomy import STATUS_IDS, Taxonomy, default_taxonomy
 from qerberos.errors import ConfigurationError
 
 __all__ = [
@@ -46,8 +49,9 @@ class RuleSpec:
     severity: str
     threshold: int
     window_seconds: float
-    types: frozenset[str] = frozenset()  # empty: any type
-    verdicts: frozenset[str] = frozenset()  # empty: any verdict
+    classes: frozenset[str] = frozenset()  # taxonomy class names (analytics.taxonomy); empty: any class
+    activities: frozenset[str] = frozenset()  # activity names of those classes; empty: any activity
+    statuses: frozenset[str] = frozenset()  # success, failure, other, unknown; empty: any status
     layers: frozenset[str] = frozenset()  # empty: any layer
     distinct: str | None = None  # "ref": count distinct refs instead of events
     min_history: int = 20
@@ -55,8 +59,9 @@ class RuleSpec:
 
     def matches(self, event: LiveEvent) -> bool:
         return (
-            (not self.types or event.type in self.types)
-            and (not self.verdicts or event.verdict in self.verdicts)
+            (not self.classes or event.category.class_key in self.classes)
+            and (not self.activities or event.category.activity in self.activities)
+            and (not self.statuses or event.category.status in self.statuses)
             and (not self.layers or event.layer in self.layers)
         )
 
@@ -96,6 +101,7 @@ class DetectionConfig:
     rules: tuple[RuleSpec, ...]
     anomaly: AnomalySettings = AnomalySettings()
     live: LiveSettings = LiveSettings()
+    taxonomy: Taxonomy = dataclasses.field(default_factory=default_taxonomy)  # classifies the events rules read
 
 
 def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
@@ -109,6 +115,8 @@ def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
         problems.append("technique must be an ATT&CK id (T....)")
     if int(raw.get("threshold", 0)) < 1 or float(raw.get("window_seconds", 0)) <= 0:
         problems.append("threshold >= 1 and window_seconds > 0 are required")
+    if {"types", "verdicts"} & set(raw):
+        problems.append("types and verdicts are no longer read: name classes, activities and statuses of the taxonomy")
     if problems:
         raise ConfigurationError(f"{path}: rule {name} is invalid", details={"problems": problems})
     return RuleSpec(
@@ -118,8 +126,9 @@ def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
         severity=str(raw.get("severity", "medium")),
         threshold=int(raw["threshold"]),
         window_seconds=float(raw["window_seconds"]),
-        types=frozenset(raw.get("types", ())),
-        verdicts=frozenset(raw.get("verdicts", ())),
+        classes=frozenset(raw.get("classes", ())),
+        activities=frozenset(raw.get("activities", ())),
+        statuses=frozenset(raw.get("statuses", ())),
         layers=frozenset(raw.get("layers", ())),
         distinct=raw.get("distinct"),
         min_history=int(raw.get("min_history", 20)),
@@ -127,17 +136,35 @@ def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
     )
 
 
-def load_detection_config(path: Path | str = DEFAULT_RULES) -> DetectionConfig:
-    """Read ``config/rules.toml``: the rules, the ``[anomaly]`` alerting and the ``[live]`` engine settings."""
+def _check_categories(rule: RuleSpec, taxonomy: Taxonomy, path: Path) -> None:
+    """A class or activity the taxonomy does not name would never match: refuse it."""
+    unknown = sorted(rule.classes - set(taxonomy.classes))
+    named = [taxonomy.classes[key] for key in rule.classes if key in taxonomy.classes]
+    classes = named if rule.classes else list(taxonomy.classes.values())
+    unknown += sorted(rule.activities - {name for c in classes for name in c.activities})
+    unknown += sorted(rule.statuses - set(STATUS_IDS))
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: rule {rule.name} names categories the taxonomy lacks",
+            details={"unknown": unknown, "taxonomy": taxonomy.source},
+        )
+
+
+def load_detection_config(path: Path | str = DEFAULT_RULES, taxonomy: Taxonomy | None = None) -> DetectionConfig:
+    """Read ``config/rules.toml``: the rules, the ``[anomaly]`` alerting and the ``[live]`` engine settings. The
+    rules' categories are checked against ``taxonomy`` (``config/taxonomy.toml`` by default)."""
     path = Path(path)
     raw = read_toml(path, "rules")
+    taxonomy = taxonomy or default_taxonomy()
     rules = tuple(_spec(name, spec, path) for name, spec in raw.get("rules", {}).items())
+    for rule in rules:
+        _check_categories(rule, taxonomy, path)
     try:
         anomaly = AnomalySettings(**raw.get("anomaly", {}))
         live = LiveSettings(**raw.get("live", {}))
     except TypeError as exc:
         raise ConfigurationError(f"{path}: unknown key in [anomaly] or [live]: {exc}") from exc
-    return DetectionConfig(rules, anomaly, live)
+    return DetectionConfig(rules, anomaly, live, taxonomy)
 
 
 class _Window:
@@ -195,7 +222,7 @@ def _counts(rule: RuleSpec, event: LiveEvent, who: _Identity) -> bool:
         first = who.first_allowed_ms.get(rule.name)
         if first is not None and first < at - rule.window_seconds * 1000:
             return False  # the identity held this right before the window: an admin, not an escalation
-        if event.verdict == "ALLOW" and first is None:
+        if event.category.status == "success" and first is None:
             who.first_allowed_ms[rule.name] = at
         return True
     if rule.kind == "off_hours":

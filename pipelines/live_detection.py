@@ -259,7 +259,8 @@ class LiveDetection:
         logger.info("live detection state rebuilt from %d events (cursor %d)", replayed, cursor)
 
     def _read(self, after: int, limit: int, upto: int | None = None) -> list[LiveEvent]:
-        return [live_event(*row) for row in self._reader.tail(after, limit, upto=upto)]
+        taxonomy = self.config.taxonomy
+        return [live_event(taxonomy, *row) for row in self._reader.tail(after, limit, upto=upto)]
 
     def _observe(self, event: LiveEvent) -> list[RuleHit]:
         assert self._features is not None and self._rules is not None

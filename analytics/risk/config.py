@@ -72,7 +72,6 @@ class RiskConfig:
     failed_auth_saturation: float = 10.0
     deny_saturation: float = 20.0
     unfamiliar_saturation: float = 5.0
-    auth_types: frozenset[str] = frozenset({"authentication", "login"})
     off_hours_min_history: int = 20
     off_hours_min_share: float = 0.02
     operations: Mapping[str, float] = dataclasses.field(
@@ -165,7 +164,6 @@ def _from_mapping(raw: Mapping[str, Any]) -> RiskConfig:
         failed_auth_saturation=float(behaviour.get("failed_auth_saturation", base.failed_auth_saturation)),
         deny_saturation=float(behaviour.get("deny_saturation", base.deny_saturation)),
         unfamiliar_saturation=float(behaviour.get("unfamiliar_saturation", base.unfamiliar_saturation)),
-        auth_types=frozenset(behaviour.get("auth_types", base.auth_types)),
         off_hours_min_history=int(context.get("off_hours_min_history", base.off_hours_min_history)),
         off_hours_min_share=float(context.get("off_hours_min_share", base.off_hours_min_share)),
         operations=_frozen(operations) if "operations" in raw else base.operations,

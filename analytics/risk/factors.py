@@ -10,9 +10,11 @@ Inputs are plain values: :class:`AlertView` (what risk reads of an alert, the TE
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
+
+from analytics.taxonomy import Category
 
 _HOUR_MS = 3_600_000
 _DAY_HOURS = 24
@@ -39,12 +41,12 @@ class DetectorScoreView:
 
 
 class HistoryEvent(msgspec.Struct, frozen=True):
-    """One ledger event of the identity: time, type, verdict and the access details risk uses. A Struct:
-    an assessment builds its ~100 of them from the history cache, 4x faster than a frozen dataclass."""
+    """One ledger event of the identity: time, category (``analytics.taxonomy``) and the access details risk
+    uses. A Struct: an assessment builds its ~100 of them from the history cache, 4x faster than a frozen
+    dataclass."""
 
     occurred_at_ms: int
-    type: str
-    verdict: str
+    category: Category
     ip: str | None = None
     country: str | None = None
     device: str | None = None
@@ -119,19 +121,17 @@ def _recent(history: Iterable[HistoryEvent], now_ms: int, window_ms: int) -> lis
     return [e for e in history if now_ms - window_ms < e.occurred_at_ms <= now_ms]
 
 
-def failed_authentications(
-    history: Iterable[HistoryEvent], now_ms: int, *, window_ms: int, auth_types: Collection[str], saturation: float
-) -> float:
-    """DENY verdicts on sign-in events (``auth_types``) within ``(now - window, now]``."""
-    count = sum(1 for e in _recent(history, now_ms, window_ms) if e.verdict == "DENY" and e.type in auth_types)
+def failed_authentications(history: Iterable[HistoryEvent], now_ms: int, *, window_ms: int, saturation: float) -> float:
+    """Failed sign-ins (``Category.is_sign_in``, status failure) within ``(now - window, now]``."""
+    recent = _recent(history, now_ms, window_ms)
+    count = sum(1 for e in recent if e.category.status == "failure" and e.category.is_sign_in())
     return saturating(count, saturation)
 
 
-def deny_events(
-    history: Iterable[HistoryEvent], now_ms: int, *, window_ms: int, auth_types: Collection[str], saturation: float
-) -> float:
-    """DENY verdicts on every other event type within ``(now - window, now]`` (sign-ins count above)."""
-    count = sum(1 for e in _recent(history, now_ms, window_ms) if e.verdict == "DENY" and e.type not in auth_types)
+def deny_events(history: Iterable[HistoryEvent], now_ms: int, *, window_ms: int, saturation: float) -> float:
+    """Failures of every other event within ``(now - window, now]`` (sign-ins count above)."""
+    recent = _recent(history, now_ms, window_ms)
+    count = sum(1 for e in recent if e.category.status == "failure" and not e.category.is_sign_in())
     return saturating(count, saturation)
 
 

@@ -99,7 +99,7 @@ def select_factors(names: Sequence[str] | None) -> tuple[str, ...]:
 def factor_values(inputs: RiskInputs, config: RiskConfig) -> dict[str, float]:
     """The value (0..1) of every additive factor."""
     now, history, context = inputs.as_of_ms, inputs.history, inputs.context
-    window, auth = config.window_ms, config.auth_types
+    window = config.window_ms
     return {
         "active_alerts": f.active_alerts(
             inputs.alerts,
@@ -114,11 +114,9 @@ def factor_values(inputs: RiskInputs, config: RiskConfig) -> dict[str, float]:
             inputs.alerts, now, window_ms=config.rule_window_ms, saturation=config.rule_saturation
         ),
         "failed_authentications": f.failed_authentications(
-            history, now, window_ms=window, auth_types=auth, saturation=config.failed_auth_saturation
+            history, now, window_ms=window, saturation=config.failed_auth_saturation
         ),
-        "deny_events": f.deny_events(
-            history, now, window_ms=window, auth_types=auth, saturation=config.deny_saturation
-        ),
+        "deny_events": f.deny_events(history, now, window_ms=window, saturation=config.deny_saturation),
         "unfamiliar_access": f.unfamiliar_access(
             history, now, window_ms=window, saturation=config.unfamiliar_saturation
         ),

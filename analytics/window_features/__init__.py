@@ -3,7 +3,6 @@ frame (``batch.py``) or kept up to date event by event for live detection (``inc
 
 from analytics.window_features.batch import HashCollisionError, compute_features, features_to_parquet
 from analytics.window_features.definition import (
-    AUTH_TYPES,
     COUNT_COLUMNS,
     FEATURE_COLUMNS,
     FEATURE_SCHEMA,
@@ -16,7 +15,6 @@ from analytics.window_features.definition import (
 from analytics.window_features.incremental import FeatureRow, IncrementalFeatures, rows_from_events
 
 __all__ = [
-    "AUTH_TYPES",
     "COUNT_COLUMNS",
     "FEATURE_COLUMNS",
     "FEATURE_SCHEMA",

@@ -5,9 +5,10 @@ identity's DAO (for ``peer_deviation``) is the one it acts under most often over
 
 How it is computed (none of this changes a definition): the events are first reduced to a narrow frame
 of integers (``_narrow``): 64-bit keys of ``squid_id``, ``ref``, ``layer``, ``details.ip`` and
-``details.country`` (the details regex runs once), a verdict code, the time and seq. ``features_to_parquet``
-writes it to a Parquet file once and computes every window from it; the group-bys run on integers and end in
-the facts that ``definition.feature_exprs`` turns into features.
+``details.country`` (the details regex runs once), a verdict code, the sign-in status (from the event's
+category, ``analytics.taxonomy``), the time and seq. ``features_to_parquet`` writes it to a Parquet file once
+and computes every window from it; the group-bys run on integers and end in the facts that
+``definition.feature_exprs`` turns into features.
 Identities and DAOs are decoded exactly: the table of identity keys keeps the ids behind each key and a
 collision is refused (``HashCollisionError``), never merged, and the same holds for DAOs. Refs, layers,
 IPs and countries are only compared within one identity, so a collision could change a feature only if
@@ -29,8 +30,8 @@ from pathlib import Path
 import polars as pl
 
 from analytics.live_events import detail_pattern
+from analytics.taxonomy import STATUS_IDS, Taxonomy, category_expr, default_taxonomy
 from analytics.window_features.definition import (
-    AUTH_TYPES,
     WINDOW_MS,
     check_window,
     feature_exprs,
@@ -68,11 +69,22 @@ def _key(expr: pl.Expr, seed: int, *, keep_null: bool = False) -> pl.Expr:
     return pl.when(expr.is_not_null()).then(hashed) if keep_null else hashed
 
 
-def _narrow(events: pl.LazyFrame, seed: int) -> pl.LazyFrame:
+def _sign_in_status(taxonomy: Taxonomy) -> pl.Expr:
+    """The OCSF status_id of a sign-in (``Taxonomy.sign_in``), 0 for any other event."""
+    category = category_expr(taxonomy)
+    class_uid, activity_id = taxonomy.sign_in
+    is_sign_in = (category.struct.field("class_uid") == class_uid) & (
+        category.struct.field("activity_id") == activity_id
+    )
+    return pl.when(is_sign_in).then(category.struct.field("status_id")).otherwise(0).cast(pl.Int8)
+
+
+def _narrow(events: pl.LazyFrame, seed: int, taxonomy: Taxonomy) -> pl.LazyFrame:
     """One narrow row per event: keys and small codes instead of the strings, the details read once.
 
     ``s`` identity key, ``m`` time (epoch ms), ``r``/``l`` ref and layer keys, ``v`` verdict code, ``a``
-    authentication event, ``q`` seq, ``ip``/``c`` ip and country keys (null when absent or erased).
+    the status_id of a sign-in (0: not a sign-in), ``q`` seq, ``ip``/``c`` ip and country keys (null when
+    absent or erased).
     """
     verdict = pl.col("verdict")
     return events.select(
@@ -88,7 +100,7 @@ def _narrow(events: pl.LazyFrame, seed: int) -> pl.LazyFrame:
         .then(_WARN)
         .otherwise(_OTHER)
         .cast(pl.Int8),
-        a=pl.col("type").is_in(AUTH_TYPES).fill_null(False),
+        a=_sign_in_status(taxonomy),
         q="seq",
         ip=_key(_detail("ip"), seed, keep_null=True),
         c=_key(_detail("country"), seed, keep_null=True),
@@ -182,11 +194,12 @@ def _features(narrow: pl.LazyFrame, window: str, identities: pl.LazyFrame, membe
             warn=(pl.col("v") == _WARN).sum().cast(pl.Int64),
         )
     )
-    auth = narrow.filter(pl.col("a")).select("s", "w", "m", "q", "v").sort("s", "w", "m", "q")
+    auth = narrow.filter(pl.col("a") > 0).select("s", "w", "m", "q", "a").sort("s", "w", "m", "q")
     same_window = (pl.col("s") == pl.col("s").shift(1)) & (pl.col("w") == pl.col("w").shift(1))
+    success, failure = STATUS_IDS["success"], STATUS_IDS["failure"]
     fails = (
         auth.with_columns(
-            fts=((pl.col("v") == _ALLOW) & (pl.col("v").shift(1) == _DENY) & same_window).fill_null(False)
+            fts=((pl.col("a") == success) & (pl.col("a").shift(1) == failure) & same_window).fill_null(False)
         )
         .group_by(_SW)
         .agg(fail_then_success=pl.col("fts").sum().cast(pl.Int64))
@@ -245,15 +258,18 @@ def _features(narrow: pl.LazyFrame, window: str, identities: pl.LazyFrame, membe
     )
 
 
-def compute_features(events: pl.LazyFrame, window: str, *, seed: int | None = None) -> pl.LazyFrame:
+def compute_features(
+    events: pl.LazyFrame, window: str, *, seed: int | None = None, taxonomy: Taxonomy | None = None
+) -> pl.LazyFrame:
     """The features of every (identity, window) of ``events`` (an event frame), sorted; see the module doc.
 
-    ``seed`` keys the run's 64-bit value keys (random by default; see ``_key``).
+    ``seed`` keys the run's 64-bit value keys (random by default; see ``_key``); ``taxonomy`` says which events
+    are sign-ins (``config/taxonomy.toml`` by default).
     """
     check_window(window)
     seed = _new_seed() if seed is None else seed
     return _features(
-        _narrow(events, seed),
+        _narrow(events, seed, taxonomy or default_taxonomy()),
         window,
         _identities(events, seed).map_batches(_checked_identities, schema=_IDENTITY_SCHEMA),
         _dao_counts(events, seed).map_batches(_membership, schema=_MEMBERSHIP_SCHEMA),
@@ -264,21 +280,29 @@ def _new_seed() -> int:
     return secrets.randbits(63)
 
 
-def _stage_events(events: pl.LazyFrame, seed: int, narrow: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _stage_events(
+    events: pl.LazyFrame, seed: int, narrow: Path, taxonomy: Taxonomy
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Write the narrow events to ``narrow``; return the identity and DAO-count tables.
 
     Three queries, not one multiplexed query: the identity and DAO tables read two narrow columns again
     (under half a CPU second at 10M events), while a multiplexed query held 1.5 GB more at its peak.
     """
-    _narrow(events, seed).sink_parquet(narrow, compression="lz4", engine="streaming")
+    _narrow(events, seed, taxonomy).sink_parquet(narrow, compression="lz4", engine="streaming")
     identities = _identities(events, seed).collect(engine="streaming")
     return identities, _dao_counts(events, seed).collect(engine="streaming")
 
 
-def features_to_parquet(source: str | Path | pl.LazyFrame, out: Path, windows: Sequence[str] = ("1h",)) -> Path:
+def features_to_parquet(
+    source: str | Path | pl.LazyFrame,
+    out: Path,
+    windows: Sequence[str] = ("1h",),
+    taxonomy: Taxonomy | None = None,
+) -> Path:
     """Write the features of ``source`` (an event frame, lazy, or the Parquet export of one: a file, a directory
     or a glob) for every window to ``out``, streaming: one window at a time, rows sorted by window, identity,
-    window start. (``pipelines.feature_table`` reads a ledger's database.)"""
+    window start. (``pipelines.feature_table`` reads a ledger's database.) ``taxonomy`` as for
+    ``compute_features``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".features-", dir=out.parent))
@@ -286,7 +310,7 @@ def features_to_parquet(source: str | Path | pl.LazyFrame, out: Path, windows: S
         events = source if isinstance(source, pl.LazyFrame) else scan_parquet_events(source)
         seed = _new_seed()
         narrow = work / "narrow.parquet"
-        identities, dao_counts = _stage_events(events, seed, narrow)
+        identities, dao_counts = _stage_events(events, seed, narrow, taxonomy or default_taxonomy())
         identities, membership = _checked_identities(identities), _membership(dao_counts)
         logger.info("events read once into %s (%d identities)", narrow.name, identities.height)
         parts = []

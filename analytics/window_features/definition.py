@@ -29,8 +29,9 @@ no feature looks at anything after its window, except ``peer_deviation``'s group
     it acts under most often (ties: the smallest id), a membership, not a behaviour. 0 when the identity has
     no DAO, the DAO has one member, or every member has the same count.
 ``fail_then_success``
-    number of authentication events (types ``AUTH_TYPES``) in ``W`` with verdict ALLOW whose previous
-    authentication event of the identity in ``W`` (by ``occurred_at``, then ``seq``) was a DENY.
+    number of sign-ins (events of the taxonomy's class ``authentication``, activity ``logon``: see
+    ``analytics.taxonomy``, whatever the module calls them) in ``W`` with status success whose previous sign-in of
+    the identity in ``W`` (by ``occurred_at``, then ``seq``) failed.
 ``new_country_count``, ``new_ip_count``
     distinct ``details.country`` (``details.ip``) values in ``W`` absent from the history. Erased details
     (null) count as neither.
@@ -50,7 +51,6 @@ from typing import TypeVar
 import polars as pl
 
 __all__ = [
-    "AUTH_TYPES",
     "COUNT_COLUMNS",
     "FACT_COLUMNS",
     "FEATURE_COLUMNS",
@@ -72,7 +72,6 @@ __all__ = [
 
 WINDOWS: tuple[str, ...] = ("5m", "1h", "1d")
 WINDOW_MS: dict[str, int] = {"5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
-AUTH_TYPES: tuple[str, ...] = ("authentication", "login")
 USUAL_HOUR_MIN_SHARE = 0.02
 MIN_HISTORY_EVENTS = 20
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -105,7 +104,7 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.Int64() if name in COUNT_COLUMNS else pl.Float64() for name in FEATURE_COLUMNS},
 }
 #: Per (identity ``s``, window start ``w``): the window's events (``event_count``), distinct refs and layers,
-#: DENY and WARN verdicts, authentication successes right after a failure; its events whose ref, and its
+#: DENY and WARN verdicts, successful sign-ins right after a failed one; its events whose ref, and its
 #: distinct countries and IPs, the history lacks (``new_*``); the history's events and windows with events, in
 #: all and in the window's hour of the week (``prior_*``); events in unusual hours (``off_events``,
 #: from ``off_hour_events``); the sum and sum of squares of the peers' event counts and their number.

@@ -25,7 +25,6 @@ import polars as pl
 
 from analytics.live_events import LiveEvent
 from analytics.window_features.definition import (
-    AUTH_TYPES,
     FACT_COLUMNS,
     FEATURE_COLUMNS,
     HOUR_FACT_COLUMNS,
@@ -146,14 +145,14 @@ class _History:
 
 def _own_facts(events: Sequence[LiveEvent]) -> tuple[int, ...]:
     """The facts of the window's own events: ``event_count`` to ``fail_then_success`` of ``FACT_COLUMNS``."""
-    auth = sorted((e for e in events if e.type in AUTH_TYPES), key=lambda e: (e.occurred_at_ms, e.seq))
+    auth = sorted((e for e in events if e.category.is_sign_in()), key=lambda e: (e.occurred_at_ms, e.seq))
     return (
         len(events),
         len({e.ref for e in events}),
         len({e.layer for e in events}),
         sum(e.verdict == "DENY" for e in events),
         sum(e.verdict == "WARN" for e in events),
-        sum(a.verdict == "DENY" and b.verdict == "ALLOW" for a, b in itertools.pairwise(auth)),
+        sum(a.category.status == "failure" and b.category.status == "success" for a, b in itertools.pairwise(auth)),
     )
 
 

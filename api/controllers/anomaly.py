@@ -244,6 +244,7 @@ def _detect(detection: LiveDetection, body: DetectRequest) -> DetectResult:
             details = msgspec.json.encode(request.details).decode() if request.details is not None else None
             events.append(
                 live_event(
+                    detection.config.taxonomy,
                     index,
                     request.actor.squid_id,
                     request.type,

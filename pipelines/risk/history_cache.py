@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from analytics.risk.factors import HistoryEvent
 from analytics.risk.history import EventFields, LedgerRow, ledger_row
+from analytics.taxonomy import Taxonomy
 from models.reader import LedgerSnapshot, ReadSession
 
 _OWN = 0  # the kind of qerberos's own rows: a place among the newest, never history
@@ -94,15 +95,19 @@ def _pairs(rows: Sequence[LedgerRow]) -> list[tuple[int, EventFields | None]]:
     return [(row.occurred_at_ms, None if row.own else row.fields) for row in rows]
 
 
-def _read_rows(session: ReadSession, identity: str, *, start: int, size: int, limit: int) -> list[LedgerRow]:
-    return [ledger_row(*row) for row in session.actor_rows(identity, start=start, size=size, limit=limit)]
+def _read_rows(
+    session: ReadSession, taxonomy: Taxonomy, identity: str, *, start: int, size: int, limit: int
+) -> list[LedgerRow]:
+    rows = session.actor_rows(identity, start=start, size=size, limit=limit)
+    return [ledger_row(taxonomy, *row) for row in rows]
 
 
 class HistoryCache:
     """``history(session, identity, snapshot)``: the identity's history at ``snapshot`` (see the module doc)."""
 
-    def __init__(self, *, limit: int, max_rows: int) -> None:
+    def __init__(self, *, limit: int, max_rows: int, taxonomy: Taxonomy) -> None:
         self._limit = limit
+        self._taxonomy = taxonomy
         self._max_rows = max_rows
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._held = 0
@@ -135,16 +140,18 @@ class HistoryCache:
             rows = met.get(identity)
             if rows is None:
                 rows = met[identity] = _Met()
-            rows.add(ledger_row(occurred, type_, layer, verdict, details), self._limit)
+            rows.add(ledger_row(self._taxonomy, occurred, type_, layer, verdict, details), self._limit)
         for identity, rows in met.items():
             self._keep(identity, rows.entry(snapshot.size, self._limit))
         return len(met)
 
     def _read(self, session: ReadSession, identity: str, size: int) -> _Entry:
-        return _Entry.of(size, _pairs(_read_rows(session, identity, start=0, size=size, limit=self._limit)))
+        return _Entry.of(
+            size, _pairs(_read_rows(session, self._taxonomy, identity, start=0, size=size, limit=self._limit))
+        )
 
     def _caught_up(self, session: ReadSession, identity: str, entry: _Entry, size: int) -> _Entry:
-        new = _read_rows(session, identity, start=entry.size, size=size, limit=self._limit)
+        new = _read_rows(session, self._taxonomy, identity, start=entry.size, size=size, limit=self._limit)
         if not new:
             return dataclasses.replace(entry, size=size)
         if any(row.erases_details for row in new):

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
 from analytics.risk.factors import AlertView, DetectorScoreView, OperationContext
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
+from analytics.taxonomy import Taxonomy, default_taxonomy
 from models.alerts import ActiveAlert, LatestScore
 from models.reader import LedgerReader, LedgerSnapshot, ReadSession
 from models.records import LedgerAppender
@@ -61,16 +62,19 @@ class RiskService:
         alerts: AlertReader | None = None,
         store: RiskStore | None = None,
         write_behind: bool = False,
+        taxonomy: Taxonomy | None = None,
     ) -> None:
         """``write_behind``: store the history from a background writer (``RiskWriter``); the service then
-        needs ``close()``."""
+        needs ``close()``. ``taxonomy`` classifies the history's events (``config/taxonomy.toml`` by default)."""
         self._reader = LedgerReader(engine)
         self._config = config
         self._ledger = ledger
         self._alerts: AlertReader = alerts if alerts is not None else NoAlerts()
         self._store = store if store is not None else RiskStore(engine)
         self._writer = RiskWriter(self._store) if write_behind else None
-        self._histories = HistoryCache(limit=config.history_limit, max_rows=config.cache_rows)
+        self._histories = HistoryCache(
+            limit=config.history_limit, max_rows=config.cache_rows, taxonomy=taxonomy or default_taxonomy()
+        )
 
     def close(self) -> None:
         """Store what the write-behind writer still holds."""

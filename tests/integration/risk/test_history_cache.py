@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from analytics.risk.factors import HistoryEvent
+from analytics.taxonomy import default_taxonomy
 from models.ledger import Ledger
 from models.reader import LedgerReader, ReadSession
 from models.records import Actor, NewEvent
@@ -29,12 +30,12 @@ def _event(identity: str, minute: int, *, layer: str = "squid", verdict: str = "
 def _histories(session: ReadSession, cache: HistoryCache, identity: str) -> tuple[tuple[HistoryEvent, ...], ...]:
     """(cached, full read) at the ledger's current state."""
     snapshot = session.snapshot(rounding_ms=60_000, future_skew_ms=300_000)
-    full = HistoryCache(limit=LIMIT, max_rows=0).history(session, identity, snapshot)
+    full = HistoryCache(limit=LIMIT, max_rows=0, taxonomy=default_taxonomy()).history(session, identity, snapshot)
     return cache.history(session, identity, snapshot), full
 
 
 def test_the_cached_history_is_a_full_read_as_the_ledger_grows(ledger: Ledger) -> None:
-    cache = HistoryCache(limit=LIMIT, max_rows=1000)
+    cache = HistoryCache(limit=LIMIT, max_rows=1000, taxonomy=default_taxonomy())
     steps = [
         [_event(ALICE, 0), _event(BOB, 1), _event(ALICE, 2, verdict="DENY")],
         [],  # nothing new
@@ -57,7 +58,7 @@ def test_the_cached_history_is_a_full_read_as_the_ledger_grows(ledger: Ledger) -
 
 def test_an_erasure_leaves_no_access_details_in_the_cached_history(ledger: Ledger) -> None:
     ledger.append([_event(ALICE, n) for n in range(3)])
-    cache = HistoryCache(limit=LIMIT, max_rows=1000)
+    cache = HistoryCache(limit=LIMIT, max_rows=1000, taxonomy=default_taxonomy())
     with LedgerReader(ledger.engine).session() as session:
         before, _ = _histories(session, cache, ALICE)
     ledger.erase(ALICE, requested_by="test")
@@ -70,7 +71,7 @@ def test_an_erasure_leaves_no_access_details_in_the_cached_history(ledger: Ledge
 
 def test_priming_holds_what_full_reads_would_within_the_row_bound(ledger: Ledger) -> None:
     ledger.append([_event(ALICE if n % 3 else BOB, n) for n in range(12)])
-    cache = HistoryCache(limit=LIMIT, max_rows=1000)
+    cache = HistoryCache(limit=LIMIT, max_rows=1000, taxonomy=default_taxonomy())
     with LedgerReader(ledger.engine).session() as session:
         snapshot = session.snapshot(rounding_ms=60_000, future_skew_ms=300_000)
         assert 2 == cache.prime(session, snapshot)
@@ -78,12 +79,13 @@ def test_priming_holds_what_full_reads_would_within_the_row_bound(ledger: Ledger
         for identity in (ALICE, BOB):
             cached, full = _histories(session, cache, identity)
             assert full == cached
-        assert 0 == HistoryCache(limit=LIMIT, max_rows=11).prime(session, snapshot)  # 12 rows do not fit
+        small = HistoryCache(limit=LIMIT, max_rows=11, taxonomy=default_taxonomy())
+        assert 0 == small.prime(session, snapshot)  # 12 rows do not fit
 
 
 def test_the_least_recently_used_identities_leave_first(ledger: Ledger) -> None:
     ledger.append([_event(ALICE, n) for n in range(4)] + [_event(BOB, 10 + n) for n in range(3)])
-    cache = HistoryCache(limit=LIMIT, max_rows=5)
+    cache = HistoryCache(limit=LIMIT, max_rows=5, taxonomy=default_taxonomy())
     with LedgerReader(ledger.engine).session() as session:
         _histories(session, cache, ALICE)
         assert 4 == cache.rows_held

@@ -7,6 +7,7 @@ import pytest
 
 from analytics.live_events import live_event
 from analytics.simulation import SimulationConfig, simulate
+from analytics.taxonomy import default_taxonomy
 from analytics.window_features import FEATURE_COLUMNS, IncrementalFeatures, compute_features
 
 
@@ -17,9 +18,10 @@ def events() -> pl.DataFrame:
 
 def _feed(frame: pl.DataFrame, keep_windows: int) -> IncrementalFeatures:
     features = IncrementalFeatures("1h", keep_windows=keep_windows)
+    taxonomy = default_taxonomy()
     for row in frame.iter_rows(named=True):
         features.add(
-            live_event(row["seq"], row["squid_id"], row["type"], row["ref"], row["layer"], row["verdict"],
+            live_event(taxonomy, row["seq"], row["squid_id"], row["type"], row["ref"], row["layer"], row["verdict"],
                        int(row["occurred_at"].timestamp() * 1000), row["dao_id"], row["details"])
         )  # fmt: skip
     return features

@@ -8,6 +8,8 @@ import pytest
 
 from analytics.live_events import LiveEvent
 from analytics.rules import RuleEngine, RuleSpec, load_detection_config
+from analytics.taxonomy import default_taxonomy
+from qerberos.errors import ConfigurationError
 
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 MIN = 60_000
@@ -31,7 +33,9 @@ def ev(
     ip: str | None = "1.2.3.4",
     country: str | None = "DE",
 ) -> LiveEvent:
-    return LiveEvent(n, squid, type, ref, layer, verdict, T0 + n * 1000 if at is None else at, None, ip, country)
+    at = T0 + n * 1000 if at is None else at
+    category = default_taxonomy().classify(type, layer, verdict)
+    return LiveEvent(n, squid, type, ref, layer, verdict, at, category, None, ip, country)
 
 
 def fired(engine: RuleEngine, events: list[LiveEvent]) -> list[tuple[int, str, str]]:
@@ -124,3 +128,39 @@ def test_new_location_login_fires_on_an_unseen_country_after_enough_history(hist
     engine = RuleEngine([rule("new_location_login")])
     fired(engine, [ev(n, type="access", verdict="ALLOW") for n in range(history)])
     assert expected == len(fired(engine, [ev(100, verdict="ALLOW", country=country)]))
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "type_", "layer", "verdict"),
+    [
+        ("brute_force", "user.signin", "accounts", "DENY"),
+        ("brute_force", "auth.login", "portal", "DENY"),
+        ("brute_force", "UserLoginFailed", "AzureActiveDirectory", "DENY"),
+        ("privilege_escalation", "admin.role.grant", "iam", "ALLOW"),
+        ("privilege_escalation", "AttachRolePolicy", "iam.amazonaws.com", "ALLOW"),
+        ("bulk_download", "file.download", "files", "ALLOW"),
+        ("bulk_download", "FileDownloaded", "SharePoint", "ALLOW"),
+        ("bulk_export", "document.share", "docs", "ALLOW"),
+    ],
+)
+def test_rules_fire_on_any_modules_names_for_the_same_category(rule_name: str, type_: str, layer: str, verdict: str):
+    """A module that names its events its own way meets the same rule at the same threshold as the simulator's."""
+    spec = rule(rule_name, threshold=3, window_seconds=600)
+    events = [ev(n, type=type_, layer=layer, verdict=verdict, ref=f"res:{n}") for n in range(3)]
+    assert [(2, rule_name, "did:squid:a")] == fired(RuleEngine([spec]), events)
+    reads = [ev(n, type="file.read", layer=layer, verdict=verdict, ref=f"res:{n}") for n in range(3)]
+    assert [] == fired(RuleEngine([spec]), reads)
+
+
+def test_a_rule_naming_a_class_the_taxonomy_lacks_is_refused(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[rules.x]\nkind = "count"\ntechnique = "T1110"\nthreshold = 1\nwindow_seconds = 60\nclasses = ["logins"]\n'
+    )
+    with pytest.raises(ConfigurationError, match="categories the taxonomy lacks"):
+        load_detection_config(path)
+    path.write_text(
+        '[rules.x]\nkind = "count"\ntechnique = "T1110"\nthreshold = 1\nwindow_seconds = 60\ntypes = ["login"]\n'
+    )
+    with pytest.raises(ConfigurationError, match="invalid"):
+        load_detection_config(path)

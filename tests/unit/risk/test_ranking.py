@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from analytics.risk import HistoryEvent, RiskConfig, RiskInputs, assess
 from analytics.simulation import SimulationConfig, simulate
+from analytics.taxonomy import default_taxonomy
 
 AUC_FLOOR = 0.90
 DAYS = 10
@@ -34,9 +35,12 @@ def test_simulated_attackers_rank_above_benign_identities() -> None:
     as_of = int(events["ms"].max())  # type: ignore[arg-type]
     config = RiskConfig().replace(window_ms=int(DAYS * 0.6 * 86_400_000))
     scores: dict[str, float] = {}
+    taxonomy = default_taxonomy()
     for (squid_id,), rows in events.group_by(["squid_id"], maintain_order=True):
+        columns = rows.select("ms", "type", "layer", "verdict", "ip", "country", "device").iter_rows()
         history = tuple(
-            HistoryEvent(*row) for row in rows.select("ms", "type", "verdict", "ip", "country", "device").iter_rows()
+            HistoryEvent(ms, taxonomy.classify(type_, layer, verdict), ip, country, device)
+            for ms, type_, layer, verdict, ip, country, device in columns
         )
         scores[str(squid_id)] = assess(
             RiskInputs(identity=str(squid_id), as_of_ms=as_of, history=history), config

@@ -25,6 +25,7 @@ from analytics.risk import (
     level_for,
     load_config,
 )
+from analytics.taxonomy import default_taxonomy
 from qerberos.errors import ValidationError
 
 H = 3_600_000
@@ -40,7 +41,8 @@ def alert(severity: str = "critical", *, age_h: float = 0, status: str = "active
 
 def event(age_h: float, type_: str = "access", verdict: str = "ALLOW", *, country: str = "DE",
           device: str = "web", ip: str = "10.0.0.1") -> HistoryEvent:  # fmt: skip
-    return HistoryEvent(NOW - round(age_h * H), type_, verdict, ip, country, device)
+    category = default_taxonomy().classify(type_, "module", verdict)
+    return HistoryEvent(NOW - round(age_h * H), category, ip, country, device)
 
 
 def score(**changes: object) -> float:
@@ -239,8 +241,12 @@ _alerts = st.builds(
 _events = st.builds(
     HistoryEvent,
     occurred_at_ms=st.integers(NOW - 10 * 24 * H, NOW),
-    type=st.sampled_from(["login", "authentication", "download", "payment"]),
-    verdict=st.sampled_from(["ALLOW", "DENY", "WARN"]),
+    category=st.builds(
+        default_taxonomy().classify,
+        st.sampled_from(["login", "user.signin", "download", "payment"]),
+        st.just("module"),
+        st.sampled_from(["ALLOW", "DENY", "WARN"]),
+    ),
     ip=st.sampled_from(["1", "2", None]),
     country=st.sampled_from(["DE", "RU", None]),
     device=st.sampled_from(["web", "curl", None]),
