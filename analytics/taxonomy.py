@@ -137,6 +137,7 @@ class Taxonomy:
             raise ConfigurationError(f"{source}: a class named 'authentication' with an activity 'logon' is required")
         #: ``(class_uid, activity_id)`` of a sign-in, as features read it from a frame.
         self.sign_in = (sign_in.uid, sign_in.activities["logon"])
+        self._ocsf_prefix = str(raw.get("ocsf_prefix", ""))
         self._statuses = {verdict: str(raw.get("status", {}).get(verdict, "unknown")) for verdict in _VERDICTS}
         self._rules = tuple(self._rule(index, spec) for index, spec in enumerate(raw.get("rules", [])))
         self.detail_keys: tuple[str, ...] = tuple(sorted({key for rule in self._rules for key, _ in rule.details}))
@@ -201,10 +202,15 @@ class Taxonomy:
         return category
 
     def _classify(self, type_: str, layer: str, verdict: str, detail_values: Mapping[str, str | None]) -> Category:
-        rule = next((r for r in self._rules if r.matches(type_, layer, verdict, detail_values)), None)
-        ocsf_class = self.classes[OTHER_CLASS] if rule is None else rule.ocsf_class
-        activity = "other" if rule is None else rule.activity
-        status = (rule.status if rule is not None else None) or self._statuses.get(verdict, "unknown")
+        status = self._statuses.get(verdict, "unknown")
+        classified = self._ocsf_typed(type_)
+        if classified is not None:
+            ocsf_class, activity = classified
+        else:
+            rule = next((r for r in self._rules if r.matches(type_, layer, verdict, detail_values)), None)
+            ocsf_class = self.classes[OTHER_CLASS] if rule is None else rule.ocsf_class
+            activity = "other" if rule is None else rule.activity
+            status = (rule.status if rule is not None else None) or status
         return Category(
             class_key=ocsf_class.key,
             class_uid=ocsf_class.uid,
@@ -213,6 +219,19 @@ class Taxonomy:
             status=status,
             status_id=STATUS_IDS[status],
         )
+
+    def _ocsf_typed(self, type_: str) -> tuple[OcsfClass, str] | None:
+        """The class and activity a type ``<ocsf_prefix><class_uid>.<activity_id>`` names, if this taxonomy has
+        them (an event its source classified already)."""
+        if not self._ocsf_prefix or not type_.startswith(self._ocsf_prefix):
+            return None
+        class_part, _, activity_part = type_[len(self._ocsf_prefix) :].partition(".")
+        if not (class_part.isdigit() and activity_part.isdigit()):
+            return None
+        ocsf_class = self.by_uid.get(int(class_part))
+        if ocsf_class is None or int(activity_part) not in ocsf_class.activities.values():
+            return None
+        return ocsf_class, ocsf_class.activity_name(int(activity_part))
 
     def class_key(self, class_uid: int) -> str:
         """The taxonomy's name of an OCSF class uid (``other`` for one it does not know)."""

@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 from litestar import Litestar
 
+from analytics.taxonomy import Taxonomy, default_taxonomy
 from api import metrics
 from models.ledger import Ledger
 from models.signer_state import CheckpointRefusedError
@@ -45,6 +46,7 @@ class ServiceState:
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
     checkpointer: asyncio.Task[None] | None = None
     witnessing: Witnessing | None = None
+    taxonomy: Taxonomy = dataclasses.field(default_factory=default_taxonomy)  # classifies imports, /metrics
 
     @property
     def uptime_seconds(self) -> float:

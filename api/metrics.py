@@ -39,6 +39,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from analytics.taxonomy import Taxonomy
+from models.categories import CategoryStore
 from models.cosignatures import CosignatureStore
 from models.ledger import Ledger
 from models.records import AppendResult
@@ -100,6 +102,18 @@ CHECKPOINT_REFUSALS = Counter(
     "qerberos_checkpoint_refusals_total",
     "Checkpoints the signer refused: the tree was not consistent with the last one it signed.",
 )
+EVENTS_BY_CLASS = Gauge(
+    "qerberos_events_by_class",
+    "Events of each taxonomy class (OCSF class; 'other': no rule of config/taxonomy.toml recognised them), as the "
+    "stored categories count them.",
+    ["class_uid", "class_name"],
+    multiprocess_mode="mostrecent",
+)
+EVENTS_UNCLASSIFIED = Gauge(
+    "qerberos_events_unclassified",
+    "Events whose category is not stored yet (live detection stores them when idle; qerberos taxonomy apply).",
+    multiprocess_mode="mostrecent",
+)
 WITNESS_LAG = Gauge(
     "qerberos_witness_lag_seconds",
     "How long the oldest checkpoint a witness has not cosigned has waited; 0 when it cosigned the newest.",
@@ -124,6 +138,18 @@ def observe_ledger(ledger: Ledger) -> LedgerReadings:
         CHECKPOINT_AGE.set(readings.checkpoint_age_seconds)
     UNSIGNED_AGE.set(readings.unsigned_age_seconds)
     return readings
+
+
+def observe_categories(ledger: Ledger, taxonomy: Taxonomy, size: int) -> None:
+    """Set the events per class and the events not yet classified from the stored categories (``/metrics``);
+    categories of another taxonomy than ``taxonomy`` count as not classified."""
+    store = CategoryStore(ledger.engine)
+    state = store.state()
+    current = state.digest == taxonomy.digest
+    counts = store.class_counts() if current else {}
+    for ocsf_class in taxonomy.classes.values():
+        EVENTS_BY_CLASS.labels(str(ocsf_class.uid), ocsf_class.key).set(counts.get(ocsf_class.uid, 0))
+    EVENTS_UNCLASSIFIED.set(max(0, size - state.classified_upto) if current else size)
 
 
 def observe_witnesses(ledger: Ledger, witnesses: Sequence[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from models.alerts import create_alert_tables
+from models.categories import CategoryStore
 from models.database import create_schema, database_errors
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
@@ -33,3 +34,4 @@ def _tables_beside_the_ledger(engine: Engine) -> None:
         create_identity_tables(engine)
         create_alert_tables(engine)
         create_risk_tables(engine)
+    CategoryStore(engine).create()

@@ -23,6 +23,11 @@ One alerting instance per database (leader election)
     at most one active alert per ``dedup_key`` (a partial unique index), so even two leaders would update one
     alert rather than open two.
 
+Categories
+    Every event read is classified by ``config.taxonomy`` (``analytics.taxonomy``) before rules and features see
+    it. When a round finds nothing new, the leader also stores the categories of a batch of events not yet
+    stored (``pipelines.categories.catch_up``: all of history again after a change of taxonomy).
+
 Features, incrementally
     ``analytics.window_features.IncrementalFeatures`` updates the affected identities' windows event by event,
     with the same definition as the batch features the detector was trained on.
@@ -58,6 +63,7 @@ from models.alerts import AlertCandidate, AlertChange, ScoreRow, create_alert_ta
 from models.detector_lock import LeaderLock
 from models.reader import LedgerReader
 from pipelines.alert_service import AlertService
+from pipelines.categories import catch_up
 from qerberos.errors import QerberosError
 
 __all__ = ["ERROR_STAGES", "LiveDetection", "Scored", "confidence", "detector_metrics", "score_rows"]
@@ -215,6 +221,8 @@ class LiveDetection:
                 busy = self.run_once() >= live.batch_rows
                 if not busy and self._leadership.held:
                     self._metrics.caught_up.set_to_current_time()
+                    # idle: bring the stored categories up to date, a bounded batch a round (``pipelines.categories``)
+                    busy = catch_up(self.ledger.engine, self.config.taxonomy, limit=live.batch_rows) >= live.batch_rows
             except Exception:  # the loop must survive a database or model hiccup; the next round retries
                 logger.exception("live detection round failed")
                 self._metrics.errors.labels("round").inc()

@@ -30,7 +30,9 @@ class MetricsController(Controller):
     async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         ledger: Ledger | None = request.app.state.service.ledger
         if ledger is not None:
-            await anyio.to_thread.run_sync(metrics.observe_ledger, ledger)
+            readings = await anyio.to_thread.run_sync(metrics.observe_ledger, ledger)
+            taxonomy = request.app.state.service.taxonomy
+            await anyio.to_thread.run_sync(metrics.observe_categories, ledger, taxonomy, readings.size)
             witnessing = request.app.state.service.witnessing
             if witnessing is not None:
                 await anyio.to_thread.run_sync(metrics.observe_witnesses, ledger, witnessing.names)
