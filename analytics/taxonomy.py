@@ -273,9 +273,7 @@ def category_expr(taxonomy: Taxonomy) -> pl.Expr:
 
     def classify(batch: pl.Series) -> pl.Series:
         frame = batch.struct.unnest().select(
-            "type",
-            "layer",
-            "verdict",
+            pl.col("type", "layer", "verdict").fill_null(""),  # the engine may probe the function with nulls
             *(pl.col("details").str.extract(detail_pattern(key), 1).alias(f"_d_{key}") for key in detail_keys),
         )
         rows = []
