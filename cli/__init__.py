@@ -14,12 +14,14 @@ from cli import (
     dev,
     features,
     identity,
+    importing,
     ledger,
     monitor,
     ops,
     report,
     serve,
     simulate,
+    taxonomy,
     witness,
 )
 from cli._common import EXIT_CANNOT_RUN, private_files
@@ -35,6 +37,8 @@ app = typer.Typer(
 
 for command_group in (
     ledger,
+    importing,
+    taxonomy,
     identity,
     serve,
     ops,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
 
+from cli._appending import append_in_batches, open_input
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from models.export import export_bundle
 from models.identities import ensure_admin_token_file
@@ -65,42 +65,19 @@ def ingest(
     Each batch is validated whole before it is appended; a bad line stops the run, naming its line
     number, and nothing of its batch is written. What was appended is signed in a checkpoint at the end.
     """
-    appended = 0
-    with reported_errors(), _open(source) as stream, _ledger() as ledger:
-        try:
-            for batch in _batches(stream, batch_size):
-                results = ledger.append(batch)
-                appended += sum(result.created for result in results)
-        finally:
-            if appended:
-                ledger.checkpoint(force=True)
+    with reported_errors(), open_input(source) as stream, _ledger() as ledger:
+        appended = append_in_batches(ledger, _decoded(stream), batch_size)
     typer.echo(f"appended {appended} events")
 
 
-def _batches(stream: BinaryIO, batch_size: int) -> Iterator[list[NewEvent]]:
-    batch: list[NewEvent] = []
+def _decoded(stream: BinaryIO) -> Iterator[NewEvent]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            batch.append(decode_event(line).to_new_event(source="cli"))
+            yield decode_event(line).to_new_event(source="cli")
         except QerberosError as exc:
             raise fail(f"line {number}: {exc.message} {exc.details}", EXIT_REFUSED) from exc
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _open(source: str) -> BinaryIO:
-    """The lines as bytes: the decoder refuses text that is not UTF-8 by line number, not with a traceback."""
-    if source == "-":
-        return sys.stdin.buffer
-    path = Path(source)
-    if not path.is_file():
-        raise fail(f"no such file: {source}")
-    return path.open("rb")
 
 
 def checkpoint() -> None:

@@ -29,10 +29,11 @@ def catch_up(
     *,
     batch_rows: int = 50_000,
     limit: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Classify and store the events the store lacks (all of them after a change of taxonomy), at most
-    ``limit``; returns how many were stored. ``progress`` is told each batch's size."""
+    ``limit``; returns how many were stored. ``progress`` is told after each batch how many were stored, of how
+    many there were to store."""
     store = CategoryStore(engine)
     store.create()
     state = store.state()
@@ -41,6 +42,7 @@ def catch_up(
         store.reset(taxonomy.digest)
         state = store.state()
     reader = LedgerReader(engine)
+    pending = reader.size() - state.classified_upto if progress is not None else 0
     stored = 0
     while limit is None or stored < limit:
         wanted = batch_rows if limit is None else min(batch_rows, limit - stored)
@@ -57,6 +59,6 @@ def catch_up(
             break
         stored += len(categories)
         if progress is not None:
-            progress(len(categories))
+            progress(stored, max(pending, stored))
         state = store.state()
     return stored
