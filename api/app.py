@@ -21,19 +21,20 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Guard, Middleware
 
-from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController, detection_lifespan
+from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController
 from api.controllers.audit import AuditController
-from api.controllers.compliance import ComplianceController, close_compliance_jobs
+from api.controllers.compliance import ComplianceController
 from api.controllers.health import HealthController, __version__
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
-from api.controllers.risk import RiskController, close_risk
+from api.controllers.risk import RiskController
 from api.controllers.transparency import TransparencyController
 from api.errors import EXCEPTION_HANDLERS
 from api.json_body import StrictJSONRequest
 from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
 from api.probes import DependencyProbes
+from api.services import services_lifespan
 from models.ledger import Ledger
 from qerberos.settings import Settings, get_settings
 
@@ -99,10 +100,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),
         guards=[_permission_guard(hooks.requires)],
-        lifespan=[lifespan, detection_lifespan],  # detection needs the ledger the service lifespan opens
+        lifespan=[lifespan, services_lifespan],  # the services need the ledger the service lifespan opens
         on_startup=list(hooks.on_startup),
-        # close_risk writes the last queued risk history; close_compliance_jobs drops the queued reports
-        on_shutdown=[close_risk, close_compliance_jobs, *hooks.on_shutdown],
+        on_shutdown=list(hooks.on_shutdown),
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         request_class=StrictJSONRequest,

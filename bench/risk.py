@@ -113,9 +113,10 @@ def _run(args: argparse.Namespace, home: Path) -> None:
 def _assess_in_process(ledger: Ledger, count: int, identities: int) -> None:
     """The assessment's own CPU (reads, factors, history write-behind), without HTTP: ``RiskService.assess``
     as the controller calls it, after priming as the served app does."""
-    from api.controllers.risk import access_of, build_service
+    from analytics.risk import OperationContext
+    from pipelines.risk import build_risk_service
 
-    service = build_service(ledger.engine, ledger, write_behind=True)
+    service = build_risk_service(ledger.engine, ledger, write_behind=True)
     started = time.perf_counter()
     service.prime()
     _report(figure="prime", seconds=round(time.perf_counter() - started, 1))
@@ -125,7 +126,7 @@ def _assess_in_process(ledger: Ledger, count: int, identities: int) -> None:
         "identity (GET)": [functools.partial(service.assess, body["identity"]) for body in bodies],
         "operation (POST)": [
             functools.partial(service.assess, body["identity"], operation=body["operation"], context=body["context"],
-                              access=access_of(body["context"]))
+                              access=OperationContext.of_request(body["context"]))
             for body in bodies
         ],
     }  # fmt: skip
@@ -179,13 +180,14 @@ def _build_store(ledger: Ledger, events: int, identities: int) -> None:
 
 def bench_app() -> Litestar:
     """The app uvicorn serves: the risk controller over the store in ``QERBEROS_HOME`` (no authentication)."""
-    from api.controllers.risk import RiskController, build_service
+    from api.controllers.risk import RiskController
     from api.errors import EXCEPTION_HANDLERS
+    from pipelines.risk import build_risk_service
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         ledger = Ledger.from_settings(load_settings())
-        app.state.risk = build_service(ledger.engine, ledger, write_behind=True)
+        app.state.risk = build_risk_service(ledger.engine, ledger, write_behind=True)
         app.state.risk.prime()  # before serving, as the served app does in the background
         try:
             yield

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -59,6 +60,18 @@ class OperationContext:
     ip: str | None = None
     country: str | None = None
     device: str | None = None
+
+    @classmethod
+    def of_request(cls, context: Mapping[str, Any] | None) -> OperationContext:
+        """From a ``RiskScoreRequest.context``: the first of each field's keys (``CONTEXT_KEYS``) present."""
+        if not context:
+            return cls()
+        found = {field: next((context[k] for k in keys if k in context), None) for field, keys in CONTEXT_KEYS.items()}
+        return cls(**found)
+
+
+CONTEXT_KEYS = {"ip": ("ipAddress", "ip"), "country": ("country",), "device": ("deviceId", "device")}
+"""The keys of a ``RiskScoreRequest.context`` that name each field of ``OperationContext``, preferred first."""
 
 
 def decay(age_ms: int, half_life_ms: int) -> float:

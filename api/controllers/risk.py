@@ -1,29 +1,27 @@
 """``/risk-score``: score an identity or an operation (``POST``), an identity now (``GET /{identity}``), and the
 riskiest identities (``GET ?level=&limit=``).
 
-``POST`` reads its raw body and validates every field itself, so a bad request names every failing field
-at once (msgspec stops at the first). Permissions: ``risk:calculate`` to score an operation, ``risk:read``
-to read. The domain work is ``pipelines.risk.RiskService``; this module only translates.
+``POST`` reads its raw body and checks every field against ``_FIELD_CHECKS``, so a bad request names every
+failing field at once (msgspec stops at the first). Permissions: ``risk:calculate`` to score an operation,
+``risk:read`` to read. The domain work is ``pipelines.risk.RiskService``, injected as ``risk``
+(``api.services``); this module only translates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Controller, Litestar, Request, get, post
+from litestar import Controller, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, FromQuery, RawBody
-from sqlalchemy import Engine
 
-from analytics.risk import FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment, load_config
+from analytics.risk import CONTEXT_KEYS, FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment
 from api.envelope import Envelope, ok
-from models.ledger import Ledger
-from models.risk_store import CurrentRisk, create_risk_tables
-from pipelines.risk import AlertReader, RiskService
+from api.services import Risk, provides
+from models.risk_store import CurrentRisk
 from pipelines.risk.level_events import iso_ms
 from qerberos.errors import ValidationError
 from qerberos.json_input import read_json
@@ -32,8 +30,7 @@ CALCULATE = "risk:calculate"
 READ = "risk:read"
 MAX_LIMIT = 1000
 _MAX_TEXT = 100
-_CONTEXT_KEYS = {"ip": ("ipAddress", "ip"), "country": ("country",), "device": ("deviceId", "device")}
-_build_lock = threading.Lock()
+_MAX_CONTEXT_TEXT = 200
 
 
 class RiskScoreRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,47 +85,10 @@ class _RiskScoreBody(Operation):
         )
 
 
-def risk_service(request: Request[Any, Any, Any]) -> RiskService:
-    """The app's ``RiskService`` (``app.state.risk``), built on first use over the ledger's database; it reads
-    every identity's events into memory in the background meanwhile (``RiskService.prime``)."""
-    service: RiskService | None = request.app.state.get("risk")
-    if service is not None:
-        return service
-    with _build_lock:
-        service = request.app.state.get("risk")
-        if service is None:
-            ledger: Ledger = request.app.state.service.require_ledger()
-            service = build_service(ledger.engine, ledger, write_behind=True)
-            threading.Thread(target=service.prime, name="qerberos-risk-prime", daemon=True).start()
-            request.app.state.risk = service
-    return service
-
-
-def close_risk(app: Litestar) -> None:
-    """An ``on_shutdown`` hook: store the history the write-behind writer still holds."""
-    service: RiskService | None = app.state.get("risk")
-    if service is not None:
-        service.close()
-
-
-def build_service(engine: Engine, ledger: Ledger | None, *, write_behind: bool = False) -> RiskService:
-    """Risk over ``engine`` with the configured weights and, when detection is installed, its alert tables.
-    ``write_behind``: the history is stored by a background writer (the served app; close it at shutdown)."""
-    create_risk_tables(engine)
-    alerts: AlertReader | None = None
-    try:
-        from models.alerts import AlertTables, create_alert_tables
-    except ImportError:  # detection not installed: alerts and detector scores count 0
-        pass
-    else:
-        create_alert_tables(engine)
-        alerts = AlertTables()
-    return RiskService(engine, load_config(), ledger=ledger, alerts=alerts, write_behind=write_behind)
-
-
 class RiskController(Controller):
     path = "/risk-score"
     tags = ("Risk Scoring",)
+    dependencies = provides("risk")
 
     @post(
         "/",
@@ -139,13 +99,13 @@ class RiskController(Controller):
         summary="Calculate risk score",
         operation_id="calculateRiskScore",
     )
-    def calculate(self, request: Request[Any, Any, Any], body: RawBody) -> Envelope[RiskScore]:
+    def calculate(self, risk: Risk, body: RawBody) -> Envelope[RiskScore]:
         parsed = decode_request(body)
-        assessment = risk_service(request).assess(
+        assessment = risk.assess(
             parsed.identity,
             operation=parsed.operation,
             context=parsed.context,
-            access=access_of(parsed.context),
+            access=OperationContext.of_request(parsed.context),
             factors=parsed.factors,
         )
         return ok(score_view(assessment))
@@ -157,11 +117,11 @@ class RiskController(Controller):
         summary="Get identity risk score",
         operation_id="getIdentityRiskScore",
     )
-    def identity_score(self, request: Request[Any, Any, Any], identity: FromPath[str]) -> Envelope[RiskScore]:
+    def identity_score(self, risk: Risk, identity: FromPath[str]) -> Envelope[RiskScore]:
         problem = _text_problem(identity, required=True)
         if problem:
             raise ValidationError("invalid identity", details={"identity": problem})
-        return ok(score_view(risk_service(request).assess(identity)))
+        return ok(score_view(risk.assess(identity)))
 
     @get(
         "/",
@@ -172,12 +132,11 @@ class RiskController(Controller):
         description="Identities at `level` or above (default: all) by their latest identity assessment.",
     )
     def riskiest(
-        self, request: Request[Any, Any, Any], level: FromQuery[str | None] = None, limit: FromQuery[str | None] = None
+        self, risk: Risk, level: FromQuery[str | None] = None, limit: FromQuery[str | None] = None
     ) -> Envelope[RiskRanking]:
         min_level, count = parse_ranking_query(level, limit)
-        service = risk_service(request)
-        rows = service.store.riskiest(min_level=min_level, limit=count)
-        items = [current_view(row, service.config.ttl_ms) for row in rows]
+        rows = risk.store.riskiest(min_level=min_level, limit=count)
+        items = [current_view(row, risk.config.ttl_ms) for row in rows]
         return ok(RiskRanking(items=items, count=len(items), level=min_level, limit=count))
 
 
@@ -189,34 +148,14 @@ def decode_request(body: bytes) -> RiskScoreRequest:
     raw = read_json(body)
     if not isinstance(raw, dict):
         raise ValidationError("invalid request", details={"body": "must be a JSON object"})
-    problems: dict[str, str] = {}
-    for key in sorted(set(raw) - {"identity", "operation", "context", "factors"}):
-        problems[key] = "unknown field"
-    problem = _text_problem(raw.get("identity"), required=True)
-    if problem:
-        problems["identity"] = problem
-    problem = _text_problem(raw.get("operation"), required=False)
-    if problem:
-        problems["operation"] = problem
-    context = raw.get("context")
-    if context is not None and not isinstance(context, dict):
-        problems["context"] = "must be an object"
-    elif context:
-        for aliases in _CONTEXT_KEYS.values():
-            for key in aliases:
-                if key in context and not (isinstance(context[key], str) and 0 < len(context[key]) <= 200):
-                    problems[f"context.{key}"] = "must be a non-empty string of at most 200 characters"
-    factors = raw.get("factors")
-    if factors is not None:
-        if not isinstance(factors, list) or not all(isinstance(name, str) for name in factors):
-            problems["factors"] = "must be an array of factor names"
-        else:
-            unknown = [name for name in factors if name not in FACTOR_NAMES]
-            if unknown:
-                problems["factors"] = f"unknown: {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}"
+    problems = {key: "unknown field" for key in sorted(set(raw) - set(_FIELD_CHECKS))}
+    for field, check in _FIELD_CHECKS.items():
+        problems |= check(field, raw.get(field))
     if problems:
         raise ValidationError("invalid risk score request", details=problems)
-    return RiskScoreRequest(identity=raw["identity"], operation=raw.get("operation"), context=context, factors=factors)
+    return RiskScoreRequest(
+        identity=raw["identity"], operation=raw.get("operation"), context=raw.get("context"), factors=raw.get("factors")
+    )
 
 
 def _text_problem(value: Any, *, required: bool) -> str | None:
@@ -231,11 +170,41 @@ def _text_problem(value: Any, *, required: bool) -> str | None:
     return None
 
 
-def access_of(context: Mapping[str, Any] | None) -> OperationContext:
-    if not context:
-        return OperationContext()
-    found = {field: next((context[k] for k in keys if k in context), None) for field, keys in _CONTEXT_KEYS.items()}
-    return OperationContext(**found)
+def _text(*, required: bool) -> Callable[[str, Any], dict[str, str]]:
+    def check(field: str, value: Any) -> dict[str, str]:
+        problem = _text_problem(value, required=required)
+        return {field: problem} if problem else {}
+
+    return check
+
+
+def _context(field: str, value: Any) -> dict[str, str]:
+    if value is not None and not isinstance(value, dict):
+        return {field: "must be an object"}
+    given = value or {}
+    bad = [key for keys in CONTEXT_KEYS.values() for key in keys if key in given]
+    bad = [key for key in bad if not (isinstance(given[key], str) and 0 < len(given[key]) <= _MAX_CONTEXT_TEXT)]
+    return {f"{field}.{key}": f"must be a non-empty string of at most {_MAX_CONTEXT_TEXT} characters" for key in bad}
+
+
+def _factors(field: str, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        return {field: "must be an array of factor names"}
+    unknown = [name for name in value if name not in FACTOR_NAMES]
+    if unknown:
+        return {field: f"unknown: {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}"}
+    return {}
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, Any], dict[str, str]]] = {
+    "identity": _text(required=True),
+    "operation": _text(required=False),
+    "context": _context,
+    "factors": _factors,
+}
+"""Each field of ``RiskScoreRequest`` with the check that names its problems (none: it is valid)."""
 
 
 def parse_ranking_query(level: str | None, limit: str | None) -> tuple[str, int]:

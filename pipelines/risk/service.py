@@ -15,14 +15,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig
+from analytics.risk.config import ADDITIVE_FACTORS, RiskConfig, load_config
 from analytics.risk.factors import AlertView, DetectorScoreView, OperationContext
 from analytics.risk.scoring import RiskAssessment, RiskInputs, assess, select_factors
 from analytics.taxonomy import Taxonomy, default_taxonomy
-from models.alerts import ActiveAlert, LatestScore
+from models.alerts import ActiveAlert, AlertTables, LatestScore, create_alert_tables
 from models.reader import LedgerReader, LedgerSnapshot, ReadSession
 from models.records import LedgerAppender
-from models.risk_store import CurrentRisk, LevelChange, RiskRecord, RiskStore, level_change
+from models.risk_store import CurrentRisk, LevelChange, RiskRecord, RiskStore, create_risk_tables, level_change
 from pipelines.risk.history_cache import HistoryCache
 from pipelines.risk.level_events import level_changed_event
 from pipelines.risk.writer import RiskWriter
@@ -48,6 +48,14 @@ class NoAlerts:
 
     def latest_score(self, session: ReadSession, identity: str) -> LatestScore | None:
         return None
+
+
+def build_risk_service(engine: Engine, ledger: LedgerAppender | None, *, write_behind: bool = False) -> RiskService:
+    """Risk over ``engine`` with the configured weights and detection's alert tables (made if missing).
+    ``write_behind``: the history is stored by a background writer (the served app; close it at shutdown)."""
+    create_risk_tables(engine)
+    create_alert_tables(engine)
+    return RiskService(engine, load_config(), ledger=ledger, alerts=AlertTables(), write_behind=write_behind)
 
 
 class RiskService:

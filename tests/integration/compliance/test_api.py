@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 import api.controllers.compliance as compliance
 from api.app import create_app
 from models.ledger import initialise
+from pipelines.report_jobs import QUEUE_FULL_RETRY_SECONDS, QUEUED_JOBS
 from qerberos.settings import Settings
 from tests.integration.api.conftest import make_token
 from tests.integration.compliance.conftest import settings_for
@@ -102,7 +103,7 @@ def test_report_jobs_are_bounded_queued_as_queued_shared_per_period_and_dropped_
     monkeypatch.setattr(compliance, "REPORT_WAIT_SECONDS", 0.05)
     periods = [
         {"type": "gdpr", "startDate": (START + dt.timedelta(hours=n)).isoformat(), "endDate": END.isoformat()}
-        for n in range(compliance.QUEUED_JOBS + 2)
+        for n in range(QUEUED_JOBS + 2)
     ]
     with TestClient(create_app(api_settings), raise_server_exceptions=False) as client:
         auditor = _as(client, make_token(api_settings, "auditor", ["compliance:read", "compliance:generate"]))
@@ -110,19 +111,19 @@ def test_report_jobs_are_bounded_queued_as_queued_shared_per_period_and_dropped_
         accepted = [answer.json()["data"] for answer in answers[:-1]]
         again = client.get("/compliance/report", params=periods[2], headers=auditor)
         polled = client.get(f"/compliance/jobs/{accepted[2]['jobId']}", headers=auditor).json()["data"]
-        jobs = client.app.state.compliance_jobs
+        jobs = client.app.state.report_jobs
 
     refused = answers[-1]
-    assert [202] * (compliance.QUEUED_JOBS + 1) == [answer.status_code for answer in answers[:-1]]
-    assert ["queued"] * compliance.QUEUED_JOBS == [job["status"] for job in accepted[1:]]
-    assert (429, "RATE_LIMIT_EXCEEDED", str(compliance.QUEUE_FULL_RETRY_SECONDS)) == (
+    assert [202] * (QUEUED_JOBS + 1) == [answer.status_code for answer in answers[:-1]]
+    assert ["queued"] * QUEUED_JOBS == [job["status"] for job in accepted[1:]]
+    assert (429, "RATE_LIMIT_EXCEEDED", str(QUEUE_FULL_RETRY_SECONDS)) == (
         refused.status_code,
         refused.json()["code"],
         refused.headers["Retry-After"],
     )
     assert (202, accepted[2]["jobId"], "queued") == (again.status_code, again.json()["data"]["jobId"], polled["status"])
     # the worker stopped: its queued jobs never start; the running one finishes
-    assert ["cancelled"] * compliance.QUEUED_JOBS == [jobs.get(job["jobId"]).view()["status"] for job in accepted[1:]]
+    assert ["cancelled"] * QUEUED_JOBS == [jobs.get(job["jobId"]).view()["status"] for job in accepted[1:]]
     first = jobs.get(accepted[0]["jobId"])
     first.future.result(timeout=300)
     assert "done" == first.view()["status"]

@@ -19,12 +19,12 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.testing import TestClient
 
 from analytics.risk import OperationContext
-from api.controllers.risk import RiskController, build_service
+from api.controllers.risk import RiskController
 from api.errors import EXCEPTION_HANDLERS
 from models.alerts import AlertCandidate, AlertStore
 from models.ledger import Ledger
 from models.records import Actor, NewEvent, SearchQuery
-from pipelines.risk import EVENT_NAME, LEDGER_TYPE
+from pipelines.risk import EVENT_NAME, LEDGER_TYPE, build_risk_service
 from pipelines.risk.level_events import schema as risk_scored_schema
 from qerberos.errors import PermissionDeniedError
 from tests.integration.api.contract import json_contract, openapi_component
@@ -61,7 +61,7 @@ def _events(identity: str, count: int, *, verdict: str = "ALLOW", type_: str = "
 @pytest.fixture
 def client(ledger: Ledger) -> Iterator[TestClient[Any]]:
     app = Litestar(route_handlers=[RiskController], exception_handlers=EXCEPTION_HANDLERS, guards=[_header_permissions])  # type: ignore[arg-type]
-    app.state.risk = build_service(ledger.engine, ledger)
+    app.state.risk = build_risk_service(ledger.engine, ledger)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         test_client.headers["x-test-permissions"] = "risk:read,risk:calculate"
         yield test_client
@@ -167,7 +167,7 @@ def test_level_changes_are_appended_to_the_ledger_once_and_fade_when_alerts_are_
 ) -> None:
     ledger.append(_events(BOB, 3))
     alerts = AlertStore(ledger.engine)
-    client.app.state.risk = build_service(ledger.engine, ledger)  # reads this alert store's tables
+    client.app.state.risk = build_risk_service(ledger.engine, ledger)  # reads this alert store's tables
     assert "low" == client.get(f"/risk-score/{BOB}").json()["data"]["level"]
     assert [] == _level_events(ledger)
 
