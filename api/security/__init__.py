@@ -21,13 +21,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from litestar import Litestar
 from litestar.types import Guard, Middleware
 from redis.asyncio import Redis
-from sqlalchemy import Engine
 
 from api.security.authentication import (
     METRICS_TOKEN_OPT_KEY,
@@ -52,6 +51,9 @@ from models.host_state import HostState
 from models.identities import PERMISSIONS, create_identity_tables, ensure_admin
 from qerberos.errors import ConfigurationError
 from qerberos.settings import Settings
+
+if TYPE_CHECKING:  # a handle passed through to models.identities: api runs no SQL
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 

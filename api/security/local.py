@@ -10,17 +10,20 @@ when that answer expires, the requests that find it expired all wait for one loo
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine
 
 from api.security._cache import Clock, SingleFlight, TTLCache
 from api.security.caller import Caller, Credential
 from api.security.signed_request import decode_base64
 from models.identities import Identity, find_by_squid_id, find_by_token_hash, hash_token
 from qerberos.errors import AuthenticationError
+
+if TYPE_CHECKING:  # a handle passed through to models.identities: api runs no SQL
+    from sqlalchemy import Engine
 
 LOOKUP_TTL = 5.0
 
