@@ -105,13 +105,7 @@ def _describe_http(exc: HTTPException) -> ErrorAnswer:
     if status_code >= 500 and status_code != 503:
         return _INTERNAL
     code, retryable = _HTTP.get(status_code, ("HTTP_ERROR", False))
-    details: dict[str, Any] = {}
-    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
-        for item in exc.extra:
-            if isinstance(item, Mapping):
-                details[str(item.get("key") or item.get("source") or "$")] = str(item.get("message", "invalid"))
-    elif isinstance(exc.extra, Mapping):
-        details.update({str(key): value for key, value in exc.extra.items()})
+    details = _http_details(exc)
     headers = {key: value for key, value in (exc.headers or {}).items() if key.lower() == "retry-after"}
     if status_code == 429 and not headers:
         headers = {"Retry-After": "1"}
@@ -119,6 +113,19 @@ def _describe_http(exc: HTTPException) -> ErrorAnswer:
     if status_code == 400 and not details:
         details = {"body": message}
     return ErrorAnswer(status_code, code, message, details, retryable, headers)
+
+
+def _http_details(exc: HTTPException) -> dict[str, Any]:
+    """Litestar's validation failures by field (``key``, else ``source``), or the exception's own mapping."""
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        return {
+            str(item.get("key") or item.get("source") or "$"): str(item.get("message", "invalid"))
+            for item in exc.extra
+            if isinstance(item, Mapping)
+        }
+    if isinstance(exc.extra, Mapping):
+        return {str(key): value for key, value in exc.extra.items()}
+    return {}
 
 
 def _http_message(exc: HTTPException) -> str:

@@ -138,23 +138,27 @@ def _tree_matches(
     climbed = _climb(start, levels, frontier)
     expected = [(level, start >> level, nodes) for level, nodes in enumerate(levels) if level and nodes]
     expected += [(level, index, node) for (level, index), node in climbed.items()]
-    if expected:
-        spans = [(level, low, low + len(nodes) // _HASH_SIZE - 1) for level, low, nodes in expected]
-        stored = reader.nodes(spans)
-        levels_wanted = np.concatenate([np.full(high - low + 1, level) for level, low, high in spans])
-        indexes_wanted = np.concatenate([np.arange(low, high + 1) for _, low, high in spans])
-        if not (
-            np.array_equal(stored["level"].to_numpy(), levels_wanted)
-            and np.array_equal(stored["idx"].to_numpy(), indexes_wanted)
-            and _end_to_end(stored["hash"], _HASH_SIZE) == b"".join(nodes for _, _, nodes in expected)
-        ):
-            return False
+    if expected and not _stored_nodes_equal(reader, expected):
+        return False
     known = {**frontier, **climbed}
-    for size, root in checkpoints:
-        nodes = {key: _node(key, start, levels, known) for key in merkle.frontier_keys(size)}
-        if merkle.root_from_frontier(size, nodes) != root:
-            return False
-    return True
+    return all(
+        merkle.root_from_frontier(size, {key: _node(key, start, levels, known) for key in merkle.frontier_keys(size)})
+        == root
+        for size, root in checkpoints
+    )
+
+
+def _stored_nodes_equal(reader: ColumnReader, expected: list[tuple[int, int, bytes]]) -> bool:
+    """The stored nodes of each (level, first index, hashes end to end) are exactly those hashes, none missing."""
+    spans = [(level, low, low + len(nodes) // _HASH_SIZE - 1) for level, low, nodes in expected]
+    stored = reader.nodes(spans)
+    levels_wanted = np.concatenate([np.full(high - low + 1, level) for level, low, high in spans])
+    indexes_wanted = np.concatenate([np.arange(low, high + 1) for _, low, high in spans])
+    return (
+        np.array_equal(stored["level"].to_numpy(), levels_wanted)
+        and np.array_equal(stored["idx"].to_numpy(), indexes_wanted)
+        and _end_to_end(stored["hash"], _HASH_SIZE) == b"".join(nodes for _, _, nodes in expected)
+    )
 
 
 def _complete_levels(leaves: bytes) -> list[bytes]:

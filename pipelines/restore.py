@@ -114,15 +114,9 @@ def restore_backup(
     _check_key_format(trusted_keys)
     manifest = read_manifest(directory)
     _check_target(settings, manifest)
-    passphrase = settings.key_passphrase
-    if not passphrase:
-        raise ConfigurationError(
-            "QERBEROS_KEY_PASSPHRASE is not set: the backup's private keys are encrypted with the passphrase "
-            "that was set when it was taken"
-        )
+    passphrase = _passphrase(settings)
     backup_keys = keys.verifier_keys(directory)
-    live_keys = keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
-    anchors = [*live_keys, *trusted_keys]
+    anchors = [*_live_keys(settings), *trusted_keys]
     if not anchors:
         _check_trust_on_first_use(backup_keys, trust_backup_keys)
     _check_signature(manifest, backup_keys, anchors)
@@ -135,17 +129,7 @@ def restore_backup(
         _verify_scratch(scratch, manifest, backup_keys, signed, progress)
         published = _published_checkpoint(settings, trusted, force)
         consistency, older = _check_consistency(settings, scratch, manifest, signed, published, trusted)
-        if older and not force:
-            raise RestoreRefusedError(
-                f"the backup holds {manifest.ledger_size} entries but the live deployment already published a "
-                f"checkpoint of {published.size if published else '?'}: restoring it would roll the log back "
-                f"({consistency}); use --force --reason TEXT if that is intended"
-            )
-        if force and reason:
-            logger.warning(
-                "forced restore of %s (%d entries, published %s): %s",
-                directory, manifest.ledger_size, published.size if published else None, reason,
-            )  # fmt: skip
+        _refuse_rollback(directory, manifest, published, consistency, older=older, force=force, reason=reason)
         _replace_database(settings, directory, manifest, scratch)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     _replace_tree(directory / "keys", keys.keys_dir(settings.home), stamp, private=True)
@@ -165,6 +149,44 @@ def restore_backup(
 
 
 # --- checks -----------------------------------------------------------------------------------------------
+
+
+def _passphrase(settings: Settings) -> str:
+    if not settings.key_passphrase:
+        raise ConfigurationError(
+            "QERBEROS_KEY_PASSPHRASE is not set: the backup's private keys are encrypted with the passphrase "
+            "that was set when it was taken"
+        )
+    return settings.key_passphrase
+
+
+def _live_keys(settings: Settings) -> list[str]:
+    """The deployment's own verifier keys (none in a fresh home)."""
+    return keys.verifier_keys(settings.home) if (keys.keys_dir(settings.home) / "keys.json").is_file() else []
+
+
+def _refuse_rollback(
+    directory: Path,
+    manifest: BackupManifest,
+    published: _Published | None,
+    consistency: str,
+    *,
+    older: bool,
+    force: bool,
+    reason: str | None,
+) -> None:
+    """A backup older than what the deployment published is refused unless forced; a forced restore is logged."""
+    if older and not force:
+        raise RestoreRefusedError(
+            f"the backup holds {manifest.ledger_size} entries but the live deployment already published a "
+            f"checkpoint of {published.size if published else '?'}: restoring it would roll the log back "
+            f"({consistency}); use --force --reason TEXT if that is intended"
+        )
+    if force and reason:
+        logger.warning(
+            "forced restore of %s (%d entries, published %s): %s",
+            directory, manifest.ledger_size, published.size if published else None, reason,
+        )  # fmt: skip
 
 
 def _check_target(settings: Settings, manifest: BackupManifest) -> None:
