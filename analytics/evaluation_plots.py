@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 __all__ = ["pr_figure", "roc_figure", "save_evaluation_plots", "score_histogram_figure"]
 
-_SIZE = (7.5, 4.0)
+_SIZE = (9.0, 4.0)
 _DPI = 90
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import mlflow
 import mlflow.data
 import polars as pl
+from mlflow.data.dataset import Dataset
 
 from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
@@ -35,6 +36,7 @@ __all__ = [
     "attach_labels",
     "data_sha256",
     "evaluation_sha256",
+    "feature_datasets",
     "log_datasets",
     "select_window",
     "split_by_time",
@@ -112,14 +114,21 @@ def split_by_time(frame: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.D
     return ordered[:cut], ordered[cut:]
 
 
-def log_datasets(training: pl.DataFrame, evaluation: pl.DataFrame | None, origin: str) -> None:
-    """Log the training and evaluation tables as MLflow datasets of the active run; ``origin`` says where the
-    features came from (a file, the ledger, a simulation)."""
+def feature_datasets(training: pl.DataFrame, evaluation: pl.DataFrame | None) -> list[tuple[Dataset, str]]:
+    """The training and evaluation tables as MLflow datasets, each with its context (built once, logged to
+    every run that used them)."""
+    datasets = []
     for context, frame in (("training", training), ("evaluation", evaluation)):
-        if frame is None:
-            continue
-        targets = "label" if "label" in frame.columns else None
-        dataset = mlflow.data.from_polars(frame, name=f"features-{context}", targets=targets)
+        if frame is not None:
+            targets = "label" if "label" in frame.columns else None
+            datasets.append((mlflow.data.from_polars(frame, name=f"features-{context}", targets=targets), context))
+    return datasets
+
+
+def log_datasets(datasets: list[tuple[Dataset, str]], origin: str) -> None:
+    """Log ``feature_datasets`` as inputs of the active run; ``origin`` says where the features came from (a
+    file, the ledger, a simulation)."""
+    for dataset, context in datasets:
         mlflow.log_input(dataset, context=context, tags={"origin": origin[:250]})
 
 
@@ -181,7 +190,7 @@ def train(
         tempfile.TemporaryDirectory() as scratch,
     ):
         gate_state = _run_feature_gate(training, Path(scratch)) if gate else "skipped"
-        log_datasets(training, evaluation, origin)
+        log_datasets(feature_datasets(training, evaluation), origin)
         report_step(1, steps)
         train_sha256 = data_sha256(training, config.features)
         pipeline.fit(feature_matrix(training, config.features))
