@@ -44,11 +44,11 @@ DEFAULT_SIMULATION = SimulationConfig(identities=200, days=14, seed=0)
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FeatureTable:
-    """Features (with ``label`` and ``technique`` when the ground truth is known), the events behind them and
-    where they came from (``origin``, for people and for MLflow's dataset source)."""
+    """Features (with ``label`` and ``technique`` when the ground truth is known), the events behind them (None
+    for a table read from a file) and where they came from (``origin``, for people and MLflow's dataset tags)."""
 
     features: pl.DataFrame
-    events: pl.LazyFrame
+    events: pl.LazyFrame | None
     origin: str
 
     @property
