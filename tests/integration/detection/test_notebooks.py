@@ -3,6 +3,7 @@ what it needs), on the project's kernel, and shows its plots inline (PNG outputs
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,11 @@ def test_alert_investigation_raises_alerts_in_a_fresh_home_and_proves_their_even
     assert int(total) > 0 and proved == total
     assert "risk now:" in printed
     assert len(_outputs(executed, "image/png")) >= 1  # the risk history
+
+
+def test_make_notebooks_starts_jupyterlab_on_the_project_kernel_with_home_and_store_set():
+    planned = subprocess.run(["make", "-n", "notebooks"], cwd=NOTEBOOKS.parent, capture_output=True, text=True)
+    assert 0 == planned.returncode, planned.stderr
+    assert "jupyter lab --notebook-dir=notebooks" in planned.stdout
+    assert "default_kernel_name=python3" in planned.stdout
+    assert "QERBEROS_HOME=" in planned.stdout and "QERBEROS_MLFLOW_TRACKING_URI=" in planned.stdout
