@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
-import mlflow.data
 import polars as pl
 from mlflow.data.dataset import Dataset
+from mlflow.data.polars_dataset import from_polars
 
 from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
@@ -117,11 +117,11 @@ def split_by_time(frame: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.D
 def feature_datasets(training: pl.DataFrame, evaluation: pl.DataFrame | None) -> list[tuple[Dataset, str]]:
     """The training and evaluation tables as MLflow datasets, each with its context (built once, logged to
     every run that used them)."""
-    datasets = []
+    datasets: list[tuple[Dataset, str]] = []
     for context, frame in (("training", training), ("evaluation", evaluation)):
         if frame is not None:
             targets = "label" if "label" in frame.columns else None
-            datasets.append((mlflow.data.from_polars(frame, name=f"features-{context}", targets=targets), context))
+            datasets.append((from_polars(frame, name=f"features-{context}", targets=targets), context))
     return datasets
 
 
