@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 # nginx (the compose proxy, run natively) and headless Chromium for PDF reports.
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager nginx chromium
 
-.PHONY: run test install system-deps start stop restart status bench lint clean
+NOTEBOOK_STAMP := $(VENV)/.notebooks
+
+.PHONY: run test install system-deps start stop restart status bench lint clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab on the project's kernel (python3 of .venv) in notebooks/, with QERBEROS_HOME and the MLflow store
+# set to what `qerberos` itself uses from this directory (absolute: the kernel runs in notebooks/). Jupyter
+# refuses root unless told: our machines and containers run as root.
+SETTING = $(BIN)/python -c 'from qerberos.settings import load_settings; print(load_settings().$(1))'
+notebooks: $(NOTEBOOK_STAMP)
+	@export QERBEROS_HOME="$$($(call SETTING,home))" QERBEROS_MLFLOW_TRACKING_URI="$$($(call SETTING,mlflow_tracking_uri))"; \
+	echo "QERBEROS_HOME=$$QERBEROS_HOME"; echo "QERBEROS_MLFLOW_TRACKING_URI=$$QERBEROS_MLFLOW_TRACKING_URI"; \
+	exec $(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 \
+		--MultiKernelManager.default_kernel_name=python3 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p > /dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -19,10 +19,10 @@ import polars as pl
 from pyod.models.base import BaseDetector
 from sklearn.utils import check_array
 
-from analytics.detectors import DetectorConfig, DetectorError, build_detector, ensure_finite
+from analytics.detectors import REGISTRY, DetectorConfig, DetectorError, build_detector, ensure_finite
 from analytics.ensemble import ScoreEnsemble
 
-__all__ = ["DetectorPipeline", "build_pipeline", "feature_matrix"]
+__all__ = ["DetectorPipeline", "build_pipeline", "detector_label", "feature_matrix"]
 
 Frame: TypeAlias = pl.DataFrame | pd.DataFrame
 
@@ -115,7 +115,8 @@ class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no typ
 
     @property
     def name(self) -> str:
-        return type(self.detector).__name__
+        """What people call the detector: its registry name, or ``ensemble(iforest+ecod+knn)``."""
+        return detector_label(self.detector)
 
     def flat_params(self) -> dict[str, Any]:
         """Every parameter, members' included, as flat ``prefix.key`` pairs for ``mlflow.log_params``."""
@@ -127,10 +128,21 @@ class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no typ
             for name, member in members.items():
                 params.update({f"{name}.{k}": v for k, v in member.get_params(deep=False).items()})
             params["ensemble.members"] = ",".join(name for name, _ in detector.members)
+            if detector.weights is not None:
+                params["ensemble.weights"] = ",".join(f"{w:.3g}" for w in detector.weights)
         elif detector is not None:
             params["detector"] = type(detector).__name__
             params.update({f"detector.{k}": v for k, v in detector.get_params(deep=False).items()})
         return params
+
+
+def detector_label(detector: BaseDetector | None) -> str:
+    """The registry name of a detector (its class name when it is none of the registry's), or for an ensemble
+    ``ensemble(`` its members joined by ``+`` ``)``."""
+    if isinstance(detector, ScoreEnsemble):
+        return "ensemble(" + "+".join(name for name, _ in detector.members) + ")"
+    names = {factory: name for name, factory in REGISTRY.items()}
+    return names.get(type(detector), type(detector).__name__)
 
 
 def build_pipeline(config: DetectorConfig, detector: str | None = None) -> DetectorPipeline:
@@ -141,6 +153,7 @@ def build_pipeline(config: DetectorConfig, detector: str | None = None) -> Detec
             standardise=config.standardise,
             combine=config.combine,
             contamination=config.contamination,
+            weights=config.weights,
         )
     else:
         inner = build_detector(detector, config.params_of(detector), config.contamination)

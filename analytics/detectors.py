@@ -203,6 +203,7 @@ class DetectorConfig:
     contamination: float = 0.02
     standardise: str = "zscore"
     combine: str = "mean"
+    weights: tuple[float, ...] | None = None  # one per member (the ensemble's weighted mean); None: equal
     window: str | None = None
     exclude_known_anomalies: bool = True
     alert_threshold: float | None = None
@@ -240,6 +241,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
         contamination=float(model.get("contamination", 0.02)),
         standardise=str(model.get("standardise", "zscore")),
         combine=str(model.get("combine", "mean")),
+        weights=tuple(float(w) for w in model["weights"]) if "weights" in model else None,
         window=model.get("window"),
         exclude_known_anomalies=bool(model.get("exclude_known_anomalies", True)),
         alert_threshold=None if threshold == "auto" else float(threshold),
@@ -252,4 +254,6 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
         raise ConfigurationError(f"{path}: contamination must lie in (0, 0.5)")
     if config.standardise not in ("zscore", "rank") or config.combine not in ("mean", "max"):
         raise ConfigurationError(f"{path}: standardise must be zscore|rank and combine mean|max")
+    if config.weights is not None and len(config.weights) != len(config.members):
+        raise ConfigurationError(f"{path}: [model] weights needs one number per member")
     return config

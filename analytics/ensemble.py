@@ -3,6 +3,7 @@
 Each member's raw score is standardised against that member's *training* scores (a z-score, or the
 training-ECDF rank), then the standardised scores are averaged (or the maximum taken). Because the
 standardisation is fixed at fit time, an ensemble score is as batch-independent as its members' scores.
+``weights`` (one per member) turn the mean into a weighted mean; the maximum ignores them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pyod.models.base import BaseDetector
 from sklearn.utils import check_array
 
 from analytics.detectors import build_detector, ensure_finite
+from qerberos.errors import ConfigurationError
 
 __all__ = ["ScoreEnsemble"]
 
@@ -25,8 +27,11 @@ class ScoreEnsemble(BaseDetector):  # type: ignore[misc]  # PyOD ships no type h
     """Combine registry detectors; ``members`` is a tuple of ``(name, params)`` pairs.
 
     Parameters (``get_params()``): ``members``, ``standardise`` ("zscore" or "rank"), ``combine`` ("mean" or
-    "max") and ``contamination``; fitted members are in ``detectors_`` (name -> detector).
+    "max"), ``weights`` (one non-negative number per member, or None for equal weights) and ``contamination``;
+    fitted members are in ``detectors_`` (name -> detector).
     """
+
+    weights: tuple[float, ...] | None = None  # what an ensemble pickled before weights existed reads
 
     def __init__(
         self,
@@ -34,15 +39,24 @@ class ScoreEnsemble(BaseDetector):  # type: ignore[misc]  # PyOD ships no type h
         standardise: str = "zscore",
         combine: str = "mean",
         contamination: float = 0.1,
+        weights: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(contamination=contamination)
         self.members = members
         self.standardise = standardise
         self.combine = combine
+        self.weights = weights
 
     def fit(self, X: Any, y: Any = None) -> ScoreEnsemble:
         X = check_array(X, dtype=np.float64)
         self._set_n_classes(y)
+        if self.weights is not None and (
+            len(self.weights) != len(self.members) or min(self.weights) < 0 or sum(self.weights) <= 0
+        ):
+            raise ConfigurationError(
+                "ensemble weights must be one non-negative number per member, not all zero",
+                details={"members": len(self.members), "weights": list(self.weights)},
+            )
         self.detectors_: dict[str, BaseDetector] = {}
         self.train_scores_: dict[str, np.ndarray] = {}
         self.score_mean_: dict[str, float] = {}
@@ -76,5 +90,5 @@ class ScoreEnsemble(BaseDetector):  # type: ignore[misc]  # PyOD ships no type h
 
     def decision_function(self, X: Any) -> np.ndarray:
         stacked = np.vstack(list(self.member_scores(X).values()))
-        combined = stacked.max(axis=0) if self.combine == "max" else stacked.mean(axis=0)
+        combined = stacked.max(axis=0) if self.combine == "max" else np.average(stacked, axis=0, weights=self.weights)
         return ensure_finite(combined, "ensemble")

@@ -2,6 +2,7 @@
 
 Metric names (as logged to MLflow): ``roc_auc``, ``pr_auc``, ``precision_at_k``, ``recall_at_budget``,
 ``recall.<technique>`` (one per ATT&CK technique present, at the same budget), ``positives``, ``rows``.
+Their plots: ``analytics.evaluation_plots``.
 """
 
 from __future__ import annotations
@@ -9,19 +10,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from qerberos.errors import ValidationError
 
-__all__ = ["EvaluationReport", "evaluate_scores", "plot_evaluation"]
+__all__ = ["EvaluationReport", "evaluate_scores"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,36 +96,3 @@ def evaluate_scores(
         rows=int(labels.size),
         positives=positives,
     )
-
-
-def plot_evaluation(scores: np.ndarray, labels: np.ndarray, directory: Path, title: str = "") -> list[Path]:
-    """Write ``roc_curve.png``, ``pr_curve.png`` and ``score_histogram.png`` into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    labels = np.asarray(labels).astype(np.int8).ravel()
-    paths = []
-    fpr, tpr, _ = roc_curve(labels, scores)
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    for filename, (x, y, xlabel, ylabel) in {
-        "roc_curve.png": (fpr, tpr, "false positive rate", "true positive rate"),
-        "pr_curve.png": (recall, precision, "recall", "precision"),
-    }.items():
-        figure, axes = plt.subplots(figsize=(5, 4))
-        axes.plot(x, y)
-        axes.set(xlabel=xlabel, ylabel=ylabel, title=f"{title} {filename[:-10].upper()}".strip())
-        figure.tight_layout()
-        figure.savefig(directory / filename, dpi=80)
-        plt.close(figure)
-        paths.append(directory / filename)
-    figure, axes = plt.subplots(figsize=(5, 4))
-    bins: list[float] = np.histogram_bin_edges(scores, bins=40).tolist()
-    axes.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal", density=True)
-    axes.hist(scores[labels == 1], bins=bins, alpha=0.6, label="attack", density=True)
-    axes.set(xlabel="score", ylabel="density", title=f"{title} scores".strip())
-    # beside the plot, where it hides no bar: ``loc="best"`` searched every bar for a free corner, which on a
-    # busy machine took long enough for matplotlib to warn (an error under the test suite's filters)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    figure.tight_layout()
-    figure.savefig(directory / "score_histogram.png", dpi=80, bbox_inches="tight")
-    plt.close(figure)
-    paths.append(directory / "score_histogram.png")
-    return paths

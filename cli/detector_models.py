@@ -1,23 +1,36 @@
-"""``qerberos models``: train, evaluate, promote, rollback and list the detector in MLflow.
+"""``qerberos models``: train, tune, evaluate, promote, rollback and list the detector in MLflow.
 
 Tracking store: ``QERBEROS_MLFLOW_TRACKING_URI`` (default the local ``mlruns/``). Exit codes: 0 done;
 1 refused (the promotion gate said no, a data gate failed); 2 the command could not run.
+Without ``--features``, ``train`` and ``tune`` work on ``pipelines.feature_table.default_feature_table``: the
+ledger's features when it holds events, else a simulated, labelled table.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
 
-from cli._common import EXIT_REFUSED, fail, reported_errors
+from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from qerberos.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipelines.feature_table import FeatureTable
 
 models_app = typer.Typer(help="Train, evaluate and promote the anomaly detector (MLflow).", no_args_is_help=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Detector TOML (default config/detectors.toml).")]
+FeaturesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Feature table (Parquet or CSV). Default: the ledger's features (labelled by the ground truth "
+        "`qerberos simulate --ingest` keeps in QERBEROS_HOME) or, when the ledger is empty, a simulated, "
+        "labelled table (200 identities, 14 days)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +40,22 @@ def register(app: typer.Typer) -> None:
 def _read(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise fail(f"no such file: {path}")
-    return pl.read_parquet(path) if path.suffix != ".csv" else pl.read_csv(path, try_parse_dates=True)
+    try:
+        return pl.read_parquet(path) if path.suffix != ".csv" else pl.read_csv(path, try_parse_dates=True)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise fail(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def _feature_table(features: Path | None) -> FeatureTable:
+    """The ``--features`` file, or the default table (built with a progress bar on a terminal)."""
+    from pipelines.feature_table import FeatureTable, default_feature_table
+
+    if features is not None:
+        return FeatureTable(_read(features), None, str(features))
+    with reported_errors(), progress_bar("building features") as progress:
+        table = default_feature_table(get_settings(), progress=progress)
+    typer.echo(f"features: {table.features.height} windows from {table.origin}", err=True)
+    return table
 
 
 def _config(path: Path | None):  # type: ignore[no-untyped-def]
@@ -38,7 +66,7 @@ def _config(path: Path | None):  # type: ignore[no-untyped-def]
 
 @models_app.command("train")
 def train(
-    features: Annotated[Path | None, typer.Option(help="Feature table (Parquet). Default: simulate one.")] = None,
+    features: FeaturesOption = None,
     labels: Annotated[Path | None, typer.Option(help="Window labels or the simulator's ground truth.")] = None,
     evaluation: Annotated[Path | None, typer.Option(help="A separate labelled table to evaluate on.")] = None,
     detector: Annotated[str | None, typer.Option(help="One registry detector instead of the ensemble.")] = None,
@@ -48,17 +76,18 @@ def train(
     from analytics.gates import GateFailedError
     from pipelines.train import train as run_training
 
-    if features is None:
-        raise fail("--features FILE.parquet is required (make one with `qerberos simulate` and the features job)")
-    with reported_errors():
+    table = _feature_table(features)
+    with reported_errors(), progress_bar("training") as progress:
         try:
             result = run_training(
-                _read(features),
+                table.features,
                 config=_config(config),
                 tracking_uri=get_settings().mlflow_tracking_uri,
                 labels=_read(labels) if labels else None,
                 evaluation=_read(evaluation) if evaluation else None,
                 detector=detector,
+                origin=table.origin,
+                progress=progress,
             )
         except GateFailedError as exc:
             typer.echo(f"refused: {exc.message}", err=True)
@@ -70,6 +99,43 @@ def train(
     if result.report:
         for name, value in result.report.metrics().items():
             typer.echo(f"  {name:24} {value:.4f}")
+
+
+@models_app.command("tune")
+def tune(
+    features: FeaturesOption = None,
+    trials: Annotated[int, typer.Option(min=1, help="Candidates to try, one per detector as configured first.")] = 30,
+    detector: Annotated[
+        list[str] | None, typer.Option(help="Registry detector or 'ensemble' to search; repeatable. Default: all.")
+    ] = None,
+    register: Annotated[bool, typer.Option(help="Register the best candidate as challenger.")] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Search detector parameters and ensemble members and weights for the best validation PR-AUC.
+
+    One MLflow run per candidate, nested under one parent run (experiment qerberos-tuning); the best is
+    trained again and registered as challenger, ready for `qerberos models promote`.
+    """
+    from pipelines.tune import ALL_DETECTORS
+    from pipelines.tune import tune as run_tuning
+
+    table = _feature_table(features)
+    with reported_errors(), progress_bar("tuning") as progress:
+        result = run_tuning(
+            table.features,
+            config=_config(config),
+            tracking_uri=get_settings().mlflow_tracking_uri,
+            trials=trials,
+            detectors=tuple(detector or ALL_DETECTORS),
+            register=register,
+            origin=table.origin,
+            progress=progress,
+        )
+    best = result.best
+    typer.echo(f"{len(result.trials)} candidates (parent run {result.parent_run_id}); best: {best.candidate.name()}")
+    typer.echo(f"  pr_auc  {best.report.pr_auc:.4f}\n  roc_auc {best.report.roc_auc:.4f}")
+    if result.registered is not None:
+        typer.echo(f"registered version {result.registered.version} as challenger (run {result.registered.run_id})")
 
 
 @models_app.command("evaluate")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli._common import fail, reported_errors
+from cli._common import fail, progress_bar, reported_errors
 from qerberos.settings import get_settings
 
 
@@ -33,9 +33,9 @@ def features(
     from analytics.labels import label_windows
     from pipelines.feature_table import write_feature_table
 
-    with reported_errors():
+    with reported_errors(), progress_bar("building features") as progress:
         try:
-            write_feature_table(source or get_settings().database_url, out, tuple(window or ["1h"]))
+            write_feature_table(source or get_settings().database_url, out, tuple(window or ["1h"]), progress=progress)
             if labels is not None:
                 label_windows(pl.read_parquet(out), pl.read_parquet(labels)).write_parquet(out)
         except (OSError, pl.exceptions.PolarsError) as exc:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import polars as pl
 import typer
@@ -16,7 +12,6 @@ from analytics.simulation import SimulationConfig, labels_path, write_simulation
 from analytics.simulation import simulate as run_simulation
 from cli._common import fail, progress_bar, reported_errors
 
-INGEST_BATCH = 1_000
 SOURCE = "cli"
 
 
@@ -60,40 +55,11 @@ def simulate(
         typer.echo(f"appended {appended} events to the ledger")
 
 
-def _new_events(events: pl.DataFrame) -> Iterator[Any]:
-    from models.records import Actor, NewEvent
-
-    for row in events.iter_rows(named=True):
-        occurred: dt.datetime = row["occurred_at"]
-        yield NewEvent(
-            type=row["type"],
-            ref=row["ref"],
-            actor=Actor(row["squid_id"], row["sub_id"], row["dao_id"]),
-            layer=row["layer"],
-            verdict=row["verdict"],
-            source=SOURCE,
-            details=json.loads(row["details"]) if row["details"] is not None else None,
-            id=uuid.UUID(row["id"]),
-            occurred_at=occurred,
-        )
-
-
 def _ingest(events: pl.DataFrame) -> int:
-    """Append in batches of ``INGEST_BATCH`` through ``models.ledger.Ledger`` (idempotent by event id)."""
+    """Append through ``pipelines.event_ingest`` (idempotent by event id)."""
     from models.ledger import Ledger
+    from pipelines.event_ingest import ingest_events
     from qerberos.settings import get_settings
 
-    appended = 0
     with progress_bar("ingesting") as update, Ledger.from_settings(get_settings()) as ledger:
-        batch: list[Any] = []
-        for event in _new_events(events):
-            batch.append(event)
-            if len(batch) == INGEST_BATCH:
-                appended += sum(r.created for r in ledger.append(batch))
-                batch = []
-                update(appended, events.height)
-        if batch:
-            appended += sum(r.created for r in ledger.append(batch))
-        update(appended, events.height)
-        ledger.checkpoint(force=True)
-    return appended
+        return ingest_events(ledger, events, source=SOURCE, progress=update)

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 from polars.io.plugins import register_io_source
-from sqlalchemy import Connection, Engine, Select, bindparam, case, func, select, text
+from sqlalchemy import Connection, Engine, Select, bindparam, case, func, make_url, select, text
 
 from models.database import DATABASE_ERRORS, create_ledger_engine
 from models.event_frame import EVENT_COLUMNS, EVENT_SCHEMA, FRAME_SCHEMA, PERIOD_COLUMNS, scan_parquet_events
@@ -45,6 +45,7 @@ __all__ = [
     "export_parquet",
     "is_database_url",
     "iter_database_chunks",
+    "ledger_size",
     "scan_database_events",
     "scan_events",
 ]
@@ -307,6 +308,16 @@ class LedgerReader:
 
 def is_database_url(source: str) -> bool:
     return source.startswith(("sqlite:", "postgres://", "postgresql://", "postgresql+"))
+
+
+def ledger_size(url: str) -> int:
+    """How many events the ledger at ``url`` holds; 0 for a SQLite file that does not exist yet (reading it does
+    not create it)."""
+    database = make_url(url).database
+    if url.startswith("sqlite:") and database and database != ":memory:" and not Path(database).exists():
+        return 0
+    with LedgerReader.from_url(url) as reader:
+        return reader.size()
 
 
 def iter_database_chunks(url: str, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pl.DataFrame]:

@@ -58,6 +58,7 @@ from qerberos.errors import DependencyUnavailableError, NotFoundError
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "EXPERIMENT_KIND",
     "MODEL_NAME",
     "ChampionWatcher",
     "DetectorPyfunc",
@@ -70,6 +71,7 @@ __all__ = [
     "load_version",
     "log_detector",
     "set_champion",
+    "use_experiment",
     "use_tracking_uri",
 ]
 
@@ -81,6 +83,9 @@ MODEL_NAME = "qerberos-detector"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
+# The experiment tag MLflow 3's UI reads to choose between its GenAI views (traces first) and its model-training
+# views (runs first); the values are those of the UI's experiment kinds.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _ENVELOPE = "detector.pyod.joblib"
 _LIBRARIES = ("pyod", "scikit-learn", "numpy", "scipy", "pandas", "polars", "mlflow", "joblib")
 
@@ -102,16 +107,21 @@ def use_experiment(tracking_uri: str, name: str) -> None:
     MLflow gives a new experiment of a database store the artifact root ``./mlruns`` of whatever directory
     the process runs in; one created here keeps its artifacts beside a local SQLite store's file instead
     (``<store directory>/<name>/``), so a store moves, backs up and restores as one directory.
+    Every experiment of ours is tagged a classic model-training one (``EXPERIMENT_KIND``), so that MLflow 3's UI
+    opens it on its runs rather than on the GenAI overview of traces.
     """
     use_tracking_uri(tracking_uri)
     if tracking_uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
         artifacts = Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / name
         try:
-            mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+            mlflow.create_experiment(name, artifact_location=artifacts.as_uri(), tags=dict([EXPERIMENT_KIND]))
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another process created it meanwhile
                 raise
-    mlflow.set_experiment(name)
+    experiment = mlflow.set_experiment(name)
+    kind_tag, kind = EXPERIMENT_KIND
+    if experiment.tags.get(kind_tag) != kind:
+        mlflow.set_experiment_tag(kind_tag, kind)
 
 
 def client(tracking_uri: str) -> MlflowClient:

@@ -177,8 +177,10 @@ def rollback(tracking_uri: str, *, reason: str = "rollback") -> str:
     """Return ``champion`` to the previous champion in the history; the version it now points at."""
     history = champion_history(tracking_uri)
     current = champion_version(tracking_uri)
-    if current is None or len(history) < 2:
-        raise NotFoundError("no previous champion to return to", details={"history": history})
+    if current is None:
+        raise NotFoundError("nothing to roll back to: no version is champion yet")
+    if len(history) < 2:
+        raise NotFoundError(f"nothing to roll back to: version {current} is the oldest champion on record")
     previous = history[-2]
     client(tracking_uri).set_model_version_tag(MODEL_NAME, current, "rolled_back", reason[:4000])
     set_champion(tracking_uri, previous, tags={"restored_by_rollback_from": current}, rollback=True)

@@ -1,9 +1,11 @@
 """Train the detector on a feature table, evaluate it on labelled windows, log it all to MLflow, register it.
 
-One MLflow run (experiment ``qerberos-detector``) holds: every detector parameter (``get_params()`` as it
-is), the SHA-256 of the training rows (``train_data_sha256``) and of the evaluation rows
-(``eval_data_sha256``, what the promotion gate compares), the data gate's result (``gate-features.json``),
-the evaluation metrics (see ``analytics.evaluation``), ROC / PR / score-histogram plots, and the model,
+One MLflow run (experiment ``qerberos-detector``, named ``train <detector>``; nested when a run is already
+active, as under ``pipelines.tune``) holds: every detector parameter (``get_params()`` as it is), the training
+and evaluation tables as MLflow datasets (``mlflow.log_input``, contexts ``training`` and ``evaluation``), the
+SHA-256 of the training rows (``train_data_sha256``) and of the evaluation rows (``eval_data_sha256``, what the
+promotion gate compares), the data gate's result (``gate-features.json``), the evaluation metrics (see
+``analytics.evaluation``), ROC / PR / score-histogram plots (``analytics.evaluation_plots``), and the model,
 registered as a new version of ``qerberos-detector`` with the alias ``challenger``.
 """
 
@@ -14,14 +16,18 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import polars as pl
+from mlflow.data.dataset import Dataset
+from mlflow.data.polars_dataset import from_polars
 
 from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
-from analytics.evaluation import EvaluationReport, evaluate_scores, plot_evaluation
+from analytics.evaluation import EvaluationReport, evaluate_scores
+from analytics.evaluation_plots import save_evaluation_plots
 from pipelines.model_registry import MODEL_NAME, log_detector, use_experiment
 
 __all__ = [
@@ -30,6 +36,8 @@ __all__ = [
     "attach_labels",
     "data_sha256",
     "evaluation_sha256",
+    "feature_datasets",
+    "log_datasets",
     "select_window",
     "split_by_time",
     "train",
@@ -39,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 EXPERIMENT = "qerberos-detector"
 KEYS = ("squid_id", "window_start", "window")
+TRAINING_STEPS = ("checking the features", "fitting", "evaluating", "registering")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +114,24 @@ def split_by_time(frame: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.D
     return ordered[:cut], ordered[cut:]
 
 
+def feature_datasets(training: pl.DataFrame, evaluation: pl.DataFrame | None) -> list[tuple[Dataset, str]]:
+    """The training and evaluation tables as MLflow datasets, each with its context (built once, logged to
+    every run that used them)."""
+    datasets: list[tuple[Dataset, str]] = []
+    for context, frame in (("training", training), ("evaluation", evaluation)):
+        if frame is not None:
+            targets = "label" if "label" in frame.columns else None
+            datasets.append((from_polars(frame, name=f"features-{context}", targets=targets), context))
+    return datasets
+
+
+def log_datasets(datasets: list[tuple[Dataset, str]], origin: str) -> None:
+    """Log ``feature_datasets`` as inputs of the active run; ``origin`` says where the features came from (a
+    file, the ledger, a simulation)."""
+    for dataset, context in datasets:
+        mlflow.log_input(dataset, context=context, tags={"origin": origin[:250]})
+
+
 def _run_feature_gate(frame: pl.DataFrame, directory: Path) -> str:
     """The GX gate ``features`` of ``analytics.gates`` (written by the data-gates work); raises on failure."""
     try:
@@ -129,13 +156,17 @@ def train(
     detector: str | None = None,
     gate: bool = True,
     run_name: str | None = None,
+    origin: str = "a feature table",
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Fit, evaluate, log and register; see the module docstring.
 
     ``evaluation``: a labelled table to evaluate on; without it, when ``features`` is labelled (a ``label``
     column, or ``labels`` given), its latest ``config.eval_share`` of windows evaluate and the rest train.
-    ``detector``: one registry name instead of the configured ensemble.
+    ``detector``: one registry name instead of the configured ensemble. ``origin``: where the features came
+    from (kept with the logged datasets). ``progress(done, total)``: called after each of ``TRAINING_STEPS``.
     """
+    report_step = progress or (lambda done, total: None)
     if labels is not None:
         features = attach_labels(features, labels)
     features = select_window(features, config.window)
@@ -150,12 +181,20 @@ def train(
         training = training.filter(pl.col("label").fill_null(0) == 0)
     if training.height < 10:
         raise DetectorError("too few training rows", details={"rows": training.height})
-    use_experiment(tracking_uri, EXPERIMENT)
-    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as scratch:
+    pipeline = build_pipeline(config, detector)
+    steps = len(TRAINING_STEPS)
+    if mlflow.active_run() is None:
+        use_experiment(tracking_uri, EXPERIMENT)
+    with (
+        mlflow.start_run(run_name=run_name or f"train {pipeline.name}", nested=mlflow.active_run() is not None) as run,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         gate_state = _run_feature_gate(training, Path(scratch)) if gate else "skipped"
-        pipeline = build_pipeline(config, detector)
+        log_datasets(feature_datasets(training, evaluation), origin)
+        report_step(1, steps)
         train_sha256 = data_sha256(training, config.features)
         pipeline.fit(feature_matrix(training, config.features))
+        report_step(2, steps)
         mlflow.log_params({k: str(v)[:500] for k, v in pipeline.flat_params().items()})
         mlflow.log_params(
             {
@@ -182,12 +221,14 @@ def train(
             mlflow.log_metrics(report.metrics())
             mlflow.set_tag("eval_data_sha256", eval_sha256)
             tags["eval_data_sha256"] = eval_sha256
-            for path in plot_evaluation(scores, labels_array, Path(scratch) / "plots", title=pipeline.name):
+            for path in save_evaluation_plots(scores, labels_array, Path(scratch) / "plots", pipeline.name):
                 mlflow.log_artifact(str(path), artifact_path="plots")
         else:
             logger.warning("no labelled evaluation data: the model is registered without quality metrics")
+        report_step(3, steps)
         example = training.head(5).select([pl.col(c).cast(pl.Float64) for c in config.features]).to_pandas()
         version = log_detector(pipeline, alert_threshold=threshold, input_example=example, tags=tags)
+        report_step(4, steps)
     return TrainResult(
         run_id=run.info.run_id,
         version=str(version.version),

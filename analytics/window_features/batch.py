@@ -24,7 +24,7 @@ import logging
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -298,11 +298,13 @@ def features_to_parquet(
     out: Path,
     windows: Sequence[str] = ("1h",),
     taxonomy: Taxonomy | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the features of ``source`` (an event frame, lazy, or the Parquet export of one: a file, a directory
     or a glob) for every window to ``out``, streaming: one window at a time, rows sorted by window, identity,
     window start. (``pipelines.feature_table`` reads a ledger's database.) ``taxonomy`` as for
-    ``compute_features``."""
+    ``compute_features``. ``progress(done, total)`` is called after reading the events and after each window."""
+    report = progress or (lambda done, total: None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".features-", dir=out.parent))
@@ -313,8 +315,9 @@ def features_to_parquet(
         identities, dao_counts = _stage_events(events, seed, narrow, taxonomy or default_taxonomy())
         identities, membership = _checked_identities(identities), _membership(dao_counts)
         logger.info("events read once into %s (%d identities)", narrow.name, identities.height)
+        report(1, len(windows) + 1)
         parts = []
-        for window in windows:
+        for done, window in enumerate(windows, start=2):
             check_window(window)
             part = work / f"features-{window}.parquet"
             _features(pl.scan_parquet(narrow), window, identities.lazy(), membership.lazy()).sink_parquet(
@@ -322,6 +325,7 @@ def features_to_parquet(
             )
             parts.append(part)
             logger.info("features for window %s written", window)
+            report(done, len(windows) + 1)
         pl.concat([pl.scan_parquet(p) for p in parts], how="vertical").sink_parquet(
             out, engine="streaming", maintain_order=True
         )

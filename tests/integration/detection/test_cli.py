@@ -38,4 +38,7 @@ def test_models_commands_train_evaluate_promote_and_roll_back(empty_store, tmp_p
     assert listed.output.splitlines()[0].split()[:2] == ["2", "champion"]
     rolled = runner.invoke(app, ["models", "rollback", "--reason", "test over"])
     assert "champion: version 1" in rolled.output
+    again = runner.invoke(app, ["models", "rollback"])
+    assert 2 == again.exit_code
+    assert "error: nothing to roll back to: version 1 is the oldest champion on record\n" == again.output
     get_settings.cache_clear()

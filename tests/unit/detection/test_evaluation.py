@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.evaluation import evaluate_scores, plot_evaluation
+from analytics.evaluation import evaluate_scores
+from analytics.evaluation_plots import pr_figure, roc_figure, save_evaluation_plots
 from pipelines.promote import beats
 from qerberos.errors import ValidationError
 
@@ -39,9 +40,20 @@ def test_evaluation_without_attacks_is_refused():
 
 
 def test_plots_are_written(tmp_path):
-    paths = plot_evaluation(SCORES, LABELS, tmp_path)
+    paths = save_evaluation_plots(SCORES, LABELS, tmp_path, "knn")
     assert ["pr_curve.png", "roc_curve.png", "score_histogram.png"] == sorted(p.name for p in paths)
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_curves_name_their_detector_and_its_auc_in_a_legend_beside_the_axes():
+    [pr_axes] = pr_figure({"knn": SCORES}, LABELS, title="knn: precision-recall").axes
+    [roc_axes] = roc_figure({"knn": SCORES, "ecod": -SCORES}, LABELS).axes
+    assert "knn: precision-recall" == pr_axes.get_title()
+    assert "knn (PR-AUC 0.833)" in [t.get_text() for t in pr_axes.get_legend().get_texts()]
+    assert {"knn (ROC-AUC 0.750)", "ecod (ROC-AUC 0.250)"} <= {t.get_text() for t in roc_axes.get_legend().get_texts()}
+    assert "log" == roc_axes.get_xscale()
+    for axes in (pr_axes, roc_axes):  # anchored right of the axes: it covers no curve
+        assert axes.get_legend().get_bbox_to_anchor().x0 > axes.get_window_extent().x1
 
 
 @pytest.mark.parametrize(
