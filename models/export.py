@@ -93,8 +93,24 @@ SUBJECT_EXPORT_TYPE = "gdpr.subject.exported"
 
 def export_subject(ledger: Ledger, squid_id: str, directory: Path, *, requested_by: str) -> int:
     """Write the bundle of every event of ``squid_id`` (see the module's docstring) into ``directory`` (new or
-    empty), record the export in the ledger (by ``requested_by``, a ``source``); return how many events."""
-    prepare_output_directory(directory)
+    empty; written beside it and moved into place when whole), then record the export in the ledger (by
+    ``requested_by``, a ``source``); return how many events it holds."""
+    with staged_output_directory(directory) as staging:
+        events, size = _write_subject(ledger, squid_id, staging)
+    event = NewEvent(
+        type=SUBJECT_EXPORT_TYPE,
+        ref=f"identity:{squid_id}",
+        actor=Actor("qerberos"),
+        layer="qerberos",
+        verdict="ALLOW",
+        source=requested_by,
+        details={"events": events, "treeSize": size, "article": "GDPR Art. 15"},
+    )
+    ledger.append([event])
+    return events
+
+
+def _write_subject(ledger: Ledger, squid_id: str, directory: Path) -> tuple[int, int]:
     note = ledger.checkpoint(force=True)
     size = checkpoint_size(note)
     statement = (
@@ -118,21 +134,10 @@ def export_subject(ledger: Ledger, squid_id: str, directory: Path, *, requested_
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
     (directory / "checkpoint.txt").write_text(note, encoding="utf-8")
     (directory / "keys.txt").write_text("".join(f"{key}\n" for key in ledger.verifier_keys()), encoding="utf-8")
-    exported_at = dt.datetime.now(dt.UTC).isoformat()
     manifest = {"kind": "subject", "origin": ledger.origin, "subject": squid_id, "treeSize": size,
-                "events": len(rows), "exportedAt": exported_at}  # fmt: skip
+                "events": len(rows), "exportedAt": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    event = NewEvent(
-        type=SUBJECT_EXPORT_TYPE,
-        ref=f"identity:{squid_id}",
-        actor=Actor("qerberos"),
-        layer="qerberos",
-        verdict="ALLOW",
-        source=requested_by,
-        details={"events": len(rows), "treeSize": size, "article": "GDPR Art. 15"},
-    )
-    ledger.append([event])
-    return len(rows)
+    return len(rows), size
 
 
 def _write_checkpoints(path: Path, checkpoints: list[tuple[int, str]]) -> None:
