@@ -18,6 +18,8 @@ FRAMEWORK_HELP = "gdpr, soc2, iso27001 or custom (every control)."
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Compliance reports (GDPR, SOC 2, ISO 27001) from the ledger.", no_args_is_help=True)
     group.command("run")(run)
+    group.command("subject")(subject)
+    group.command("verify-subject")(verify_subject)
     group.command("list")(list_reports)
     group.command("schedule")(schedule)
     app.add_typer(group, name="report")
@@ -39,29 +41,73 @@ def run(
     end: Annotated[str, typer.Option(help="Period end, ISO 8601 (excluded), e.g. 2026-02-01.")],
     organization: Annotated[str, typer.Option(help="Organisation named on the report.")] = "",
     retention_days: Annotated[
-        int | None, typer.Option(min=1, help="Retention period of personal details (GDPR Art. 5(1)(e)).")
+        int | None,
+        typer.Option(min=1, help="Default retention of personal details in days, in place of config/reports.toml's."),
     ] = None,
+    paper: Annotated[str | None, typer.Option(help="A4 or Letter [QERBEROS_REPORT_PAPER, A4].")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Print the PDF (needs Chromium).")] = True,
 ) -> None:
-    """Run one report: notebook, HTML, PDF, JSON and CSV under QERBEROS_HOME/reports/<id>/, its hash in the ledger.
+    """Run one report: notebook, HTML, PDF, JSON, CSV and every table's evidence CSV under
+    QERBEROS_HOME/reports/<id>/, its hash in the ledger.
 
-    Exit code 1 when the report finds the ledger tampered with; 2 when it could not be produced.
+    Exit code 1 when the report finds the ledger tampered with; 2 when it could not be produced (a PDF that
+    could not be printed included: no Chromium, unless --no-pdf).
     """
     from pipelines.reports import STEPS, ReportRequest, run_report
 
     request_start, request_end = _instant(start, "start"), _instant(end, "end")
     with reported_errors():
-        request = ReportRequest(framework, request_start, request_end, organization, retention_days, source="cli")
+        request = ReportRequest(
+            framework, request_start, request_end, organization, retention_days, source="cli", paper=paper, pdf=pdf
+        )
         with _steps(len(STEPS)) as update:
             result = run_report(request, progress=update)
     manifest = result.manifest
     typer.echo(f"report {result.report_id}: {manifest['outcome']} (integrity {manifest['integrity']})")
     typer.echo(f"directory: {result.directory}")
+    typer.echo(f"verdict: {manifest['verdict']}")
     typer.echo(f"sha256: {result.sha256} (ledger seq {manifest['ledgerEvent']['seq']})")
     if "report.pdf" not in manifest["outputs"]:
         typer.echo(f"pdf: {manifest['pdf']}", err=True)
     if manifest["outcome"] == "integrity_failed":
         typer.echo("LEDGER INTEGRITY FAILED: see the report's integrity section", err=True)
         raise typer.Exit(EXIT_REFUSED)
+
+
+def subject(
+    did: Annotated[str, typer.Argument(help="The data subject's sQuid DID.")],
+    out: Annotated[Path, typer.Option(help="Where to write the bundle: a new or empty directory.")],
+) -> None:
+    """GDPR Art. 15: every event of one data subject, with inclusion proofs to a signed checkpoint, as a bundle
+    the subject can verify (`qerberos report verify-subject`, or qerberos.verifier alone); the export is recorded
+    in the ledger as gdpr.subject.exported."""
+    from models.export import export_subject
+    from models.ledger import Ledger
+    from qerberos.settings import get_settings
+
+    with reported_errors(), Ledger.from_settings(get_settings()) as ledger:
+        events = export_subject(ledger, did, out, requested_by="cli")
+        ledger.checkpoint(force=True)
+    typer.echo(f"exported {events} events of {did} to {out}")
+
+
+def verify_subject(
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by `qerberos report subject`.")],
+    key: Annotated[
+        list[str] | None, typer.Option(help="The log's verifier key you trust (repeatable); default: the bundle's.")
+    ] = None,
+) -> None:
+    """Check a data subject's bundle with the stand-alone verifier. Exit 0 verified, 1 not, 2 unreadable."""
+    from qerberos import verifier
+
+    try:
+        result = verifier.verify_subject_bundle(bundle, key or ())
+    except verifier.VerificationError as exc:
+        typer.echo(f"NOT VERIFIED: {exc}")
+        raise typer.Exit(EXIT_REFUSED) from exc
+    except OSError as exc:
+        raise fail(f"cannot read bundle: {exc}") from exc
+    typer.echo(f"verified: {result.events} events of {result.subject} in the tree of {result.tree_size}")
 
 
 def list_reports(

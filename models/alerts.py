@@ -225,6 +225,15 @@ def _view(row: Any) -> AlertView:
     )  # fmt: skip
 
 
+def _first_window(explanation: str | None, window_start_ms: int | None, created_at_ms: int) -> int:
+    """The start of an alert's first detection window (see ``AlertStore.about_activity_between``)."""
+    try:
+        windows = [int(w) for w in json.loads(explanation or "{}").get("windows", [])]
+    except (ValueError, TypeError, AttributeError):
+        windows = []
+    return min(windows) if windows else window_start_ms if window_start_ms is not None else created_at_ms
+
+
 def _merged_windows(old: Mapping[str, Any], window_start_ms: int | None) -> list[int]:
     windows = [int(w) for w in old.get("windows", [])]
     if window_start_ms is not None and window_start_ms not in windows:
@@ -298,15 +307,27 @@ class AlertStore:
 
     # -- what compliance reports read ----------------------------------------------------------------
 
-    def created_between(self, start_ms: int, end_ms: int) -> pl.DataFrame | None:
-        """The alerts created in ``[start_ms, end_ms)`` with the contract's columns but the texts (``id``,
-        ``squid_id``, ``pattern``, ``technique``, ``severity``, ``status``, ``score``, ``created_at_ms``,
-        ``updated_at_ms``, ``reason``); None when there is no ``alerts`` table."""
+    def about_activity_between(self, start_ms: int, end_ms: int) -> pl.DataFrame | None:
+        """The alerts about activity in ``[start_ms, end_ms)``: their first detection window (the earliest of
+        ``explanation.windows``, else ``window_start_ms``, else the raise time) starts in it, whenever they
+        were raised. Columns: the contract's but the texts (``id``, ``squid_id``, ``pattern``, ``technique``,
+        ``severity``, ``status``, ``score``, ``created_at_ms``, ``updated_at_ms``, ``reason``) and
+        ``window_ms``, the first window's start; None when there is no ``alerts`` table.
+
+        An alert is raised after the activity it is about, so only alerts raised since ``start_ms`` are read."""
         if not has_table(self._engine, "alerts"):
             return None
-        created = _alerts.c.created_at_ms
-        statement = select(*(_alerts.c[name] for name in _REPORTED)).where(created >= start_ms, created < end_ms)
-        return read_frame(self._engine, statement, "the alerts")
+        columns = (*(_alerts.c[name] for name in _REPORTED), _alerts.c.window_start_ms, _alerts.c.explanation)
+        statement = select(*columns).where(_alerts.c.created_at_ms >= start_ms)
+        raised = read_frame(self._engine, statement, "the alerts")
+        first_windows = [
+            _first_window(explanation, window, created)
+            for explanation, window, created in raised.select("explanation", "window_start_ms", "created_at_ms").rows()
+        ]
+        about = raised.drop("explanation", "window_start_ms").with_columns(
+            window_ms=pl.Series(first_windows, dtype=pl.Int64)
+        )
+        return about.filter((pl.col("window_ms") >= start_ms) & (pl.col("window_ms") < end_ms))
 
     def highest_detector_scores(self, start_ms: int, end_ms: int, limit: int) -> pl.DataFrame | None:
         """``squid_id`` and ``risk``: each identity's highest score of a window starting in ``[start_ms,

@@ -5,7 +5,9 @@ risk and live detection read of ``ledger_entries`` and ``event_details`` (left-j
 - By ``seq``, the event frame in bounded chunks (``LedgerReader.chunks``, ``scan_events``, ``export_parquet``),
   so that ten million events never sit in memory at once.
 - By time, a period's events (``between``) and what the GDPR section reads besides (``erasures``,
-  ``oldest_details_ms``, ``details_before``, ``details_texts``): each one indexed range query.
+  ``details_texts``): each one indexed range query; the details still held per module and how many are
+  older than each module's retention cutoff (``details_held``, one pass over the held details); which of
+  some refs a type of event records (``recorded_refs``).
 - Past a cursor, the tail live detection follows (``tail``); the newest checkpoint a restore compares with
   (``newest_checkpoint``).
 - In one read transaction (``session()``, a ``ReadSession``), what one risk assessment reads: the ledger's
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +90,12 @@ _ERASURE_SCHEMA: dict[str, pl.DataType] = {
     "details": pl.String(),
     "details_left": pl.Int64(),
 }
-_OLDEST_DETAILS = text(
-    "SELECT MIN(e.occurred_at_ms) FROM ledger_entries e JOIN event_details d ON d.seq = e.seq "
-    "WHERE e.occurred_at_ms < :end"
-)
-_DETAILS_BEFORE = text(
-    "SELECT COUNT(*) FROM ledger_entries e JOIN event_details d ON d.seq = e.seq WHERE e.occurred_at_ms < :cutoff"
-)
+_HELD_SCHEMA: dict[str, pl.DataType] = {
+    "layer": pl.String(),
+    "held": pl.Int64(),
+    "oldest_ms": pl.Int64(),
+    "past_retention": pl.Int64(),
+}
 _TAIL = text(
     "SELECT e.seq, e.actor_squid_id, e.type, e.ref, e.layer, e.verdict, e.occurred_at_ms, e.actor_dao_id, "
     "d.details FROM ledger_entries e LEFT JOIN event_details d ON d.seq = e.seq "
@@ -279,16 +280,47 @@ class LedgerReader:
             rows = connection.execute(_ERASURES, parameters).all()
         return pl.DataFrame([tuple(row) for row in rows], schema=_ERASURE_SCHEMA, orient="row")
 
-    def oldest_details_ms(self, before_ms: int) -> int | None:
-        """``occurred_at_ms`` of the oldest event before ``before_ms`` whose details are still held."""
+    def details_held(self, cutoffs: Mapping[str, int], default_cutoff: int | None) -> pl.DataFrame:
+        """Per module (``layer``) whose events still hold details: ``held``, ``oldest_ms`` and
+        ``past_retention``, how many occurred before the module's cutoff (``cutoffs``, else ``default_cutoff``;
+        None: no cutoff, 0)."""
+        occurred = _entries.c.occurred_at_ms
+        cutoff = (
+            case(
+                *(
+                    (_entries.c.layer == module, bindparam(f"cutoff_{n}", ms))
+                    for n, (module, ms) in enumerate(cutoffs.items())
+                ),
+                else_=bindparam("cutoff_default", -(2**62) if default_cutoff is None else default_cutoff),
+            )
+            if cutoffs
+            else bindparam("cutoff_default", -(2**62) if default_cutoff is None else default_cutoff)
+        )
+        statement = (
+            select(
+                _entries.c.layer,
+                func.count().label("held"),
+                func.min(occurred).label("oldest_ms"),
+                func.sum(case((occurred < cutoff, 1), else_=0)).label("past_retention"),
+            )
+            .select_from(_entries.join(_details, _details.c.seq == _entries.c.seq))
+            .group_by(_entries.c.layer)
+        )
         with _Reading("the ledger's details"), self._engine.connect() as connection:
-            oldest = connection.execute(_OLDEST_DETAILS, {"end": before_ms}).scalar()
-        return None if oldest is None else int(oldest)
+            rows = connection.execute(statement).all()
+        return pl.DataFrame([tuple(row) for row in rows], schema=_HELD_SCHEMA, orient="row")
 
-    def details_before(self, cutoff_ms: int) -> int:
-        """How many events before ``cutoff_ms`` still hold their details."""
-        with _Reading("the ledger's details"), self._engine.connect() as connection:
-            return int(connection.execute(_DETAILS_BEFORE, {"cutoff": cutoff_ms}).scalar_one())
+    def recorded_refs(self, event_type: str, refs: Iterable[str]) -> set[str]:
+        """Which of ``refs`` an event of ``event_type`` records, at any time (``ix_ledger_entries_type_seq``)."""
+        wanted = sorted(set(refs))
+        found: set[str] = set()
+        with _Reading("the ledger's events"), self._engine.connect() as connection:
+            for low in range(0, len(wanted), 500):
+                statement = select(_entries.c.ref).where(
+                    _entries.c.type == event_type, _entries.c.ref.in_(wanted[low : low + 500])
+                )
+                found.update(str(ref) for (ref,) in connection.execute(statement))
+        return found
 
     def details_texts(self, seqs: Iterable[int]) -> list[str]:
         """The details (JSON text) still held of the events ``seqs``."""

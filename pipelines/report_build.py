@@ -1,6 +1,7 @@
 """Build one compliance report's numbers from the stores: read the period's events and what the sections read
-besides (``models.reader.LedgerReader``, the alert and risk stores), check the ledger's integrity, ask the MLflow
-registry for the detector in service, and compute every section (``analytics.compliance``).
+besides (``models.reader.LedgerReader``, the alert, risk and identity stores), check the ledger's integrity, ask
+the MLflow registry for the detector in service and its promotions, fingerprint the configuration files, and
+compute every section (``analytics.compliance``). Retention is evaluated at the generation time.
 
 Integrity first: the whole ledger re-verified, the signed checkpoint it was checked against, and a consistency
 proof from the previous report's checkpoint to this one (history was only appended). Signatures and proofs are
@@ -13,17 +14,26 @@ ledger that does not verify gets no new checkpoint: signing over tampered histor
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
 
 from analytics.compliance.activity import summarise_activity
-from analytics.compliance.controls import FRAMEWORKS, Evidence, evaluate
+from analytics.compliance.controls import FRAMEWORKS, evaluate
 from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Check, Status
 from analytics.compliance.gdpr import summarise_gdpr
+from analytics.compliance.inputs import Evidence
 from analytics.compliance.integrity import ConsistencyResult, IntegrityResult
+from analytics.compliance.operations import PROMOTION_SCHEMA, summarise_operations
 from analytics.compliance.period import Period
 from analytics.compliance.report import ComplianceReport
+from analytics.compliance.retention import RetentionPolicy, evaluate_retention
 from analytics.compliance.security import summarise_security
 from models.alerts import AlertStore
+from models.identities import list_identities
 from models.ledger import Ledger
 from models.reader import LedgerReader
 from models.risk_store import RiskStore
@@ -33,6 +43,8 @@ from qerberos.errors import QerberosError, ValidationError
 
 logger = logging.getLogger(__name__)
 DETECTOR_MODEL = "qerberos-detector"
+#: The configuration the report fingerprints (change management: CC8.1).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
 def build_report(
@@ -44,46 +56,109 @@ def build_report(
     organization: str = "",
     report_id: str = "",
     previous_checkpoint: str | None = None,
-    retention_days: int | None = None,
+    retention: RetentionPolicy | None = None,
     tracking_uri: str = "",
+    previous_report: str | None = None,
+    previous_configuration: Mapping[str, str] | None = None,
 ) -> ComplianceReport:
+    """``previous_report`` and ``previous_configuration``: the newest earlier report's id and the configuration
+    fingerprints it recorded (what configuration changes are measured against)."""
     if framework not in FRAMEWORKS:
         raise ValidationError(f"unknown framework {framework!r}", details={"framework": ", ".join(FRAMEWORKS)})
     period = Period.parse(start, end)
+    generated_at = dt.datetime.now(dt.UTC)
     integrity = check_integrity(ledger, previous_checkpoint)
     reader = LedgerReader(ledger.engine)
     events = reader.between(period.start_ms, period.end_ms)
     activity = summarise_activity(events, period)
-    security = summarise_security(AlertStore(ledger.engine), RiskStore(ledger.engine), events, period)
-    gdpr = summarise_gdpr(reader, events, period, retention_days)
-    evidence = Evidence(period, events, integrity, activity, security, gdpr, detector_in_service(tracking_uri))
+    security = summarise_security(
+        AlertStore(ledger.engine), RiskStore(ledger.engine), reader, events, period, generated_at
+    )
+    gdpr = summarise_gdpr(reader, events, period)
+    kept = evaluate_retention(reader, retention or RetentionPolicy(None), generated_at)
+    operations = summarise_operations(
+        events,
+        period,
+        promotions=detector_promotions(tracking_uri),
+        configuration=configuration_fingerprints(),
+        previous_configuration=previous_configuration,
+        previous_report=previous_report,
+    )
+    evidence = Evidence(
+        period, generated_at, events, integrity, activity, security, gdpr, kept, operations,
+        local_identities(ledger), detector_in_service(tracking_uri),
+    )  # fmt: skip
     return ComplianceReport(
         report_id=report_id,
         framework=framework,
         organization=organization,
         period=period,
-        generated_at=dt.datetime.now(dt.UTC),
+        generated_at=generated_at,
         integrity=integrity,
         activity=activity,
         security=security,
         gdpr=gdpr,
+        retention=kept,
+        operations=operations,
         controls=evaluate(framework, evidence),
     )
+
+
+def configuration_fingerprints(directory: Path = CONFIG_DIR) -> dict[str, str]:
+    """Each configuration file's SHA-256 (``*.toml`` of the configuration directory), by file name."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(directory.glob("*.toml"))}
+
+
+def local_identities(ledger: Ledger) -> pl.DataFrame | None:
+    """qerberos's own callers (``models.identities``), without their credentials; None without the table."""
+    try:
+        found = list_identities(ledger.engine)
+    except QerberosError:
+        return None
+    return pl.DataFrame(
+        [(i.name, i.squid_id, i.permissions, i.created_at_ms, i.disabled) for i in found],
+        schema={"name": pl.String(), "squid_id": pl.String(), "permissions": pl.String(),
+                "created_at_ms": pl.Int64(), "disabled": pl.Boolean()},
+        orient="row",
+    ).with_columns(created_at=pl.col("created_at_ms").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")).drop(
+        "created_at_ms"
+    )  # fmt: skip
+
+
+def detector_promotions(tracking_uri: str) -> pl.DataFrame | None:
+    """Every champion promotion of the detector (``PROMOTION_SCHEMA``); None when the registry is not there."""
+    if not tracking_uri:
+        return None
+    try:
+        from pipelines.model_registry import MODEL_NAME, champion_history, client
+
+        registry = client(tracking_uri)
+        rows = []
+        for version in dict.fromkeys(champion_history(tracking_uri)):
+            tags = registry.get_model_version(MODEL_NAME, version).tags
+            rows.append((version, tags.get("champion_since"), tags.get("promotion_reason"),
+                         tags.get("promotion_forced") == "true", tags.get("previous_champion")))  # fmt: skip
+    except Exception as exc:  # any registry failure: the evidence is missing
+        logger.info("no detector promotions at %s: %s", tracking_uri, exc.__class__.__name__)
+        return None
+    return pl.DataFrame(rows, schema=PROMOTION_SCHEMA, orient="row")
 
 
 def detector_in_service(tracking_uri: str) -> Check:
     """The anomaly detector's champion in the MLflow registry (no tracking URI: no evidence)."""
     name, evidence = "anomaly detector in service", f"MLflow registry: {DETECTOR_MODEL}@champion"
+    criterion = "a champion detector version is registered and serves live detection"
+    query = f"MLflow registry: get_model_version_by_alias({DETECTOR_MODEL!r}, 'champion')"
     if not tracking_uri:
-        return Check(name, evidence, NO_EVIDENCE, "no MLflow tracking URI given to the report")
+        return Check(name, evidence, NO_EVIDENCE, "no MLflow tracking URI given to the report", criterion, query)
     try:
         from mlflow.tracking import MlflowClient
 
         version = MlflowClient(tracking_uri).get_model_version_by_alias(DETECTOR_MODEL, "champion")
     except Exception as exc:  # any registry failure: the evidence is missing
         logger.info("no detector champion at %s: %s", tracking_uri, exc.__class__.__name__)
-        return Check(name, evidence, NO_EVIDENCE, "no champion detector registered")
-    return Check(name, evidence, PASSED, f"version {version.version} in service")
+        return Check(name, evidence, NO_EVIDENCE, "no champion detector registered", criterion, query)
+    return Check(name, evidence, PASSED, f"version {version.version} in service", criterion, query)
 
 
 def check_integrity(ledger: Ledger, previous_checkpoint: str | None = None) -> IntegrityResult:

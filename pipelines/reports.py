@@ -3,17 +3,19 @@
 Everything goes to ``QERBEROS_HOME/reports/<report id>/``:
 
 - ``report.ipynb`` (the executed notebook), ``report.html`` (no code cells), ``report.pdf`` (headless
-  Chromium; left out, and said so in the manifest, when no Chromium is installed), ``summary.json`` and
-  ``summary.csv``;
+  Chromium, on A4 or Letter paper), ``summary.json`` and ``summary.csv``, and ``evidence/*.csv``: every table
+  of the report, whole (``analytics.compliance.evidence_index``);
+- ``evidence-manifest.json``: the RFC 8785 JSON of ``{"reportId", "framework", "period": {"startDate",
+  "endDate"}, "outputs": {file: hex SHA-256}}`` (``hashed_content``), every output's hash;
 - ``manifest.json``, written last: the outputs with their SHA-256, the report hash, the checkpoint the
-  ledger was verified against and the ledger event that records the report.
+  ledger was verified against, the configuration fingerprints and the ledger event that records the report.
 
-The report hash is the SHA-256 of the RFC 8785 JSON of ``{"reportId", "framework", "period": {"startDate",
-"endDate"}, "outputs": {file name: hex SHA-256}}`` (``hashed_content``): one hash over every output, so none
-can be changed afterwards. It is appended to the ledger as a ``compliance.report.generated`` event (layer
+The report hash is the SHA-256 of ``evidence-manifest.json``: one hash over every output, so none can be
+changed afterwards. It is appended to the ledger as a ``compliance.report.generated`` event (layer
 ``qerberos``) whose ``ref`` is ``sha256:<report hash>`` (the ref is never erased; the details also carry
-every output's hash). A failing cell keeps the executed notebook, writes a manifest with outcome ``error``
-and raises ``ReportError``; nothing is recorded in the ledger for a report that does not exist.
+every output's hash). A failing cell, or a PDF that could not be printed (no Chromium, unless the request
+says ``pdf=False``), keeps what was made, writes a manifest with outcome ``error`` and raises
+``ReportError``; nothing is recorded in the ledger for a report that does not exist.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from typing import Any
 import rfc8785
 from prometheus_client import Counter, Gauge
 
-from analytics.compliance import FRAMEWORKS, SUMMARY_CSV, SUMMARY_JSON, Period, iso
+from analytics.compliance import FRAMEWORKS, SUMMARY_CSV, SUMMARY_JSON, Period, RetentionPolicy, iso
+from analytics.compliance.evidence_index import EVIDENCE_DIR
+from analytics.config_file import read_toml
 from models.ledger import Ledger
 from models.records import Actor, NewEvent
 from pipelines.scheduled_verification import VERIFICATION_FAILURES
@@ -50,6 +54,8 @@ logger = logging.getLogger(__name__)
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compliance_report.ipynb"
 EVENT_TYPE = "compliance.report.generated"
 MANIFEST = "manifest.json"
+EVIDENCE_MANIFEST = "evidence-manifest.json"
+PAPERS = ("A4", "Letter")
 OUTPUTS = {
     "ipynb": "report.ipynb",
     "html": "report.html",
@@ -99,13 +105,17 @@ class ReportRequest:
     start: dt.datetime
     end: dt.datetime
     organization: str = ""
-    retention_days: int | None = None
+    retention_days: int | None = None  # overrides the configured default retention (``[retention]``)
     source: str = "cli"  # who asked, as the ledger spells it: ``cli``, ``local:<name>``, ``squid:<id>``
     actor: str = "qerberos"  # the sQuid identity recorded as the report's author
+    paper: str | None = None  # A4 or Letter; None: ``QERBEROS_REPORT_PAPER``
+    pdf: bool = True  # False: no PDF (and no failure for want of Chromium)
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
             raise ValidationError(f"unknown framework {self.framework!r}", details={"framework": list(FRAMEWORKS)})
+        if self.paper is not None and self.paper not in PAPERS:
+            raise ValidationError(f"unknown paper size {self.paper!r}", details={"paper": list(PAPERS)})
         Period(self.start, self.end)  # validates the bounds
 
     @property
@@ -175,7 +185,8 @@ def run_report(
     directory = reports_dir(settings) / report_id
     directory.mkdir(parents=True, exist_ok=False)
     notify = progress or (lambda _step, _done, _total: None)
-    previous = latest_checkpoint(settings)
+    previous_manifest = latest_report(settings)
+    previous = None if previous_manifest is None else previous_manifest["checkpoint"]["note"]
     manifest: dict[str, Any] = {
         "reportId": report_id,
         "framework": request.framework,
@@ -187,34 +198,45 @@ def run_report(
     }
     began = time.monotonic()
     try:
+        if request.pdf and chromium() is None:  # said before the work, not after it
+            raise ReportError(
+                f"report {report_id} cannot print its PDF: no Chromium installed (make system-deps), or ask for "
+                "no PDF (--no-pdf)",
+                details={"reportId": report_id, "pdf": "not produced: no Chromium installed"},
+            )
         notify(STEPS[0], 0, len(STEPS))
-        _execute(request, settings, directory, report_id, previous, tracking_uri)
+        _execute(request, settings, directory, report_id, previous_manifest, tracking_uri)
+        notify(STEPS[1], 1, len(STEPS))
+        summary = json.loads((directory / SUMMARY_JSON).read_text())
+        _render_html(directory, summary["title"])
+        notify(STEPS[2], 2, len(STEPS))
+        pdf_note = _print_pdf(directory) if request.pdf else "not produced: not requested (--no-pdf)"
+        if request.pdf and not (directory / OUTPUTS["pdf"]).exists():
+            raise ReportError(
+                f"report {report_id} has no PDF: {pdf_note}", details={"reportId": report_id, "pdf": pdf_note}
+            )
     except ReportError as exc:
         manifest |= {"outcome": "error", "error": exc.details, "durationSeconds": round(time.monotonic() - began, 3)}
         _write_manifest(directory, manifest)
         REPORT_RUNS.labels(request.framework, "error").inc()
         raise
-    notify(STEPS[1], 1, len(STEPS))
-    _render_html(directory)
-    notify(STEPS[2], 2, len(STEPS))
-    pdf_note = _print_pdf(directory)
     notify(STEPS[3], 3, len(STEPS))
-    summary = json.loads((directory / SUMMARY_JSON).read_text())
-    outputs = {
-        OUTPUTS[fmt]: {"format": fmt, "sha256": sha256_file(directory / OUTPUTS[fmt]),
-                       "bytes": (directory / OUTPUTS[fmt]).stat().st_size}
-        for fmt in OUTPUTS
-        if (directory / OUTPUTS[fmt]).exists()
-    }  # fmt: skip
     integrity = summary["integrity"]
     manifest |= {
-        "outputs": outputs,
+        "title": summary["title"],
+        "verdict": summary["summary"]["verdict"],
+        "outputs": _outputs(directory),
         "pdf": pdf_note,
+        "paper": _paper(request, settings),
         "integrity": integrity["status"],
         "checkpoint": {"size": integrity["checkpoint"]["size"], "note": integrity["checkpoint"]["note"]},
-        "hashAlgorithm": "sha256 over RFC 8785 JSON of {reportId, framework, period, outputs: {file: sha256}}",
+        "configuration": summary["operations"]["configuration"],
+        "evidenceManifest": EVIDENCE_MANIFEST,
+        "hashAlgorithm": f"sha256 of {EVIDENCE_MANIFEST}: RFC 8785 JSON of {{reportId, framework, period, outputs: "
+        "{file: sha256}}",
     }
-    manifest["reportSha256"] = report_hash(manifest)
+    (directory / EVIDENCE_MANIFEST).write_bytes(hashed_content(manifest))
+    manifest["reportSha256"] = sha256_file(directory / EVIDENCE_MANIFEST)
     owned = ledger is None
     ledger = ledger or Ledger.from_settings(settings)
     try:
@@ -240,17 +262,48 @@ def run_report(
     return ReportResult(report_id, directory, manifest)
 
 
+def _outputs(directory: Path) -> dict[str, dict[str, Any]]:
+    """Every output (the formats, then the evidence files) with its format, SHA-256 and size."""
+    files = [(OUTPUTS[fmt], fmt) for fmt in OUTPUTS if (directory / OUTPUTS[fmt]).exists()]
+    files += [
+        (path.relative_to(directory).as_posix(), "csv") for path in sorted((directory / EVIDENCE_DIR).glob("*.csv"))
+    ]
+    return {
+        name: {"format": fmt, "sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
+        for name, fmt in files
+    }
+
+
+def _paper(request: ReportRequest, settings: Settings) -> str:
+    return request.paper or settings.report_paper
+
+
+def retention_policy(retention_days: int | None, config: Path | None = None) -> RetentionPolicy:
+    """The ``[retention]`` table of the reports' configuration (``default_days``, ``[retention.modules]``:
+    days per module), with ``retention_days`` in place of its default when given."""
+    from pipelines.schedule import DEFAULT_CONFIG
+
+    table = read_toml(config or DEFAULT_CONFIG, "reports").get("retention", {})
+    try:
+        default = table.get("default_days") if retention_days is None else retention_days
+        modules = {str(module): int(days) for module, days in table.get("modules", {}).items()}
+        return RetentionPolicy(None if default is None else int(default), modules)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(f"bad [retention] in the reports' configuration: {exc}") from exc
+
+
 def _execute(
     request: ReportRequest,
     settings: Settings,
     directory: Path,
     report_id: str,
-    previous: str | None,
+    previous: dict[str, Any] | None,
     tracking_uri: str | None,
 ) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    policy = retention_policy(request.retention_days)
     parameters = {
         "framework": request.framework,
         "start": iso(request.start),
@@ -259,10 +312,15 @@ def _execute(
         "tracking_uri": settings.mlflow_tracking_uri if tracking_uri is None else tracking_uri,
         "organization": request.organization,
         "output_dir": str(directory),
-        "previous_checkpoint": previous or "",
+        "previous_checkpoint": "" if previous is None else previous["checkpoint"]["note"],
+        "previous_report": "" if previous is None else previous["reportId"],
+        "previous_configuration": json.dumps(previous["configuration"])
+        if previous and "configuration" in previous
+        else "",
         "report_id": report_id,
         "qerberos_home": str(settings.home),
-        "retention_days": request.retention_days,
+        "retention": json.dumps(policy.to_json()) if policy.configured else "",
+        "paper": _paper(request, settings),
     }
     try:
         papermill.execute_notebook(
@@ -289,13 +347,14 @@ def _execute(
         raise ReportError(f"report {report_id} wrote no summary", details={"reportId": report_id})
 
 
-def _render_html(directory: Path) -> None:
+def _render_html(directory: Path, title: str) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
     # nbconvert's exporter constructor and nbformat.read carry no type hints.
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)  # type: ignore[no-untyped-call]
     notebook = nbformat.read(directory / OUTPUTS["ipynb"], as_version=4)  # type: ignore[no-untyped-call]
+    notebook.metadata["title"] = title  # the HTML's <title>, which Chromium makes the PDF's title
     for cell in notebook.cells:  # library warnings on stderr belong in the executed notebook, not the report
         cell["outputs"] = [out for out in cell.get("outputs", []) if out.get("name") != "stderr"]
     body, _ = exporter.from_notebook_node(notebook)
@@ -412,10 +471,10 @@ def find_report(framework: str, period: Period, settings: Settings | None = None
     return None
 
 
-def latest_checkpoint(settings: Settings | None = None) -> str | None:
-    """The checkpoint of the newest finished report: the next report proves consistency from it."""
+def latest_report(settings: Settings | None = None) -> dict[str, Any] | None:
+    """The manifest of the newest finished report: the next report proves consistency from its checkpoint and
+    compares the configuration with its fingerprints."""
     for manifest in list_reports(settings):
-        note = (manifest.get("checkpoint") or {}).get("note")
-        if note:
-            return str(note)
+        if (manifest.get("checkpoint") or {}).get("note"):
+            return manifest
     return None

@@ -58,6 +58,8 @@ class Settings:
     memory_limit_bytes: int = 0
     # ``qerberos report schedule`` verifies the whole ledger every this many seconds (0: never).
     verify_interval: float = 3600.0
+    # Paper size of the compliance reports' PDF: ``A4`` or ``Letter``.
+    report_paper: str = "A4"
     # With several workers, uvicorn's supervisor pings each every half second and replaces one that has
     # not answered within this many seconds (a worker starting up answers once its imports are done).
     worker_healthcheck_timeout: int = 60
@@ -178,6 +180,7 @@ def load_settings() -> Settings:
         detector_metrics_port=_number("DETECTOR_METRICS_PORT", "9466", int),
         memory_limit_bytes=_number("MEMORY_LIMIT_BYTES", "0", int),
         verify_interval=_number("VERIFY_INTERVAL", "3600", float),
+        report_paper=_choice("REPORT_PAPER", "A4", ("A4", "Letter")),
         worker_healthcheck_timeout=_seconds("WORKER_HEALTHCHECK_TIMEOUT", "60"),
         witnesses=_witnesses(),
         witness_timeout=_number("WITNESS_TIMEOUT", "5", float),

@@ -34,6 +34,7 @@ __all__ = [
     "HASH_SIZE",
     "BundleReport",
     "CompactRange",
+    "SubjectReport",
     "VerificationError",
     "leaf_hash",
     "node_hash",
@@ -41,6 +42,7 @@ __all__ = [
     "verify_bundle",
     "verify_consistency",
     "verify_inclusion",
+    "verify_subject_bundle",
 ]
 
 HASH_SIZE = 32
@@ -680,6 +682,62 @@ def verify_bundle(directory: str | Path, trusted_checkpoints: Sequence[str] = ()
     return BundleReport(tree.size, len(stored), origin)
 
 
+@dataclasses.dataclass(frozen=True)
+class SubjectReport:
+    subject: str
+    events: int
+    tree_size: int
+    origin: str
+
+
+def verify_subject_bundle(directory: str | Path, trusted_keys: Sequence[str] = ()) -> SubjectReport:
+    """Check one data subject's bundle (``qerberos report subject``): the checkpoint's signature (with
+    ``trusted_keys`` when given, else the bundle's ``keys.txt``), each event's inclusion proof up to the
+    checkpoint's root, its details against their commitment, and that each event is the subject's own.
+    Raise ``VerificationError`` naming the first event that fails."""
+    directory = Path(directory)
+    manifest = _json_object("manifest.json", (directory / "manifest.json").read_text(encoding="utf-8"))
+    origin, subject = _text("manifest.json", manifest, "origin"), _text("manifest.json", manifest, "subject")
+    keys = list(trusted_keys) or [
+        line for line in (directory / "keys.txt").read_text(encoding="utf-8").splitlines() if line
+    ]
+    checkpoint = verify_checkpoint((directory / "checkpoint.txt").read_text(encoding="utf-8"), keys, origin)
+    events = 0
+    with (directory / "records.jsonl").open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            record = _json_object(f"event {number}", line)
+            seq = record.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                raise VerificationError(f"event {number}: no sequence number")
+            where = f"event at seq {seq}"
+            canonical = _text(where, record, "canonical").encode()
+            fields = _json_object(f"{where}: canonical", canonical)
+            actor = fields.get("actor")
+            if fields.get("seq") != seq or not isinstance(actor, dict) or actor.get("squidId") != subject:
+                raise VerificationError(f"{where}: not an event of {subject} at that position")
+            proof = record.get("proof")
+            nodes = [decode_base64(node) if isinstance(node, str) else None for node in proof or []]
+            if not isinstance(proof, list) or any(node is None for node in nodes):
+                raise VerificationError(f"{where}: the inclusion proof is not a list of base64 nodes")
+            verify_inclusion(seq, checkpoint.size, leaf_hash(canonical), nodes, checkpoint.root_hash)  # type: ignore[arg-type]
+            _check_details(where, record, fields)
+            events += 1
+    return SubjectReport(subject, events, checkpoint.size, origin)
+
+
+def _check_details(where: str, record: dict[str, object], fields: dict[str, object]) -> None:
+    """Details that are there must match the record's commitment (erased ones are simply absent)."""
+    if record.get("details") is None:
+        return
+    details = _text(where, record, "details")
+    salt = decode_base64(_text(where, record, "salt"))
+    if salt is None:
+        raise VerificationError(f"{where}: salt is not base64")
+    digest = hashlib.sha256(salt + details.encode()).hexdigest()
+    if fields.get("detailsCommitment") != f"sha256:{digest}":
+        raise VerificationError(f"{where}: details do not match their commitment")
+
+
 def _bundle_checkpoints(
     path: Path, trusted: Sequence[str], origin: str, checkpoints: dict[int, bytes]
 ) -> dict[int, bytes]:
@@ -712,14 +770,7 @@ def _check_bundle_record(seq: int, record: dict[str, object], chain: bytes) -> t
     chain = hashlib.sha256(chain + leaf).digest()
     if base64.b64encode(chain).decode() != _text(where, record, "chainHash"):
         raise VerificationError(f"{where}: hash chain broken")
-    if record.get("details") is not None:
-        details = _text(where, record, "details")
-        salt = decode_base64(_text(where, record, "salt"))
-        if salt is None:
-            raise VerificationError(f"{where}: salt is not base64")
-        digest = hashlib.sha256(salt + details.encode()).hexdigest()
-        if fields.get("detailsCommitment") != f"sha256:{digest}":
-            raise VerificationError(f"{where}: details do not match their commitment")
+    _check_details(where, record, fields)
     return leaf, chain
 
 

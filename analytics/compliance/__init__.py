@@ -6,29 +6,35 @@ results; ``pipelines.reports`` runs it."""
 from __future__ import annotations
 
 from analytics.compliance.controls import FRAMEWORKS
-from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Check, Control, Status
+from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, VERDICTS, Check, Control, Status, Verdict
 from analytics.compliance.period import Period, iso
 from analytics.compliance.report import (
+    CLOCKS,
     SUMMARY_CSV,
     SUMMARY_JSON,
     ComplianceReport,
     summary,
     write_summary,
 )
+from analytics.compliance.retention import RetentionPolicy
 from qerberos.instants import parse_instant
 
 __all__ = [
+    "CLOCKS",
     "FAILED",
     "FRAMEWORKS",
     "NO_EVIDENCE",
     "PASSED",
     "SUMMARY_CSV",
     "SUMMARY_JSON",
+    "VERDICTS",
     "Check",
     "ComplianceReport",
     "Control",
     "Period",
+    "RetentionPolicy",
     "Status",
+    "Verdict",
     "iso",
     "parse_instant",
     "summary",

@@ -1,43 +1,23 @@
-"""The controls of each framework, each made of real checks on the period's evidence.
+"""The controls of each framework, each made of real checks on the period's evidence, or said to rest on
+evidence outside the ledger (never left out).
 
-SOC 2 (Trust Services Criteria 2017): CC6.1, CC6.2, CC6.3 (logical access), CC7.1, CC7.2, CC7.3 (system
-operations, monitoring). ISO/IEC 27001:2022 Annex A: A.8.15 (logging), A.8.16 (monitoring activities).
-GDPR: Art. 5(1)(f)/32, Art. 17, Art. 30, Art. 5(1)(e). ``custom`` reports every control.
+SOC 2 (Trust Services Criteria 2017): CC6.1-CC6.8 (logical and physical access), CC7.1-CC7.5 (system
+operations), CC8.1 (change management), A1.2 (backups and recovery). ISO/IEC 27001:2022 Annex A: A.5.15-A.5.18
+(access control, identity, authentication, access rights), A.5.24-A.5.28 (incident management), A.8.2, A.8.5,
+A.8.13, A.8.15, A.8.16, A.8.17. GDPR: Art. 5(1)(e), 5(1)(f), 15, 17, 30, 32, 33. ``custom`` reports every control.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from collections.abc import Callable
 
-import polars as pl
-
-from analytics.compliance.activity import Activity
-from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Check, Control, check_count
-from analytics.compliance.gdpr import Gdpr
-from analytics.compliance.integrity import IntegrityResult
-from analytics.compliance.period import Period
-from analytics.compliance.security import Security
+from analytics.compliance import checks_access as access
+from analytics.compliance import checks_operations as ops
+from analytics.compliance import checks_privacy as privacy
+from analytics.compliance.evidence import FAILED, NO_EVIDENCE, Check, Control
+from analytics.compliance.inputs import Evidence
 
 FRAMEWORKS = ("gdpr", "soc2", "iso27001", "custom")
-#: An event stamped this far after the ledger received it is future-dated (clock fault or forgery).
-MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
-#: A critical or high alert still active this long after it was raised is left unhandled.
-MAX_OPEN_SERIOUS_ALERT = dt.timedelta(days=7)
-ACCESS_DECISION_PATTERN = r"(auth|login|permission_check|session)"
-ACCESS_CHANGE_PATTERN = r"(permission_grant|permission_revoke|role_|access_(grant|revoke))"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Evidence:
-    period: Period
-    events: pl.DataFrame
-    integrity: IntegrityResult
-    activity: Activity
-    security: Security
-    gdpr: Gdpr
-    detector: Check  # the detector in service (MLflow registry): ``pipelines.report_build.detector_in_service``
 
 
 def evaluate(framework: str, evidence: Evidence) -> list[Control]:
@@ -47,190 +27,69 @@ def evaluate(framework: str, evidence: Evidence) -> list[Control]:
     return [
         Control(name, control_id, title, tuple(check(evidence) for check in checks))
         for name in chosen
-        for control_id, title, checks in _CATALOGUE[name]
+        for control_id, title, checks in CATALOGUE[name]
     ]
 
 
-# -- checks ------------------------------------------------------------------------------------------
-
-
-def ledger_intact(e: Evidence) -> Check:
-    i = e.integrity
-    evidence = f"all {i.ledger_size:,} ledger records re-derived: encodings, hash chain, Merkle nodes, checkpoints"
-    if i.ledger_size == 0:
-        return Check("ledger intact", evidence, NO_EVIDENCE, "the ledger is empty")
-    if not i.intact:
-        return Check("ledger intact", evidence, FAILED, f"tampering at sequence number {i.first_bad_seq}: {i.problem}")
-    return Check("ledger intact", evidence, PASSED, f"{i.checkpoints_checked} checkpoints matched the records")
-
-
-def checkpoint_signed(e: Evidence) -> Check:
-    i = e.integrity
-    return Check("signed checkpoint", "the log's Ed25519 checkpoint, checked by the stand-alone verifier",
-                 i.checkpoint_status, i.checkpoint_detail)  # fmt: skip
-
-
-def append_only(e: Evidence) -> Check:
-    c = e.integrity.consistency
-    return Check("append-only since the previous report", "RFC 9162 consistency proof between the two checkpoints",
-                 c.status, c.detail)  # fmt: skip
-
-
-def events_attributed(e: Evidence) -> Check:
-    evidence = "every event of the period: actor, module and verdict present"
-    if e.events.is_empty():
-        return Check("events attributed", evidence, NO_EVIDENCE, "no events in the period")
-    bad = e.events.filter(
-        pl.col("squid_id").is_null() | (pl.col("squid_id").str.strip_chars() == "") | pl.col("layer").is_null()
-        | ~pl.col("verdict").is_in(["ALLOW", "DENY", "WARN"])
-    ).height  # fmt: skip
-    if bad:
-        return Check("events attributed", evidence, FAILED, f"{bad:,} of {e.events.height:,} events lack an actor")
-    return Check("events attributed", evidence, PASSED, f"{e.events.height:,} events, all attributed")
-
-
-def timestamps_consistent(e: Evidence) -> Check:
-    evidence = "each event's time of occurrence against the ledger's time of receipt"
-    if e.events.is_empty():
-        return Check("timestamps consistent", evidence, NO_EVIDENCE, "no events in the period")
-    ahead = e.events.filter(pl.col("occurred_at") > pl.col("received_at") + MAX_CLOCK_SKEW).height
-    late = e.events.filter(pl.col("received_at") - pl.col("occurred_at") > dt.timedelta(days=1)).height
-    detail = f"{ahead:,} future-dated by more than {MAX_CLOCK_SKEW}; {late:,} received more than a day late"
-    return Check("timestamps consistent", evidence, FAILED if ahead else PASSED, detail)
-
-
-def _matching(e: Evidence, pattern: str) -> pl.DataFrame:
-    return e.events.filter(pl.concat_str("layer", pl.lit("."), "type").str.contains(pattern))
-
-
-def access_decisions_logged(e: Evidence) -> Check:
-    decisions = _matching(e, ACCESS_DECISION_PATTERN)
-    return check_count("access decisions logged", "authentication and authorisation events (sQuid, Qonsent)",
-                       decisions.height)  # fmt: skip
-
-
-def denials_enforced(e: Evidence) -> Check:
-    evidence = "DENY verdicts among authentication and authorisation decisions"
-    decisions = _matching(e, ACCESS_DECISION_PATTERN)
-    denied = decisions.filter(pl.col("verdict") == "DENY").height
-    if decisions.is_empty() or denied == 0:
-        return Check("refusals enforced", evidence, NO_EVIDENCE, "no refused access decision in the period")
-    return Check("refusals enforced", evidence, PASSED, f"{denied:,} of {decisions.height:,} decisions refused")
-
-
-def access_changes_logged(e: Evidence) -> Check:
-    changes = _matching(e, ACCESS_CHANGE_PATTERN)
-    return check_count("access changes logged", "permission grants and revocations", changes.height)
-
-
-def privileged_attributed(e: Evidence) -> Check:
-    evidence = "privileged and administrative actions: each attributed to an identity with a verdict"
-    privileged = e.activity.privileged
-    if privileged.is_empty():
-        return Check("privileged actions attributed", evidence, NO_EVIDENCE, "no privileged action in the period")
-    bad = privileged.filter(pl.col("squid_id").is_null() | (pl.col("squid_id") == "")).height
-    denied = privileged.filter(pl.col("verdict") == "DENY").height
-    detail = f"{privileged.height:,} actions, {denied:,} refused, {bad:,} unattributed"
-    return Check("privileged actions attributed", evidence, FAILED if bad else PASSED, detail)
-
-
-def monitoring_active(e: Evidence) -> Check:
-    s = e.security
-    evidence = "alerts raised and risk scores computed in the period (alerts, risk and detector tables)"
-    if not s.alerts_available and s.risk_source is None:
-        return Check("monitoring active", evidence, NO_EVIDENCE, "no alerts or risk tables in this deployment")
-    raised = s.alerts.height
-    if raised == 0 and s.risk_source is None:
-        return Check("monitoring active", evidence, NO_EVIDENCE, "monitoring produced no alert or score in the period")
-    return Check("monitoring active", evidence, PASSED, f"{raised:,} alerts; risk from {s.risk_source or 'none'}")
-
-
-def detector_deployed(e: Evidence) -> Check:
-    return e.detector
-
-
-def alerts_in_ledger(e: Evidence) -> Check:
-    s = e.security
-    evidence = "each alert raised in the period against the ledger's security.alert.created audit events"
-    if not s.alerts_available or s.alerts.is_empty():
-        return Check("alerts audited", evidence, NO_EVIDENCE, "no alerts in the period")
-    logged = s.ledger_alert_events.get("security.alert.created", 0)
-    detail = f"{s.alerts.height:,} alerts, {logged:,} creation events in the ledger"
-    return Check("alerts audited", evidence, PASSED if logged >= s.alerts.height else FAILED, detail)
-
-
-def alerts_handled(e: Evidence) -> Check:
-    s = e.security
-    days = MAX_OPEN_SERIOUS_ALERT.days
-    evidence = f"critical and high alerts active for more than {days} days; closures without reason"
-    if not s.alerts_available or s.alerts.is_empty():
-        return Check("alerts handled", evidence, NO_EVIDENCE, "no alerts in the period")
-    stale = s.alerts.filter(
-        (pl.col("status") == "active") & pl.col("severity").is_in(["critical", "high"])
-        & (pl.col("created_at") < e.period.end - MAX_OPEN_SERIOUS_ALERT)
-    ).height  # fmt: skip
-    unexplained = s.alerts.filter(
-        pl.col("status").is_in(["resolved", "dismissed"]) & (pl.col("reason").is_null() | (pl.col("reason") == ""))
-    ).height
-    detail = f"{stale:,} serious alerts left active, {unexplained:,} closed without a reason"
-    return Check("alerts handled", evidence, FAILED if stale or unexplained else PASSED, detail)
-
-
-def erasures_effective(e: Evidence) -> Check:
-    g = e.gdpr
-    evidence = "each gdpr.erasure event: the identity's earlier events must hold no personal details"
-    if g.erasures.is_empty():
-        return Check("erasures carried out", evidence, NO_EVIDENCE, "no erasure request in the period")
-    detail = f"{g.erasures.height} requests, {g.erased_events:,} events erased, {g.erasures_incomplete} incomplete"
-    return Check("erasures carried out", evidence, FAILED if g.erasures_incomplete else PASSED, detail)
-
-
-def records_of_processing(e: Evidence) -> Check:
-    return check_count("records of processing", "processing activities per module with data subjects and categories",
-                       e.gdpr.processing.height, unit="processing activities")  # fmt: skip
-
-
-def personal_access_logged(e: Evidence) -> Check:
-    return check_count("personal data access logged", "reads and disclosures of personal data, by identity",
-                       e.gdpr.personal_access_count)  # fmt: skip
-
-
-def retention_respected(e: Evidence) -> Check:
-    g = e.gdpr
-    evidence = "age of the personal details still held against the retention period"
-    if g.retention_days is None:
-        return Check("retention respected", evidence, NO_EVIDENCE, "no retention period configured for the report")
-    if g.oldest_details_days is None:
-        return Check("retention respected", evidence, NO_EVIDENCE, "no personal details held")
-    past = g.details_past_retention or 0
-    detail = f"{past:,} events hold details older than {g.retention_days} days"
-    return Check("retention respected", evidence, FAILED if past else PASSED, detail)
-
-
 _Checks = tuple[Callable[[Evidence], Check], ...]
-_CATALOGUE: dict[str, tuple[tuple[str, str, _Checks], ...]] = {
+_INTEGRITY: _Checks = (ops.ledger_intact, ops.checkpoint_signed, ops.append_only)
+CATALOGUE: dict[str, tuple[tuple[str, str, _Checks], ...]] = {
     "gdpr": (
-        ("Art. 5(1)(f), 32", "Integrity and confidentiality of processing",
-         (ledger_intact, checkpoint_signed, append_only, access_decisions_logged)),
-        ("Art. 17", "Right to erasure carried out", (erasures_effective,)),
-        ("Art. 30", "Records of processing activities", (records_of_processing, personal_access_logged)),
-        ("Art. 5(1)(e)", "Storage limitation (retention)", (retention_respected,)),
+        ("Art. 5(1)(e)", "Storage limitation (retention, at generation time)", (privacy.retention_respected,)),
+        ("Art. 5(1)(f)", "Integrity and confidentiality of processing",
+         (*_INTEGRITY, access.access_decisions_logged)),
+        ("Art. 15", "Right of access by the data subject", (privacy.subject_access_answered,)),
+        ("Art. 17", "Right to erasure carried out", (privacy.erasures_effective,)),
+        ("Art. 30", "Records of processing activities",
+         (privacy.records_of_processing, privacy.personal_access_logged)),
+        ("Art. 32", "Security of processing",
+         (access.events_attributed, access.denials_enforced, ops.monitoring_active, ops.alerts_handled)),
+        ("Art. 33", "Notification of a personal data breach (72 hours)",
+         (privacy.breaches_assessed, privacy.breach_notified)),
     ),
     "soc2": (
         ("CC6.1", "Logical access: identified, authenticated, authorised",
-         (events_attributed, access_decisions_logged, denials_enforced)),
-        ("CC6.2", "Access granted, changed and revoked on record", (access_changes_logged,)),
-        ("CC6.3", "Privileged access restricted and recorded", (privileged_attributed,)),
-        ("CC7.1", "Changes to the audit trail detected", (ledger_intact, checkpoint_signed, append_only)),
+         (access.events_attributed, access.access_decisions_logged, access.denials_enforced)),
+        ("CC6.2", "Access granted, changed and revoked on record",
+         (access.identities_registered, access.access_changes_logged)),
+        ("CC6.3", "Access rights managed; privileged access restricted and recorded",
+         (access.privileged_attributed, access.revocations_logged)),
+        ("CC6.4", "Physical access restricted", (access.physical_access,)),
+        ("CC6.5", "Data disposed of when no longer needed", (privacy.erasures_effective, privacy.retention_respected)),
+        ("CC6.6", "Threats from outside the system boundary refused",
+         (access.authentications_logged, access.denials_enforced)),
+        ("CC6.7", "Transmission and disclosure of data restricted",
+         (privacy.personal_access_logged, access.transmission_protected)),
+        ("CC6.8", "Unauthorised or malicious software prevented or detected",
+         (ops.detector_deployed, access.malware_prevented)),
+        ("CC7.1", "Changes to the audit trail and configuration detected", (*_INTEGRITY, ops.configuration_tracked)),
         ("CC7.2", "System components monitored for anomalies",
-         (monitoring_active, detector_deployed, alerts_in_ledger)),
-        ("CC7.3", "Security events evaluated and acted on", (alerts_handled,)),
+         (ops.monitoring_active, ops.detector_deployed, ops.alerts_in_ledger)),
+        ("CC7.3", "Security events evaluated and acted on", (ops.alerts_handled,)),
+        ("CC7.4", "Incidents responded to", (ops.incidents_responded, ops.incident_plan)),
+        ("CC7.5", "Recovery from incidents", (ops.restores_drilled, ops.incidents_responded)),
+        ("CC8.1", "Changes authorised, recorded and approved", (ops.promotions_gated, ops.configuration_tracked)),
+        ("A1.2", "Backups and recovery infrastructure", (ops.backups_taken, ops.restores_drilled)),
     ),
     "iso27001": (
+        ("A.5.15", "Access control", (access.access_decisions_logged, access.denials_enforced)),
+        ("A.5.16", "Identity management", (access.events_attributed, access.identities_registered)),
+        ("A.5.17", "Authentication information", (access.authentications_logged,)),
+        ("A.5.18", "Access rights", (access.access_changes_logged, access.revocations_logged)),
+        ("A.5.24", "Incident management planning and preparation", (ops.incident_plan, ops.monitoring_active)),
+        ("A.5.25", "Assessment and decision on information security events", (ops.alerts_handled,)),
+        ("A.5.26", "Response to information security incidents", (ops.incidents_responded,)),
+        ("A.5.27", "Learning from information security incidents", (ops.incidents_learned,)),
+        ("A.5.28", "Collection of evidence", (ops.evidence_preserved,)),
+        ("A.8.2", "Privileged access rights", (access.privileged_attributed,)),
+        ("A.8.5", "Secure authentication", (access.authentications_logged, access.denials_enforced)),
+        ("A.8.13", "Information backup", (ops.backups_taken, ops.restores_drilled)),
         ("A.8.15", "Logging: events recorded, protected and analysed",
-         (events_attributed, timestamps_consistent, ledger_intact, checkpoint_signed, append_only)),
+         (access.events_attributed, ops.clocks_synchronised, *_INTEGRITY)),
         ("A.8.16", "Monitoring activities for anomalous behaviour",
-         (access_decisions_logged, monitoring_active, detector_deployed, alerts_in_ledger, alerts_handled)),
+         (access.access_decisions_logged, ops.monitoring_active, ops.detector_deployed, ops.alerts_in_ledger,
+          ops.alerts_handled)),
+        ("A.8.17", "Clock synchronisation (event against receipt time)", (ops.clocks_synchronised,)),
     ),
 }  # fmt: skip
 

@@ -1,6 +1,7 @@
 """GDPR: access to personal data by identity, erasure requests carried out (Art. 17, from the ledger's
 ``gdpr.erasure`` events, each checked to have really removed the details), and the records of processing
-(Art. 30) with the retention status of the personal details still held.
+(Art. 30), and the data subjects' access requests answered (Art. 15: ``gdpr.subject.exported`` events, which
+``qerberos report subject`` records). Retention (Art. 5(1)(e)) is ``analytics.compliance.retention``.
 
 What it reads of the ledger besides the period's events, it asks of a ``GdprSource`` (``models.reader.LedgerReader``).
 """
@@ -24,16 +25,14 @@ PERSONAL_DATA_PATTERN = (
     r"|personal|export|profile"
 )
 _DETAIL_SAMPLE = 2000
+#: The ledger event ``qerberos report subject`` records for each export of one data subject's events.
+SUBJECT_EXPORT_TYPE = "gdpr.subject.exported"
 
 
 class GdprSource(Protocol):
     """What the GDPR section reads of the ledger (``models.reader.LedgerReader`` says what each returns)."""
 
     def erasures(self, start_ms: int, end_ms: int, erasure_type: str) -> pl.DataFrame: ...
-
-    def oldest_details_ms(self, before_ms: int) -> int | None: ...
-
-    def details_before(self, cutoff_ms: int) -> int: ...
 
     def details_texts(self, seqs: Iterable[int]) -> list[str]: ...
 
@@ -46,9 +45,7 @@ class Gdpr:
     erased_events: int
     erasures_incomplete: int
     processing: pl.DataFrame  # Art. 30: layer, types, data_subjects, events, data_categories, erased
-    retention_days: int | None
-    oldest_details_days: float | None
-    details_past_retention: int | None
+    subject_exports: pl.DataFrame  # Art. 15: occurred_at, squid_id (the subject), requested_by, ref, seq
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,13 +55,11 @@ class Gdpr:
             "erasedEvents": self.erased_events,
             "erasuresIncomplete": self.erasures_incomplete,
             "processingActivities": self.processing.height,
-            "retentionDays": self.retention_days,
-            "oldestDetailsDays": None if self.oldest_details_days is None else round(self.oldest_details_days, 2),
-            "detailsPastRetention": self.details_past_retention,
+            "subjectAccessExports": self.subject_exports.height,
         }
 
 
-def summarise_gdpr(ledger: GdprSource, events: pl.DataFrame, period: Period, retention_days: int | None) -> Gdpr:
+def summarise_gdpr(ledger: GdprSource, events: pl.DataFrame, period: Period) -> Gdpr:
     personal = events.filter(personal_data_expr())
     personal_access = (
         personal.group_by("squid_id")
@@ -76,7 +71,6 @@ def summarise_gdpr(ledger: GdprSource, events: pl.DataFrame, period: Period, ret
         .sort(["accesses", "squid_id"], descending=[True, False])
     )
     erasures = _erasures(ledger, period)
-    oldest, past = _retention(ledger, period, retention_days)
     return Gdpr(
         personal_access=personal_access,
         personal_access_count=personal.height,
@@ -84,9 +78,14 @@ def summarise_gdpr(ledger: GdprSource, events: pl.DataFrame, period: Period, ret
         erased_events=int(erasures["erased_events"].sum()) if erasures.height else 0,
         erasures_incomplete=int((erasures["details_left"] > 0).sum()) if erasures.height else 0,
         processing=_processing(ledger, events),
-        retention_days=retention_days,
-        oldest_details_days=oldest,
-        details_past_retention=past,
+        subject_exports=events.filter(pl.col("type") == SUBJECT_EXPORT_TYPE)
+        .select(
+            "occurred_at",
+            subject=pl.col("ref").str.strip_prefix("identity:"),
+            requested_by=pl.col("squid_id"),
+            seq=pl.col("seq"),
+        )
+        .sort("occurred_at", "seq"),
     )
 
 
@@ -152,12 +151,3 @@ def _detail_keys(ledger: GdprSource, seqs: list[int]) -> list[str]:
         if isinstance(body, dict):
             keys.update(body)
     return sorted(keys)
-
-
-def _retention(ledger: GdprSource, period: Period, retention_days: int | None) -> tuple[float | None, int | None]:
-    """Age at the period's end of the oldest personal details still held, and how many are past retention."""
-    oldest = ledger.oldest_details_ms(period.end_ms)
-    age = None if oldest is None else (period.end_ms - oldest) / 86_400_000
-    if retention_days is None:
-        return age, None
-    return age, ledger.details_before(period.end_ms - retention_days * 86_400_000)

@@ -16,11 +16,29 @@ from typing import Any
 
 from analytics.compliance.activity import Activity
 from analytics.compliance.controls import recommendations, violations
-from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, Control
+from analytics.compliance.evidence import FAILED, NO_EVIDENCE, PASSED, VERDICTS, Control, Verdict, verdict
 from analytics.compliance.gdpr import Gdpr
 from analytics.compliance.integrity import IntegrityResult
+from analytics.compliance.operations import Operations
 from analytics.compliance.period import Period, iso
-from analytics.compliance.security import Security
+from analytics.compliance.retention import Retention
+from analytics.compliance.security import ACTIVITY_CLOCK, Security
+
+FRAMEWORK_NAMES = {
+    "gdpr": "GDPR",
+    "soc2": "SOC 2",
+    "iso27001": "ISO/IEC 27001:2022",
+    "custom": "SOC 2, ISO 27001 and GDPR",
+}
+#: The clock behind each count of the report, as it states them.
+CLOCKS = {
+    "events": "event clock: each event's occurred_at (the time its module stamped), in the period",
+    "alerts": ACTIVITY_CLOCK + "; raised_at shown beside it",
+    "incidents": ACTIVITY_CLOCK + "; hours open from raised_at to closure, or to generation time",
+    "riskChanges": "activity clock: the ledger time the assessment was computed at; the receipt shown beside it",
+    "erasures": "event clock for the request; details left behind counted at generation time",
+    "retention": "generation time: age of the details still held when the report was generated",
+}
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -37,7 +55,22 @@ class ComplianceReport:
     activity: Activity
     security: Security
     gdpr: Gdpr
+    retention: Retention
+    operations: Operations
     controls: list[Control]
+
+    @property
+    def title(self) -> str:
+        """``Acme: SOC 2 compliance report, 2026-01-05 to 2026-01-11`` (the last day the period includes): the
+        HTML's title, the PDF's, every page's header."""
+        who = f"{self.organization}: " if self.organization else ""
+        name = FRAMEWORK_NAMES.get(self.framework, self.framework)
+        last = (self.period.end - dt.timedelta(milliseconds=1)).astimezone(dt.UTC)
+        return f"{who}{name} compliance report, {self.period.start.astimezone(dt.UTC):%Y-%m-%d} to {last:%Y-%m-%d}"
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict(self.controls, self.integrity.status)
 
     def shows(self, section: str) -> bool:
         """Whether the framework's report has a section (``gdpr`` only for GDPR and custom reports)."""
@@ -49,11 +82,14 @@ def summary(report: ComplianceReport) -> dict[str, Any]:
     counts = {status: sum(1 for c in report.controls if c.status == status) for status in (PASSED, FAILED, NO_EVIDENCE)}
     return {
         "reportId": report.report_id,
+        "title": report.title,
         "type": report.framework,
         "organization": report.organization,
         "period": report.period.to_json(),
         "generatedAt": iso(report.generated_at),
         "summary": {
+            "verdict": report.verdict,
+            "verdictMeaning": VERDICTS[report.verdict],
             "integrity": report.integrity.status,
             "totalEvents": report.activity.total_events,
             "identities": report.activity.identities,
@@ -66,6 +102,10 @@ def summary(report: ComplianceReport) -> dict[str, Any]:
         "activity": report.activity.to_json(),
         "security": report.security.to_json(),
         "gdpr": report.gdpr.to_json() if report.shows("gdpr") else None,
+        "retention": report.retention.to_json(),
+        "operations": report.operations.to_json(),
+        "clocks": CLOCKS,
+        "verdicts": VERDICTS,
         "controls": controls,
     }
 
@@ -91,7 +131,7 @@ def summary_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         else:
             rows.append((section, prefix, "" if value is None else str(value)))
 
-    for section in ("summary", "integrity", "activity", "security", "gdpr"):
+    for section in ("summary", "integrity", "activity", "security", "gdpr", "retention", "operations", "clocks"):
         if data.get(section) is not None:
             walk(section, "", data[section])
     for control in data["controls"]:

@@ -7,9 +7,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pdfplumber
 import pytest
 import rfc8785
 from sqlalchemy import text
@@ -22,10 +24,12 @@ from tests.integration.compliance.helpers import END, START
 
 FRAMEWORKS = ("gdpr", "soc2", "iso27001", "custom")
 CONTROLS = {
-    "gdpr": ["Art. 5(1)(f), 32", "Art. 17", "Art. 30", "Art. 5(1)(e)"],
-    "soc2": ["CC6.1", "CC6.2", "CC6.3", "CC7.1", "CC7.2", "CC7.3"],
-    "iso27001": ["A.8.15", "A.8.16"],
-}
+    "gdpr": ["Art. 5(1)(e)", "Art. 5(1)(f)", "Art. 15", "Art. 17", "Art. 30", "Art. 32", "Art. 33"],
+    "soc2": [*(f"CC6.{n}" for n in range(1, 9)), *(f"CC7.{n}" for n in range(1, 6)), "CC8.1", "A1.2"],
+    "iso27001": ["A.5.15", "A.5.16", "A.5.17", "A.5.18", "A.5.24", "A.5.25", "A.5.26", "A.5.27", "A.5.28",
+                 "A.8.2", "A.8.5", "A.8.13", "A.8.15", "A.8.16", "A.8.17"],
+}  # fmt: skip
+PAPER = {"gdpr": "A4", "soc2": "A4", "iso27001": "A4", "custom": "Letter"}
 ERASED = "did:squid:erased-for-the-test"
 
 
@@ -36,8 +40,11 @@ def reports(simulated: tuple[Settings, Ledger]) -> dict[str, ReportResult]:
     _erase_inside_period(ledger)
     results = {}
     for framework in FRAMEWORKS:
-        request = ReportRequest(framework, START, END, "Acme", retention_days=3650 if framework == "gdpr" else None)
+        request = ReportRequest(
+            framework, START, END, "Acme", retention_days=3650 if framework == "gdpr" else None, paper=PAPER[framework]
+        )
         results[framework] = run_report(request, settings, ledger=ledger, tracking_uri="")
+        ledger.checkpoint(force=True)  # the service's checkpointer signs the report's event within seconds
     return results
 
 
@@ -59,6 +66,7 @@ def _erase_inside_period(ledger: Ledger) -> None:
     with ledger.engine.begin() as connection:
         erased = connection.execute(text(f"DELETE FROM event_details WHERE seq IN ({owned})"), {"who": ERASED})
     assert 5 == erased.rowcount
+    ledger.checkpoint(force=True)  # as the service's checkpointer would within seconds: verification expects it
 
 
 def _summary(result: ReportResult) -> dict[str, Any]:
@@ -105,6 +113,11 @@ def test_report_numbers_equal_direct_queries(
     controls = [c["id"] for c in data["controls"]]
     assert (CONTROLS.get(framework) or [i for f in ("gdpr", "soc2", "iso27001") for i in CONTROLS[f]]) == controls
     assert all(c["status"] != "passed" or all(k["status"] == "passed" for k in c["checks"]) for c in data["controls"])
+    assert all(c["wouldChange"] and all(k["query"] and k["criterion"] for k in c["checks"]) for c in data["controls"])
+    statuses = {c["status"] for c in data["controls"]}
+    assert data["summary"]["verdict"] == (
+        "NOT PASSED" if "failed" in statuses else "PASSED WITH EXCEPTIONS" if "no evidence" in statuses else "PASSED"
+    )
 
 
 def test_gdpr_report_counts_erasures_and_personal_data_access(
@@ -168,7 +181,26 @@ def test_report_hash_is_in_the_ledger(reports: dict[str, ReportResult], simulate
     assert [(f"sha256:{recomputed}", "qerberos", manifest["ledgerEvent"]["seq"])] == [
         (e.ref, e.layer, e.seq) for e in recorded
     ]
-    assert {"report.ipynb", "report.html", "report.pdf", "summary.json", "summary.csv"} == set(outputs)
+    evidence = {name for name in outputs if name.startswith("evidence/")}
+    assert {"report.ipynb", "report.html", "report.pdf", "summary.json", "summary.csv"} == set(outputs) - evidence
+    assert len(evidence) > 20
+    assert hashlib.sha256((result.directory / "evidence-manifest.json").read_bytes()).hexdigest() == recomputed
+
+
+def test_every_table_of_the_report_is_an_evidence_file_listed_in_the_index(reports: dict[str, ReportResult]) -> None:
+    result = reports["soc2"]
+    outputs = result.manifest["outputs"]
+    html = re.sub(r"<wbr\s*/?>", "", (result.directory / "report.html").read_text())
+    tables = html.count('<table class="report')
+    files = sorted(name for name in outputs if name.startswith("evidence/"))
+    listed = [name for name in files if name in html]  # the evidence index names each file with its hash
+    assert (tables - 2, files) == (len(files), listed)  # all but the index itself and the sign-off block
+    privileged = next(name for name in files if "privileged-and-administrative" in name)
+    rows = (result.directory / privileged).read_text().splitlines()
+    assert (outputs[privileged]["sha256"] in html, rows[0]) == (
+        True,
+        "occurred_at,squid_id,layer,type,ref,verdict,dao_id,seq",
+    )
 
 
 def test_failing_cell_keeps_the_notebook_and_says_so(simulated: tuple[Settings, Ledger], tmp_path: Path) -> None:
@@ -181,3 +213,81 @@ def test_failing_cell_keeps_the_notebook_and_says_so(simulated: tuple[Settings, 
     manifest = json.loads((settings.home / "reports" / report_id / "manifest.json").read_text())
     notebook = settings.home / "reports" / report_id / "report.ipynb"
     assert ("error", True, size) == (manifest["outcome"], notebook.exists(), ledger.size())
+
+
+PAGE_POINTS = {"A4": (595.28, 841.89), "Letter": (612.0, 792.0)}
+RIGHT_MARGIN = 12 / 25.4 * 72  # the page style's 12 mm, in points
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T(?!\d{2}:\d{2}:\d{2}\.\d{3}Z)")  # an instant cut before its end
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_pdf_pages_title_and_nothing_past_the_right_margin(framework: str, reports: dict[str, ReportResult]) -> None:
+    """Each framework's PDF, read back: its paper, its title, a header and "page N of M" footer on every page,
+    and no character, table border or image past the right margin (a cut column would be)."""
+    result = reports[framework]
+    title = _summary(result)["title"]
+    with pdfplumber.open(result.directory / "report.pdf") as pdf:
+        pages = pdf.pages
+        width, height = PAGE_POINTS[PAPER[framework]]
+        assert all(abs(p.width - width) < 1.5 and abs(p.height - height) < 1.5 for p in pages)
+        assert (title, True) == (pdf.metadata["Title"], len(pages) >= 3)
+        texts = [page.extract_text() for page in pages]
+        footers = [f"Page {n} of {len(pages)}" for n in range(1, len(pages) + 1)]
+        found = [
+            [line[-len(f) :] for line in t.splitlines() if line.endswith(f) and result.report_id in line]
+            for t, f in zip(texts, footers, strict=True)
+        ]
+        assert [[f] for f in footers] == found
+        assert all(t.startswith(title) for t in texts)
+        beyond = [
+            (number, kind)
+            for number, page in enumerate(pages, 1)
+            for kind, shapes in (("text", page.chars), ("border", page.rects + page.lines), ("image", page.images))
+            if any(shape["x1"] > page.width - RIGHT_MARGIN + 1 for shape in shapes)
+        ]
+        assert [] == beyond
+        assert [] == [(n, match.group()) for n, t in enumerate(texts, 1) for match in TIMESTAMP.finditer(t)]
+
+
+def test_badges_never_overlap_heading_text(reports: dict[str, ReportResult]) -> None:
+    """A status badge (a small filled box in a status colour) holds only its own word: no other character of
+    the page, a wrapped heading's included, falls inside it."""
+    colours = {(0.180, 0.490, 0.196), (0.776, 0.157, 0.157), (0.459, 0.459, 0.459)}  # passed, failed, no evidence
+    overlaps = []
+    with pdfplumber.open(reports["custom"].directory / "report.pdf") as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            for box in page.rects + page.curves:
+                fill = tuple(round(float(c), 3) for c in box.get("non_stroking_color") or ())
+                if fill not in colours or box["bottom"] - box["top"] > 20:
+                    continue
+                inside = "".join(
+                    c["text"] for c in page.chars
+                    if c["x0"] >= box["x0"] - 0.5 and c["x1"] <= box["x1"] + 0.5
+                    and c["top"] >= box["top"] - 0.5 and c["bottom"] <= box["bottom"] + 0.5
+                ).strip()  # fmt: skip
+                touching = [
+                    c["text"] for c in page.chars
+                    if c["x1"] > box["x0"] and c["x0"] < box["x1"]
+                    and c["bottom"] > box["top"] and c["top"] < box["bottom"]
+                ]  # fmt: skip
+                if inside not in ("PASSED", "FAILED", "NOEVIDENCE", "NO EVIDENCE") or len(touching) != len(inside):
+                    overlaps.append((number, inside, "".join(touching)))
+    assert [] == overlaps
+
+
+def test_without_chromium_the_run_fails_before_the_work_unless_no_pdf(
+    simulated: tuple[Settings, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, ledger = simulated
+    monkeypatch.setattr("pipelines.reports._CHROMIUM_NAMES", ("no-such-chromium",))
+    size = ledger.size()
+    with pytest.raises(ReportError, match="no Chromium installed") as raised:
+        run_report(ReportRequest("soc2", START, END), settings, ledger=ledger, tracking_uri="")
+    manifest = json.loads((settings.home / "reports" / raised.value.details["reportId"] / "manifest.json").read_text())
+    assert ("error", size) == (manifest["outcome"], ledger.size())
+    unprinted = run_report(ReportRequest("soc2", START, END, pdf=False), settings, ledger=ledger, tracking_uri="")
+    assert ("success", False, "not produced: not requested (--no-pdf)") == (
+        unprinted.outcome,
+        "report.pdf" in unprinted.manifest["outputs"],
+        unprinted.manifest["pdf"],
+    )
