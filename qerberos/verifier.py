@@ -716,7 +716,8 @@ def verify_subject_bundle(directory: str | Path, trusted_keys: Sequence[str] = (
             if fields.get("seq") != seq or not isinstance(actor, dict) or actor.get("squidId") != subject:
                 raise VerificationError(f"{where}: not an event of {subject} at that position")
             proof = record.get("proof")
-            nodes = [decode_base64(node) if isinstance(node, str) else None for node in proof or []]
+            proof_nodes: list[object] = proof if isinstance(proof, list) else []
+            nodes = [decode_base64(node) if isinstance(node, str) else None for node in proof_nodes]
             if not isinstance(proof, list) or any(node is None for node in nodes):
                 raise VerificationError(f"{where}: the inclusion proof is not a list of base64 nodes")
             verify_inclusion(seq, checkpoint.size, leaf_hash(canonical), nodes, checkpoint.root_hash)  # type: ignore[arg-type]
