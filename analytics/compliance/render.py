@@ -134,7 +134,7 @@ def _cell(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, str) and value in _STATUSES:
-        return badge(value)  # type: ignore[arg-type]
+        return badge(value)
     return html.escape(str(value))
 
 
