@@ -1,5 +1,7 @@
-"""Compliance reports' computations (Polars): integrity, activity, security, GDPR and the controls of
-SOC 2, ISO 27001 and GDPR, with their charts. The notebook ``notebooks/compliance_report.ipynb`` only
+"""Compliance reports' computations (Polars): integrity, activity, security (on the activity clock),
+personal data, retention at generation time, operations, the controls of SOC 2, ISO 27001 and GDPR
+(``controls``: the catalogue; ``checks_*``: the checks; ``evidence``: checks, controls and the verdict), the
+evidence index, and the charts and HTML. The notebook ``notebooks/compliance_report.ipynb`` only
 calls these (through ``pipelines.report_build.build_report``, which reads the stores) and displays the
 results; ``pipelines.reports`` runs it."""
 

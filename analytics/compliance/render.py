@@ -17,7 +17,16 @@ import re
 
 import polars as pl
 
-from analytics.compliance.evidence import FAILED, OUTSIDE_THE_LEDGER, PASSED, VERDICTS, Control, Status, Verdict
+from analytics.compliance.evidence import (
+    FAILED,
+    NO_EVIDENCE,
+    OUTSIDE_THE_LEDGER,
+    PASSED,
+    VERDICTS,
+    Control,
+    Status,
+    Verdict,
+)
 from analytics.compliance.integrity import IntegrityResult
 from analytics.compliance.period import iso
 from analytics.compliance.report import CLOCKS, ComplianceReport
@@ -93,16 +102,28 @@ def image(png: bytes, alt: str) -> str:
 #: Values up to this long never wrap; longer ones (identities, refs, hashes) wrap anywhere to fit the page.
 _SHORT_VALUE = 10
 #: Where a long value may break first: after a separator of identities and references (else anywhere).
-_BREAK_AFTER = re.compile(r"([_/:.,-])(?=\w)")
+_BREAK_AFTER = re.compile(r"([_/:.,-])(?=[A-Za-z])")
+#: An instant as the report spells it (``iso``), or with more digits: never broken across lines.
+_INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))")
+_STATUSES = (PASSED, FAILED, NO_EVIDENCE)
 
 
 def _td(value: object) -> str:
     if isinstance(value, dt.datetime):
         return f'<td class="nowrap">{html.escape(iso(value))}</td>'
-    if isinstance(value, str) and len(value) > _SHORT_VALUE:
-        breakable = _BREAK_AFTER.sub(r"\1<wbr>", _cell(value))
-        return f'<td class="long">{breakable}</td>'
+    if isinstance(value, str) and value not in _STATUSES and len(value) > _SHORT_VALUE:
+        return f'<td class="long">{breakable(value)}</td>'
     return f'<td class="nowrap">{_cell(value)}</td>'
+
+
+def breakable(text: str) -> str:
+    """``text`` escaped, with break hints after the separators of identities and references, and its
+    instants kept whole on one line."""
+    parts = []
+    for number, piece in enumerate(_INSTANT.split(text)):
+        escaped = html.escape(piece)
+        parts.append(f'<span class="nowrap">{escaped}</span>' if number % 2 else _BREAK_AFTER.sub(r"\1<wbr>", escaped))
+    return "".join(parts)
 
 
 def _cell(value: object) -> str:
@@ -112,8 +133,8 @@ def _cell(value: object) -> str:
         return f"{value:,.3f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    if isinstance(value, str) and value in (PASSED, FAILED, "no evidence"):
-        return badge(value)  # type: ignore[arg-type]
+    if isinstance(value, str) and value in _STATUSES:
+        return badge(value)
     return html.escape(str(value))
 
 
@@ -134,6 +155,7 @@ def page_style(report: ComplianceReport, paper: str = "A4") -> str:
 .jp-RenderedHTMLCommon table.report th, .jp-RenderedHTMLCommon table.report td {{ border: 1px solid #ccc;
   padding: 2px 5px; text-align: left; vertical-align: top; white-space: normal; overflow-wrap: break-word; }}
 .jp-RenderedHTMLCommon table.report td.nowrap {{ white-space: nowrap; }}
+.jp-RenderedHTMLCommon table.report span.nowrap {{ white-space: nowrap; }}
 .jp-RenderedHTMLCommon table.report td.long {{ overflow-wrap: anywhere; min-width: 4em; }}
 .jp-RenderedHTMLCommon table.report thead th {{ background: #eceff1; }}
 .jp-RenderedHTMLCommon table.report caption {{ text-align: left; font-weight: bold; padding: 4px 0; }}
