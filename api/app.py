@@ -30,6 +30,7 @@ from api.controllers.metrics import MetricsController
 from api.controllers.risk import RiskController
 from api.controllers.transparency import TransparencyController
 from api.errors import EXCEPTION_HANDLERS
+from api.event_publishing import publishing_lifespan
 from api.json_body import StrictJSONRequest
 from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
@@ -100,7 +101,8 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=list(hooks.middleware),
         guards=[_permission_guard(hooks.requires)],
-        lifespan=[lifespan, services_lifespan],  # the services need the ledger the service lifespan opens
+        # the services and the publisher need the ledger the service lifespan opens
+        lifespan=[lifespan, services_lifespan, publishing_lifespan],
         on_startup=list(hooks.on_startup),
         on_shutdown=list(hooks.on_shutdown),
         openapi_config=_openapi_config(),

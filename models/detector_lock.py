@@ -1,4 +1,5 @@
-"""The lock that makes one live-detection instance per database the alerting one (leader election).
+"""The lock that makes one live-detection instance per database the alerting one (leader election), and one
+event publisher the publishing one (a lock of its own).
 
 A session-level PostgreSQL advisory lock held on a dedicated connection, or an exclusive ``flock`` on
 ``<sqlite file>.detector.lock`` (an in-memory SQLite database has one process only: the lock is always taken).
@@ -25,9 +26,12 @@ _LEADER_LOCK_KEY = 0x71_64_65_74  # "qdet": the advisory lock of the alerting in
 class LeaderLock:
     """The alerting instance's lock: a PostgreSQL session advisory lock, or a flock beside the SQLite file."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, key: int = _LEADER_LOCK_KEY, name: str = "detector") -> None:
+        """``key`` (the advisory lock's) and ``name`` (the lock file's suffix) tell one leadership from another:
+        the default is live detection's; the event publisher has its own."""
         self._engine = engine
-        self._lock_path = _sqlite_lock_path(engine)
+        self._key = key
+        self._lock_path = _sqlite_lock_path(engine, name)
         self._connection: Connection | None = None
         self._file: IO[bytes] | None = None
         self._guard = threading.Lock()  # the loop's thread acquires while ``stop`` may release
@@ -64,7 +68,7 @@ class LeaderLock:
     def _advisory(self) -> bool:
         try:
             connection = self._engine.connect()
-            got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEADER_LOCK_KEY}).scalar())
+            got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar())
             connection.commit()
         except SQLAlchemyError as exc:
             logger.warning("detector leader lock unavailable: %s", exc.__class__.__name__)
@@ -80,7 +84,7 @@ class LeaderLock:
             self._released = True
             if self._connection is not None:
                 with contextlib.suppress(SQLAlchemyError):
-                    self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEADER_LOCK_KEY})
+                    self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
                     self._connection.commit()
                 self._connection.close()
                 self._connection = None
@@ -90,8 +94,8 @@ class LeaderLock:
             self.held = False
 
 
-def _sqlite_lock_path(engine: Engine) -> Path | None:
+def _sqlite_lock_path(engine: Engine, name: str) -> Path | None:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    return Path(database).with_name(Path(database).name + ".detector.lock")
+    return Path(database).with_name(Path(database).name + f".{name}.lock")

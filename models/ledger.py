@@ -324,6 +324,12 @@ class Ledger:
             raise NotFoundError(f"no audit event at sequence number {seq}")
         return found[0]
 
+    def records_after(self, seq: int, limit: int) -> list[LedgerRecord]:
+        """Up to ``limit`` records with a sequence number above ``seq``, oldest first (what the event publisher
+        reads past its cursor)."""
+        with connected(self._engine) as connection:
+            return _select(connection, [("e.seq > ?", seq)], limit=limit, oldest_first=True)
+
     def search(self, query: SearchQuery) -> SearchPage:
         """One page of the events matching ``query``, newest first, and how many match in all.
 
@@ -605,16 +611,21 @@ def time_ordered_id(now_ms: int, randomness: bytes) -> uuid.UUID:
 
 
 def _select(
-    connection: Connection, conditions: Sequence[_Condition], *, limit: int | None = None, offset: int = 0
+    connection: Connection,
+    conditions: Sequence[_Condition],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    oldest_first: bool = False,
 ) -> list[LedgerRecord]:
-    """Records with their details, newest first.
+    """Records with their details, newest first (or ``oldest_first``).
 
     Plain SQL through the driver (``fetch_rows``): SQLAlchemy's compiled statement and mapping rows cost
     more than the index lookups of a page of 100. The stored canonical text is not read: a record does not
     carry it.
     """
     where, parameters = _where(conditions)
-    statement = f"{_SELECT_RECORDS}{where} ORDER BY e.seq DESC"
+    statement = f"{_SELECT_RECORDS}{where} ORDER BY e.seq {'ASC' if oldest_first else 'DESC'}"
     if limit is not None:
         statement += " LIMIT ? OFFSET ?"
         parameters.extend((limit, offset))

@@ -9,6 +9,7 @@ from models.categories import CategoryStore
 from models.database import create_schema, database_errors
 from models.identities import create_identity_tables
 from models.ledger import Ledger, initialise
+from models.publish_cursor import create_publish_tables
 from models.risk_store import create_risk_tables
 from qerberos.settings import Settings
 
@@ -34,4 +35,5 @@ def _tables_beside_the_ledger(engine: Engine) -> None:
         create_identity_tables(engine)
         create_alert_tables(engine)
         create_risk_tables(engine)
+        create_publish_tables(engine)
     CategoryStore(engine).create()

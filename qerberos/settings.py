@@ -15,7 +15,9 @@ from typing import Any
 from qerberos import verifier
 from qerberos.errors import ConfigurationError
 
-_SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "database_url", "redis_url", "monitor_token"})
+_SECRET_FIELDS = frozenset(
+    {"metrics_token", "key_passphrase", "database_url", "redis_url", "monitor_token", "events_url"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,6 +71,17 @@ class Settings:
     witness_timeout: float = 5.0
     # ``qerberos monitor`` reads the entry bundles of the log it follows with this bearer token (audit:read).
     monitor_token: str | None = None
+    # Published events (pipelines/events): the NATS server (``nats://host:4222``; unset: nothing is published),
+    # the JetStream stream they go to, whether the API process publishes (``embedded``) or leaves it to
+    # ``qerberos publish`` (``off``), whose own /metrics is served on ``publisher_metrics_port``.
+    events_url: str | None = None
+    events_stream: str = "QERBEROS_EVENTS"
+    event_publishing: str = "embedded"
+    publisher_metrics_port: int = 9467
+    # ``qerberos mcp``: the local identity the stdio transport runs as (its permissions are the identity's),
+    # and the port of the streamable HTTP transport.
+    mcp_identity: str = "mcp"
+    mcp_port: int = 3040
 
     @property
     def is_sqlite(self) -> bool:
@@ -185,6 +198,12 @@ def load_settings() -> Settings:
         witnesses=_witnesses(),
         witness_timeout=_number("WITNESS_TIMEOUT", "5", float),
         monitor_token=_optional("MONITOR_TOKEN"),
+        events_url=_optional("EVENTS_URL"),
+        events_stream=_env("EVENTS_STREAM", "QERBEROS_EVENTS"),
+        event_publishing=_choice("EVENT_PUBLISHING", "embedded", ("embedded", "off")),
+        publisher_metrics_port=_number("PUBLISHER_METRICS_PORT", "9467", int),
+        mcp_identity=_env("MCP_IDENTITY", "mcp"),
+        mcp_port=_number("MCP_PORT", "3040", int),
     )
 
 

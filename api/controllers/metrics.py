@@ -14,6 +14,8 @@ from litestar import Controller, Request, Response, get
 
 from api import metrics
 from models.ledger import Ledger
+from models.publish_cursor import PublishCursor
+from pipelines.events import observe_publish_lag
 
 
 class MetricsController(Controller):
@@ -33,6 +35,8 @@ class MetricsController(Controller):
             readings = await anyio.to_thread.run_sync(metrics.observe_ledger, ledger)
             taxonomy = request.app.state.service.taxonomy
             await anyio.to_thread.run_sync(metrics.observe_categories, ledger, taxonomy, readings.size)
+            if request.app.state.service.settings.events_url is not None:
+                await anyio.to_thread.run_sync(observe_publish_lag, PublishCursor(ledger.engine))
             witnessing = request.app.state.service.witnessing
             if witnessing is not None:
                 await anyio.to_thread.run_sync(metrics.observe_witnesses, ledger, witnessing.names)

@@ -35,6 +35,7 @@ EXPECTED_ALERTS: dict[str, tuple[str, str | None, str]] = {
     "QerberosDetectorDown": ("warning", "5m", 'up{job="qerberos-detector"} == 0'),
     "QerberosDetectorLagging": ("warning", "5m", "qerberos_detector_caught_up_timestamp_seconds"),
     "QerberosDetectorErrors": ("warning", "10m", "rate(qerberos_detector_errors_total"),
+    "QerberosEventPublishingLagging": ("warning", "5m", "qerberos_events_publish_lag_seconds"),
     "QerberosSchedulerDown": ("warning", "5m", 'up{job="qerberos-scheduler"} == 0'),
     "QerberosReportFailed": ("warning", None, 'outcome=~"error|integrity_failed"'),
     "QerberosReportMissed": ("warning", "5m", "qerberos_report_overdue_seconds"),
