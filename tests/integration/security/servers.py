@@ -55,7 +55,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a machine loaded by parallel test runs imports slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"dev server exited: {process.stderr.read().decode() if process.stderr else ''}")
