@@ -102,10 +102,12 @@ def audit_logged_payload(record: LedgerRecord) -> dict[str, Any]:
         actor["subId"] = record.actor.sub_id
     if record.actor.dao_id is not None:
         actor["daoId"] = record.actor.dao_id
+    audit_event_id = str(record.id)
     payload: dict[str, Any] = {
-        "eventId": str(uuid.uuid5(_AUDIT_EVENT_NAMESPACE, str(record.id))),
+        # derived, not the record's own id: a risk change's record has its payload's eventId as its id
+        "eventId": str(uuid.uuid5(_AUDIT_EVENT_NAMESPACE, audit_event_id)),
         "timestamp": _iso(record.received_at),
-        "auditEventId": str(record.id),
+        "auditEventId": audit_event_id,
         "type": record.type,
         "actor": actor,
         "layer": record.layer,
@@ -129,7 +131,7 @@ def cloud_events(record: LedgerRecord, source: str) -> list[CloudEvent]:
             id=payload["eventId"],
             source=source,
             type=event_type,
-            subject=str(record.id),
+            subject=payloads[0][1]["auditEventId"],
             time=payload["timestamp"],
             dataschema=event_schema(event_type)["$id"],
             sequence=str(record.seq),

@@ -5,7 +5,8 @@ How it runs
     own) connects to ``QERBEROS_EVENTS_URL``, makes sure the stream ``QERBEROS_EVENTS_STREAM`` (subjects
     ``q.qerberos.>``, file storage) exists, then in rounds reads up to ``batch_size`` records past its cursor
     (``models.publish_cursor``), publishes their CloudEvents (``pipelines.events.cloud_events``) on the subject
-    named by each event's type, waits for every acknowledgement, and only then advances the cursor. Only the
+    named by each event's type, waits for every acknowledgement, and only then advances the cursor (while it
+    waits, it reads and encodes the next round, which it sends once the cursor moved). Only the
     instance holding the publisher lock (``models.detector_lock.LeaderLock``, its own key) publishes; the
     others wait to take over.
 
@@ -27,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from typing import Any
 
 import anyio.to_thread
 from prometheus_client import Counter, Gauge
@@ -37,7 +39,6 @@ from prometheus_client import Counter, Gauge
 from models.detector_lock import LeaderLock
 from models.ledger import Ledger
 from models.publish_cursor import PublishCursor
-from models.records import LedgerRecord
 from pipelines.events.cloud_events import CONTENT_TYPE, CloudEvent, cloud_events, encode
 
 __all__ = ["PUBLISHER_LOCK_KEY", "STREAM_SUBJECTS", "EventPublisher", "observe_publish_lag"]
@@ -143,32 +144,55 @@ class EventPublisher:
                 )
                 await stream.add_stream(config)
             position = await anyio.to_thread.run_sync(self._cursor.position)
+            pending: _Round | None = None  # published, its acknowledgements awaited while the next round is read
             while True:
-                records = await anyio.to_thread.run_sync(self._ledger.records_after, position, self._batch_size)
-                if not records:
+                read_from = position if pending is None else pending.last_seq
+                batch = await anyio.to_thread.run_sync(self._read, read_from)
+                if pending is not None:
+                    await self._acknowledged(pending)
+                    position, pending = pending.last_seq, None
+                if batch is None:
                     LAG_EVENTS.set(0)
                     LAG_SECONDS.set(0)
                     await asyncio.sleep(self._poll_seconds)
                     continue
-                await self._publish(stream, records)
-                position = records[-1].seq
-                await anyio.to_thread.run_sync(self._cursor.advance, position)
-                await anyio.to_thread.run_sync(observe_publish_lag, self._cursor)
+                pending = await self._publish(stream, *batch)
         finally:
             with contextlib.suppress(Exception):
                 await connection.close()
 
-    async def _publish(self, stream: object, records: Sequence[LedgerRecord]) -> None:
-        """Publish every event of ``records`` and wait for all their acknowledgements."""
-        events: list[CloudEvent] = [event for record in records for event in cloud_events(record, self._source)]
+    def _read(self, after: int) -> tuple[int, list[CloudEvent], list[bytes]] | None:
+        """The events of the records past ``after`` (a thread's work: the read, building and encoding), with the
+        last record's sequence number; None when there is none."""
+        records = self._ledger.records_after(after, self._batch_size)
+        if not records:
+            return None
+        events = [event for record in records for event in cloud_events(record, self._source)]
+        return records[-1].seq, events, [encode(event) for event in events]
+
+    async def _publish(self, stream: Any, last_seq: int, events: list[CloudEvent], bodies: list[bytes]) -> _Round:
+        """Send every event of a round; their acknowledgements are awaited by ``_acknowledged``."""
         futures = [
-            await stream.publish_async(  # type: ignore[attr-defined]
-                event.type,
-                encode(event),
-                headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
+            await stream.publish_async(
+                event.type, body, headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
             )
-            for event in events
+            for event, body in zip(events, bodies, strict=True)
         ]
-        await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
-        for event in events:
+        return _Round(last_seq, events, futures)
+
+    async def _acknowledged(self, round_: _Round) -> None:
+        """Wait for every acknowledgement of ``round_``, then move the cursor past it."""
+        await asyncio.wait_for(asyncio.gather(*round_.futures), self._ack_timeout)
+        for event in round_.events:
             PUBLISHED.labels(event.type).inc()
+        await anyio.to_thread.run_sync(self._cursor.advance, round_.last_seq)
+        await anyio.to_thread.run_sync(observe_publish_lag, self._cursor)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Round:
+    """Events sent to the broker: the last record's sequence number, the events, their acknowledgements."""
+
+    last_seq: int
+    events: list[CloudEvent]
+    futures: list[asyncio.Future[Any]]

@@ -37,3 +37,12 @@ def test_a_caller_cannot_forge_an_alert_event_by_its_type() -> None:
 def test_republishing_a_record_gives_the_same_event_ids() -> None:
     record = _record("access", "local:test", None)
     assert [e.id for e in cloud_events(record, "//a")] == [e.id for e in cloud_events(record, "//a")]
+
+
+def test_a_risk_change_whose_record_id_is_its_event_id_still_publishes_two_distinct_ids() -> None:
+    """``risk.level.changed`` records take their payload's eventId as their ledger id: the audit event of that
+    record must not carry the same id, or consumers deduplicating by id would drop one of the two."""
+    from pipelines.risk.level_events import LEDGER_TYPE, RISK_ACTOR
+
+    record = _record(LEDGER_TYPE, RISK_ACTOR, {"eventId": "01937f3a-0000-7000-8000-000000000001"})
+    assert 2 == len({event.id for event in cloud_events(record, "//test/audit")})
