@@ -44,5 +44,6 @@ def test_a_risk_change_whose_record_id_is_its_event_id_still_publishes_two_disti
     record must not carry the same id, or consumers deduplicating by id would drop one of the two."""
     from pipelines.risk.level_events import LEDGER_TYPE, RISK_ACTOR
 
-    record = _record(LEDGER_TYPE, RISK_ACTOR, {"eventId": "01937f3a-0000-7000-8000-000000000001"})
+    payload = {"eventId": "01937f3a-0000-7000-8000-000000000001", "timestamp": "2026-12-07T12:00:00.000Z"}
+    record = _record(LEDGER_TYPE, RISK_ACTOR, payload)
     assert 2 == len({event.id for event in cloud_events(record, "//test/audit")})
