@@ -12,7 +12,8 @@
 ``python -m bench events mcp [--calls 2000]``
     ``qerberos.audit`` over streamable HTTP: a real ``qerberos mcp --transport http`` (local mode, a bearer token
     holding ``admin``, rate limit off), driven by the MCP SDK's client, one call after another over one session.
-    One JSON line: calls, their rate, p50/p90/p99/max in milliseconds (the round trip, client included).
+    One JSON line: calls, their rate, p50/p90/p99/max in milliseconds (the round trip, client included); a second
+    line, the same for ``POST /audit`` on the same server, one request after another (what the tool adds to it).
 
 Target (issue 19): publishing lag under 2 s at the batch-ingest rate; ``qerberos.audit`` p99 under 20 ms.
 Figures with the commands: README.md, "Benchmarks".
@@ -166,17 +167,40 @@ def _mcp(calls: int) -> None:
         try:
             _wait_ready(port, server)
             durations = asyncio.run(_audit_calls(f"http://127.0.0.1:{port}/mcp", token, calls))
+            baseline = _rest_posts(f"http://127.0.0.1:{port}/audit", token, calls)
         finally:
             _stop(server)
+    _print_latencies("mcp_audit_http", durations)
+    _print_latencies("rest_post_audit_same_server", baseline)
+
+
+def _print_latencies(scenario: str, durations: list[float]) -> None:
     ordered = sorted(durations)
 
     def at(share: float) -> float:
         return round(ordered[int(share * (len(ordered) - 1))] * 1000, 2)
 
     print(json.dumps({
-        "scenario": "mcp_audit_http", "calls": calls, "calls_per_s": round(calls / sum(durations)),
+        "scenario": scenario, "calls": len(ordered), "calls_per_s": round(len(ordered) / sum(ordered)),
         "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2),
     }))  # fmt: skip
+
+
+def _rest_posts(url: str, token: str, calls: int) -> list[float]:
+    """The same events through ``POST /audit``, one after another over one connection: the REST route's own
+    latency on the same server, which the MCP figure includes."""
+    import httpx
+
+    durations: list[float] = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for n in range(calls + 100):
+            body = {"type": "access", "ref": f"file:rest-{n}", "actor": {"squidId": f"did:squid:user-{n % 50}"},
+                    "layer": "qdrive", "verdict": "ALLOW"}  # fmt: skip
+            started = time.perf_counter()
+            client.post(url, json=body).raise_for_status()
+            if n >= 100:
+                durations.append(time.perf_counter() - started)
+    return durations
 
 
 def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:

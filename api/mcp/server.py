@@ -121,9 +121,12 @@ def mount_mcp(app: Litestar) -> None:
     @contextlib.asynccontextmanager
     async def running(_app: Litestar) -> AsyncIterator[None]:
         # the API's own middleware already authenticates and limits; the SDK's host check would refuse the
-        # API's real host names, so it is left to the deployment (as for every REST route)
+        # API's real host names, so it is left to the deployment (as for every REST route). Stateless, with
+        # plain JSON answers: a tool call is one request and one answer, on any worker (no session to pin)
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        manager = StreamableHTTPSessionManager(build_server(identify), stateless=True, security_settings=security)
+        manager = StreamableHTTPSessionManager(
+            build_server(identify), stateless=True, json_response=True, security_settings=security
+        )
         sessions["manager"] = manager
         async with manager.run():
             yield
