@@ -21,15 +21,17 @@ import anyio.to_thread
 import msgspec
 from litestar import Litestar
 
+from analytics.risk import OperationContext
 from api.controllers.anomaly import READ as ALERTS_READ
-from api.controllers.anomaly import DetectRequest, _detect, alert_view, alerts_of, detection_of
+from api.controllers.anomaly import DetectRequest, _detect, alert_view
 from api.controllers.audit import READ as AUDIT_READ
 from api.controllers.audit import WRITE as AUDIT_WRITE
 from api.controllers.audit import ingest_queue_of, ledger_of, parse_event_id
-from api.controllers.compliance import GENERATE, REPORT_WAIT_SECONDS, _jobs, _period
-from api.controllers.risk import CALCULATE, access_of, decode_request, risk_service, score_view
+from api.controllers.compliance import GENERATE, REPORT_WAIT_SECONDS, _period
+from api.controllers.risk import CALCULATE, decode_request, score_view
 from api.schemas import created_view, event_view
 from api.security.caller import Caller, Credential
+from api.services import provide_alerts, provide_detection, provide_report_jobs, provide_risk, provide_settings
 from models.canonical import canonical_record, to_epoch_ms
 from models.ledger import checkpoint_size
 from models.records import SearchQuery
@@ -80,13 +82,13 @@ async def _audit(request: ToolRequest, arguments: Mapping[str, Any]) -> dict[str
 
 async def _risk_score(request: ToolRequest, arguments: Mapping[str, Any]) -> dict[str, Any]:
     parsed = decode_request(msgspec.json.encode(arguments))
-    service = risk_service(request)  # type: ignore[arg-type]
+    service = provide_risk(request.app.state)
     assessment = await anyio.to_thread.run_sync(
         lambda: service.assess(
             parsed.identity,
             operation=parsed.operation,
             context=parsed.context,
-            access=access_of(parsed.context),
+            access=OperationContext.of_request(parsed.context),
             factors=parsed.factors,
         )
     )
@@ -95,14 +97,14 @@ async def _risk_score(request: ToolRequest, arguments: Mapping[str, Any]) -> dic
 
 async def _detect_anomaly(request: ToolRequest, arguments: Mapping[str, Any]) -> dict[str, Any]:
     body = msgspec.convert(dict(arguments), DetectRequest)
-    result = await anyio.to_thread.run_sync(_detect, detection_of(request), body)  # type: ignore[arg-type]
+    result = await anyio.to_thread.run_sync(_detect, provide_detection(request.app.state), body)
     return _plain(result)
 
 
 async def _get_alerts(request: ToolRequest, arguments: Mapping[str, Any]) -> dict[str, Any]:
     severity, status = arguments.get("severity"), arguments.get("status")
     limit = int(arguments.get("limit", 100))
-    store = alerts_of(request)  # type: ignore[arg-type]
+    store = provide_alerts(request.app.state)
 
     def read() -> dict[str, Any]:
         alerts = [_plain(alert_view(alert)) for alert in store.list(severity=severity, status=status, limit=limit)]
@@ -116,7 +118,7 @@ async def _compliance_report(request: ToolRequest, arguments: Mapping[str, Any])
     the route waits; a report still running answers its job to poll with the REST route)."""
     if arguments.get("format", "json") != "json":
         raise ValidationError("MCP answers JSON reports", details={"format": "json only; pdf and csv over REST"})
-    settings = request.app.state.service.settings
+    settings = provide_settings(request.app.state)
     report_type = arguments.get("type", "gdpr")
     period = _period(arguments.get("startDate"), arguments.get("endDate"))
     manifest = await asyncio.to_thread(find_report, report_type, period, settings)
@@ -124,7 +126,7 @@ async def _compliance_report(request: ToolRequest, arguments: Mapping[str, Any])
         wanted = ReportRequest(
             report_type, period.start, period.end, source=request.caller.source, actor=request.caller.squid_id
         )
-        job = _jobs(request).submit(wanted, settings, request.app.state.service.require_ledger())  # type: ignore[arg-type]
+        job = provide_report_jobs(request.app.state).submit(wanted)
         try:
             result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), REPORT_WAIT_SECONDS)
         except TimeoutError:
