@@ -107,7 +107,7 @@ async def _received(url: str) -> list[bytes]:
         while True:
             try:
                 batch = await subscription.fetch(5000, timeout=2)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's when the deadline passed first
                 return messages
             for message in batch:
                 messages.append(message.data)
