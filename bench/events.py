@@ -35,6 +35,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.records import NewEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -86,7 +90,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _publish(rate: int, seconds: float, url: str) -> None:
     from models.publish_cursor import PublishCursor
-    from models.records import Actor, NewEvent
     from models.schema import prepare
     from qerberos.settings import get_settings
 
@@ -104,14 +107,14 @@ def _publish(rate: int, seconds: float, url: str) -> None:
                 time.sleep(0.1)
 
         try:
-            ledger.append([_event(Actor, NewEvent, 0)])  # the publisher's stream exists before the clock starts
+            ledger.append([_event(0)])  # the publisher's stream exists before the clock starts
             while cursor.position() < 0:
                 time.sleep(0.1)
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             started, appended = time.monotonic(), 0
             while (elapsed := time.monotonic() - started) < seconds:
-                ledger.append([_event(Actor, NewEvent, appended + n) for n in range(BATCH)])
+                ledger.append([_event(appended + n) for n in range(BATCH)])
                 appended += BATCH
                 time.sleep(max(0.0, appended / rate - (time.monotonic() - started)))
             ingest_seconds = elapsed
@@ -135,9 +138,11 @@ def _publish(rate: int, seconds: float, url: str) -> None:
     }))  # fmt: skip
 
 
-def _event(actor: type, new_event: type, n: int) -> object:
-    return new_event(type="access", ref=f"file:doc-{n}", actor=actor(f"did:squid:user-{n % 1000}"),
-                     layer="qdrive", verdict="ALLOW", source="local:bench", details={"n": n})  # fmt: skip
+def _event(n: int) -> NewEvent:
+    from models.records import Actor, NewEvent
+
+    return NewEvent(type="access", ref=f"file:doc-{n}", actor=Actor(f"did:squid:user-{n % 1000}"),
+                    layer="qdrive", verdict="ALLOW", source="local:bench", details={"n": n})  # fmt: skip
 
 
 async def _delete_stream(url: str, stream: str) -> None:
