@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import anyio.to_thread
@@ -89,21 +89,19 @@ async def _detection(app: Litestar, settings: Settings, ledger: Ledger) -> Async
         app.state.detection = None
 
 
-def _on_state(state: State, name: str, kind: type[Any], what: str) -> Any:
-    service = state.get(name)
-    if not isinstance(service, kind):
-        raise DependencyUnavailableError(f"{what} (the service is starting or stopping)")
-    return service
+def _from_state(name: str, kind: type[Any], absent: str) -> Callable[[State], Any]:
+    """A provider of ``app.state.<name>``, which must be a ``kind``."""
+
+    def provide(state: State) -> Any:
+        service = state.get(name)
+        if not isinstance(service, kind):
+            raise DependencyUnavailableError(f"{absent} (the service is starting or stopping)")
+        return service
+
+    return provide
 
 
-def provide_risk(state: State) -> RiskService:
-    service: RiskService = _on_state(state, "risk", RiskService, "the risk service is not running")
-    return service
-
-
-def provide_detection(state: State) -> LiveDetection:
-    detection: LiveDetection = _on_state(state, "detection", LiveDetection, "live detection is not running")
-    return detection
+_provide_alert_store = _from_state("alerts", AlertService, "the alert store is not open")
 
 
 def provide_alerts(state: State) -> AlertService:
@@ -111,13 +109,8 @@ def provide_alerts(state: State) -> AlertService:
     detection = state.get("detection")
     if isinstance(detection, LiveDetection):
         return detection.store
-    alerts: AlertService = _on_state(state, "alerts", AlertService, "the alert store is not open")
+    alerts: AlertService = _provide_alert_store(state)
     return alerts
-
-
-def provide_report_jobs(state: State) -> ReportJobs:
-    jobs: ReportJobs = _on_state(state, "report_jobs", ReportJobs, "the report jobs are not running")
-    return jobs
 
 
 def provide_settings(state: State) -> Settings:
@@ -125,11 +118,11 @@ def provide_settings(state: State) -> Settings:
     return service.settings
 
 
-_PROVIDERS = {
-    "risk": provide_risk,
-    "detection": provide_detection,
+_PROVIDERS: dict[str, Callable[[State], Any]] = {
+    "risk": _from_state("risk", RiskService, "the risk service is not running"),
+    "detection": _from_state("detection", LiveDetection, "live detection is not running"),
     "alerts": provide_alerts,
-    "report_jobs": provide_report_jobs,
+    "report_jobs": _from_state("report_jobs", ReportJobs, "the report jobs are not running"),
     "settings": provide_settings,
 }
 

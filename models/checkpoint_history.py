@@ -16,6 +16,7 @@ from pathlib import Path
 
 from models.signed_note import checkpoint_of
 from models.tiles import index_path, parse_index_path
+from qerberos.durable import fsync_directory
 from qerberos.errors import ConfigurationError, IntegrityError, ValidationError
 
 __all__ = ["CheckpointHistory"]
@@ -53,7 +54,7 @@ class CheckpointHistory:
                 file.write(note)
                 file.flush()
                 os.fsync(file.fileno())
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
         except OSError as exc:
             raise ConfigurationError(f"cannot write the checkpoint history {path}: {exc.strerror}") from exc
 
@@ -83,11 +84,3 @@ class CheckpointHistory:
 def _tree(note: str) -> tuple[int, bytes]:
     checkpoint = checkpoint_of(note)
     return checkpoint.size, checkpoint.root_hash
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

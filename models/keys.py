@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from models.signed_note import NoteSigner, format_verifier_key, key_id
+from qerberos.durable import fsync_directory
 from qerberos.errors import ConfigurationError, QerberosError
 
 __all__ = [
@@ -191,11 +192,7 @@ def write_atomically(path: Path, data: bytes, mode: int) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()

@@ -64,6 +64,7 @@ from pipelines.backup import (
     tree_head,
 )
 from qerberos import verifier
+from qerberos.durable import fsync_directory
 from qerberos.errors import ConfigurationError, IntegrityError, LedgerError
 from qerberos.settings import Settings
 
@@ -487,7 +488,7 @@ def _replace_database(settings: Settings, directory: Path, manifest: BackupManif
                 os.replace(f"{live}{suffix}", f"{aside}{suffix}")
         logger.info("the replaced database is kept as %s", aside)
     os.replace(path, live)
-    _fsync_directory(live.parent)
+    fsync_directory(live.parent)
 
 
 def _replace_tree(source: Path, target: Path, stamp: str, *, private: bool = False) -> None:
@@ -502,7 +503,7 @@ def _replace_tree(source: Path, target: Path, stamp: str, *, private: bool = Fal
     if target.exists():
         os.replace(target, target.with_name(f"{target.name}.before-restore-{stamp}"))
     os.replace(staged, target)
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
 
 
 def _restore_mlflow(settings: Settings, directory: Path, manifest: BackupManifest, stamp: str) -> None:
@@ -542,7 +543,7 @@ def _replace_file(source: Path, target: Path, stamp: str) -> None:
         if Path(f"{target}{suffix}").exists():
             os.replace(f"{target}{suffix}", f"{target}.before-restore-{stamp}{suffix}")
     os.replace(staged, target)
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
 
 
 def _audit(
@@ -583,11 +584,3 @@ def _operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
