@@ -30,40 +30,51 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
     signin: Mapping[str, Any] = properties if isinstance(properties, Mapping) else record
     status = signin.get("status") or {}
     code = _error_code(status.get("errorCode", record.get("resultType")))
-    verdict = "ALLOW" if code == 0 else "WARN" if code in INTERRUPTS else "DENY"
-    principal = signin.get("servicePrincipalId") or signin.get("servicePrincipalName")
-    user = signin.get("userPrincipalName") or signin.get("userId")
-    actor = user or principal
-    if not actor:
-        raise ValueError("neither userPrincipalName, userId nor a service principal is given")
+    actor, is_user = _actor(signin)
     created = signin.get("createdDateTime") or record.get("time")
     if not isinstance(created, str):
         raise ValueError("createdDateTime is missing")
-    location = signin.get("location") or {}
-    device = signin.get("deviceDetail") or {}
     app = signin.get("appDisplayName") or signin.get("resourceDisplayName") or signin.get("appId")
     record_id = signin.get("id")
     return event(
-        type_="signin" if user else "serviceprincipal.signin",
+        type_="signin" if is_user else "serviceprincipal.signin",
         layer="azuread",
-        actor=str(actor),
+        actor=actor,
         dao_id=signin.get("tenantId") or record.get("tenantId"),
-        verdict=verdict,
+        verdict="ALLOW" if code == 0 else "WARN" if code in INTERRUPTS else "DENY",
         timestamp=created,
         ref=f"azuread:app:{signin.get('appId') or app or 'unknown'}",
         event_id=stable_id(FORMAT, str(record_id)) if record_id else None,
         record=record,
-        ip=clean_ip(signin.get("ipAddress")),
-        country=location.get("countryOrRegion") or None,
-        city=location.get("city") or None,
-        device=device.get("displayName") or device.get("deviceId") or None,
-        user_agent=signin.get("userAgent") or device.get("browser") or None,
+        **_access(signin),
         resource=app,
         reason=None if code == 0 else (status.get("failureReason") or str(code)),
         error_code=code,
         conditional_access=signin.get("conditionalAccessStatus"),
         client_app=signin.get("clientAppUsed"),
     )
+
+
+def _actor(signin: Mapping[str, Any]) -> tuple[str, bool]:
+    """The user who signed in (and True), else the service principal (and False)."""
+    user = signin.get("userPrincipalName") or signin.get("userId")
+    actor = user or signin.get("servicePrincipalId") or signin.get("servicePrincipalName")
+    if not actor:
+        raise ValueError("neither userPrincipalName, userId nor a service principal is given")
+    return str(actor), bool(user)
+
+
+def _access(signin: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the sign-in came from: address, place, device and client."""
+    location = signin.get("location") or {}
+    device = signin.get("deviceDetail") or {}
+    return {
+        "ip": clean_ip(signin.get("ipAddress")),
+        "country": location.get("countryOrRegion") or None,
+        "city": location.get("city") or None,
+        "device": device.get("displayName") or device.get("deviceId") or None,
+        "user_agent": signin.get("userAgent") or device.get("browser") or None,
+    }
 
 
 def _error_code(value: Any) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analytics.importers.fields import clean_ip, event, stable_id
+from analytics.importers.fields import clean_ip, event, required_text, stable_id
 
 FORMAT = "cloudtrail"
 
@@ -27,28 +27,21 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(identity, Mapping):
         raise ValueError("userIdentity must be an object")
     session = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
-    actor = (
-        identity.get("arn")
-        or identity.get("invokedBy")
-        or identity.get("principalId")
-        or ("aws:" + identity["type"] if identity.get("type") else "aws:anonymous")
-    )
     response = record.get("responseElements")
     console_failed = isinstance(response, Mapping) and response.get("ConsoleLogin") == "Failure"
     failed = bool(record.get("errorCode")) or console_failed
-    resources = record.get("resources") or []
-    resource = next((r.get("ARN") for r in resources if isinstance(r, Mapping) and r.get("ARN")), None)
+    resource = _resource(record)
     source_ip = record.get("sourceIPAddress")
     ip = clean_ip(source_ip)
     event_id = record.get("eventID")
     return event(
-        type_=_required(record, "eventName"),
-        layer=_required(record, "eventSource"),
-        actor=str(actor),
+        type_=required_text(record, "eventName"),
+        layer=required_text(record, "eventSource"),
+        actor=_actor(identity),
         sub_id=session.get("arn"),
         dao_id=identity.get("accountId") or record.get("recipientAccountId"),
         verdict="DENY" if failed else "ALLOW",
-        timestamp=_required(record, "eventTime"),
+        timestamp=required_text(record, "eventTime"),
         ref=resource or f"{record.get('eventSource')}:{record.get('awsRegion', '')}",
         event_id=stable_id(FORMAT, str(event_id)) if event_id else None,
         record=record,
@@ -62,8 +55,18 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _required(record: Mapping[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} is missing")
-    return value
+def _actor(identity: Mapping[str, Any]) -> str:
+    """The identity's ARN, else the service that acted, else its principal id, else its type."""
+    actor = (
+        identity.get("arn")
+        or identity.get("invokedBy")
+        or identity.get("principalId")
+        or ("aws:" + identity["type"] if identity.get("type") else "aws:anonymous")
+    )
+    return str(actor)
+
+
+def _resource(record: Mapping[str, Any]) -> str | None:
+    """The first resource's ARN."""
+    resources = record.get("resources") or []
+    return next((r.get("ARN") for r in resources if isinstance(r, Mapping) and r.get("ARN")), None)

@@ -50,6 +50,14 @@ def bounded(value: str, limit: int = _NAME_MAX) -> str:
     return f"{value[: limit - 17]}~{digest}"
 
 
+def required_text(record: Mapping[str, Any], name: str) -> str:
+    """``record[name]``, a non-empty string; else ``ValueError`` naming it."""
+    value = record.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} is missing")
+    return value
+
+
 def stable_id(source: str, key: str) -> str:
     """The event id of a source record with its own id ``key``: the same record always maps to the same event."""
     return str(uuid.uuid5(_NAMESPACE, f"{source}:{key}"))

@@ -18,19 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analytics.importers.fields import clean_ip, event, stable_id
+from analytics.importers.fields import clean_ip, event, required_text, stable_id
 
 FORMAT = "o365"
 _FAILED = frozenset({"failed", "failure", "false"})
 
 
 def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    operation = record.get("Operation")
-    if not isinstance(operation, str) or not operation:
-        raise ValueError("Operation is missing")
-    created = record.get("CreationTime")
-    if not isinstance(created, str) or not created:
-        raise ValueError("CreationTime is missing")
+    operation = required_text(record, "Operation")
+    created = required_text(record, "CreationTime")
     actor = record.get("UserId") or record.get("UserKey") or "o365:unknown"
     status = str(record.get("ResultStatus") or "")
     logon_error = record.get("LogonError")
