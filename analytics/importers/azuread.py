@@ -31,9 +31,6 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
     status = signin.get("status") or {}
     code = _error_code(status.get("errorCode", record.get("resultType")))
     actor, is_user = _actor(signin)
-    created = signin.get("createdDateTime") or record.get("time")
-    if not isinstance(created, str):
-        raise ValueError("createdDateTime is missing")
     app = signin.get("appDisplayName") or signin.get("resourceDisplayName") or signin.get("appId")
     record_id = signin.get("id")
     return event(
@@ -42,7 +39,7 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
         actor=actor,
         dao_id=signin.get("tenantId") or record.get("tenantId"),
         verdict="ALLOW" if code == 0 else "WARN" if code in INTERRUPTS else "DENY",
-        timestamp=created,
+        timestamp=_created(signin, record),
         ref=f"azuread:app:{signin.get('appId') or app or 'unknown'}",
         event_id=stable_id(FORMAT, str(record_id)) if record_id else None,
         record=record,
@@ -62,6 +59,13 @@ def _actor(signin: Mapping[str, Any]) -> tuple[str, bool]:
     if not actor:
         raise ValueError("neither userPrincipalName, userId nor a service principal is given")
     return str(actor), bool(user)
+
+
+def _created(signin: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    created = signin.get("createdDateTime") or record.get("time")
+    if not isinstance(created, str):
+        raise ValueError("createdDateTime is missing")
+    return created
 
 
 def _access(signin: Mapping[str, Any]) -> dict[str, Any]:
