@@ -38,7 +38,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,18 +49,15 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
-from sqlalchemy import Connection, create_engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
-from models import keys, merkle
+from models import keys
 from models.canonical import canonical_json
 from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
+from models.database_snapshot import DatabaseSnapshot, snapshot_postgres, snapshot_sqlite
 from models.ledger import Ledger
 from models.signing import LogSigner
-from models.tables import CheckpointRow, LedgerEntry, MerkleNode
-from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
+from qerberos.errors import ConfigurationError, DependencyUnavailableError
 from qerberos.output_directory import staged_output_directory
 from qerberos.settings import Settings
 
@@ -72,13 +68,10 @@ __all__ = [
     "BackupManifest",
     "create_backup",
     "file_digest",
-    "libpq_url",
     "manifest_note",
     "mlflow_local_store",
     "qerberos_paths",
     "read_manifest",
-    "run_pg_tool",
-    "tree_head",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,9 +82,6 @@ DATABASE_FILE = "database/qerberos.db"
 DATABASE_DUMP = "database/qerberos.dump"
 _FORMAT = 2  # 2: the manifest is signed
 _CHUNK = 1 << 20
-_entries = LedgerEntry.__table__  # type: ignore[attr-defined]
-_nodes = MerkleNode.__table__  # type: ignore[attr-defined]
-_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -189,9 +179,9 @@ def _write_backup(
     backup_paths: Sequence[Path],
 ) -> BackupManifest:
     if settings.is_sqlite:
-        snapshot = _backup_sqlite(settings.database_url, directory / DATABASE_FILE)
+        snapshot = snapshot_sqlite(settings.database_url, directory / DATABASE_FILE)
     else:
-        snapshot = _backup_postgres(settings.database_url, directory / DATABASE_DUMP)
+        snapshot = snapshot_postgres(settings.database_url, directory / DATABASE_DUMP)
     step()
     with Ledger(create_ledger_engine(settings.database_url), signer) as live:
         note = live.sign_tree(snapshot.size, snapshot.root)  # refused unless consistent with what was signed
@@ -242,118 +232,10 @@ def file_digest(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def tree_head(connection: Connection) -> tuple[int, bytes]:
-    """The ledger's size and Merkle root as this connection sees it (O(log n) rows)."""
-    last = connection.execute(select(_entries.c.seq).order_by(_entries.c.seq.desc()).limit(1)).scalar()
-    size = 0 if last is None else int(last) + 1
-    wanted = merkle.root_keys(size)
-    found: dict[tuple[int, int], bytes] = {}
-    leaves = [index for level, index in wanted if level == 0]
-    if leaves:
-        rows = connection.execute(select(_entries.c.seq, _entries.c.leaf_hash).where(_entries.c.seq.in_(leaves)))
-        found.update({(0, row.seq): row.leaf_hash for row in rows})
-    for level, index in wanted:
-        if level > 0:
-            node = connection.execute(
-                select(_nodes.c.hash).where(_nodes.c.level == level, _nodes.c.idx == index)
-            ).scalar()
-            if node is not None:
-                found[(level, index)] = node
-    return size, merkle.root(size, found)
-
-
-def libpq_url(database_url: str) -> str:
-    """The URL as libpq (pg_dump, pg_restore, psycopg) reads it: no SQLAlchemy driver suffix."""
-    scheme, _, rest = database_url.partition("://")
-    if scheme.startswith("postgres"):
-        return f"postgresql://{rest}"
-    raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://...")
-
-
-def run_pg_tool(arguments: list[str]) -> str:
-    """Run pg_dump or pg_restore and return its output; its complaint becomes a LedgerError."""
-    tool = arguments[0]
-    if shutil.which(tool) is None:
-        raise DependencyUnavailableError(f"{tool} is not installed (Debian package postgresql-client)")
-    completed = subprocess.run(arguments, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise LedgerError(f"{tool} failed (exit {completed.returncode}): {completed.stderr.strip()[-2000:]}")
-    return completed.stdout
-
-
 # --- database ---------------------------------------------------------------------------------------------
 
 
-def _backup_sqlite(database_url: str, target: Path) -> _Snapshot:
-    path = Path(make_url(database_url).database or "")
-    if not path.is_file():
-        raise ConfigurationError(f"no ledger database at {path}: run `qerberos init`")
-    target.parent.mkdir(parents=True)
-    try:
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
-        copy = sqlite3.connect(target)
-        try:
-            # pages=-1: the whole database in one step, under one read transaction, so it is one snapshot
-            # (a step-wise copy restarts whenever another connection writes, and could chase a busy log).
-            source.backup(copy, pages=-1)
-            copy.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            copy.close()
-            source.close()
-    except sqlite3.Error as exc:
-        raise LedgerError(f"SQLite backup failed: {exc}") from exc
-    engine = create_engine(f"sqlite:///{target}", poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return _read_snapshot(connection, None)
-    finally:
-        engine.dispose()
-
-
-def _backup_postgres(database_url: str, target: Path) -> _Snapshot:
-    url = libpq_url(database_url)
-    target.parent.mkdir(parents=True)
-    engine = create_engine("postgresql+psycopg://" + url.split("://", 1)[1], poolclass=NullPool)
-    try:
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
-            snapshot_id = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            schema = connection.execute(text("SELECT current_schema()")).scalar()
-            if schema is None:
-                raise ConfigurationError("no ledger schema on the database's search_path: run `qerberos init`")
-            snapshot = _read_snapshot(connection, str(schema))
-            # The exporting transaction stays open while pg_dump reads from the very same snapshot.
-            run_pg_tool(
-                ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--schema={schema}",
-                 f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={url}"]
-            )  # fmt: skip
-            connection.rollback()
-            return snapshot
-    except SQLAlchemyError as exc:
-        raise DependencyUnavailableError(f"PostgreSQL backup failed: {exc.__class__.__name__}") from exc
-    finally:
-        engine.dispose()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Snapshot:
-    size: int
-    root: bytes
-    notes: list[str]
-    schema: str | None
-
-
-def _read_snapshot(connection: Connection, schema: str | None) -> _Snapshot:
-    try:
-        size, root = tree_head(connection)
-        notes = [
-            str(n) for n in connection.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.size)).scalars()
-        ]
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot read the ledger in the snapshot: {exc.__class__.__name__}") from exc
-    return _Snapshot(size, root, notes, schema)
-
-
-def _write_checkpoints(directory: Path, snapshot: _Snapshot, note: str) -> None:
+def _write_checkpoints(directory: Path, snapshot: DatabaseSnapshot, note: str) -> None:
     """The snapshot's signed checkpoints, oldest first, then the backup's own."""
     lines = [json.dumps({"size": _note_size(n), "note": n}) for n in snapshot.notes]
     lines.append(json.dumps({"size": snapshot.size, "note": note, "backup": True}))

@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from models import keys
 from models.checkpoint_history import CheckpointHistory
 from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
+from models.database_snapshot import libpq_url, run_pg_tool, tree_head
 from models.ledger import Ledger
 from models.reader import LedgerReader
 from models.records import Actor, NewEvent
@@ -55,13 +56,10 @@ from pipelines.backup import (
     MANIFEST,
     BackupManifest,
     file_digest,
-    libpq_url,
     manifest_note,
     mlflow_local_store,
     qerberos_paths,
     read_manifest,
-    run_pg_tool,
-    tree_head,
 )
 from qerberos import verifier
 from qerberos.durable import fsync_directory
