@@ -250,10 +250,14 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
         eval_share=float(evaluation.get("share", 0.3)),
         seed=int(model.get("seed", 7)),
     )
+    _check_model(config, path)
+    return config
+
+
+def _check_model(config: DetectorConfig, path: Path) -> None:
     if not 0 < config.contamination < 0.5:
         raise ConfigurationError(f"{path}: contamination must lie in (0, 0.5)")
     if config.standardise not in ("zscore", "rank") or config.combine not in ("mean", "max"):
         raise ConfigurationError(f"{path}: standardise must be zscore|rank and combine mean|max")
     if config.weights is not None and len(config.weights) != len(config.members):
         raise ConfigurationError(f"{path}: [model] weights needs one number per member")
-    return config

@@ -146,6 +146,27 @@ def _run_feature_gate(frame: pl.DataFrame, directory: Path) -> str:
     return "passed"
 
 
+def _training_and_evaluation(
+    features: pl.DataFrame, config: DetectorConfig, labels: pl.DataFrame | None, evaluation: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The windows to train on (known anomalies left out when configured) and those to evaluate on."""
+    if labels is not None:
+        features = attach_labels(features, labels)
+    features = select_window(features, config.window)
+    if evaluation is not None:
+        evaluation = select_window(evaluation, config.window)
+        training = features
+    elif "label" in features.columns:
+        training, evaluation = split_by_time(features, config.eval_share)
+    else:
+        training = features
+    if config.exclude_known_anomalies and "label" in training.columns:
+        training = training.filter(pl.col("label").fill_null(0) == 0)
+    if training.height < 10:
+        raise DetectorError("too few training rows", details={"rows": training.height})
+    return training, evaluation
+
+
 def train(
     features: pl.DataFrame,
     *,
@@ -167,20 +188,7 @@ def train(
     from (kept with the logged datasets). ``progress(done, total)``: called after each of ``TRAINING_STEPS``.
     """
     report_step = progress or (lambda done, total: None)
-    if labels is not None:
-        features = attach_labels(features, labels)
-    features = select_window(features, config.window)
-    if evaluation is not None:
-        evaluation = select_window(evaluation, config.window)
-        training = features
-    elif "label" in features.columns:
-        training, evaluation = split_by_time(features, config.eval_share)
-    else:
-        training = features
-    if config.exclude_known_anomalies and "label" in training.columns:
-        training = training.filter(pl.col("label").fill_null(0) == 0)
-    if training.height < 10:
-        raise DetectorError("too few training rows", details={"rows": training.height})
+    training, evaluation = _training_and_evaluation(features, config, labels, evaluation)
     pipeline = build_pipeline(config, detector)
     steps = len(TRAINING_STEPS)
     if mlflow.active_run() is None:
