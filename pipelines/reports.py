@@ -44,7 +44,7 @@ from analytics.compliance import FRAMEWORKS, SUMMARY_CSV, SUMMARY_JSON, Period, 
 from analytics.compliance.evidence_index import EVIDENCE_DIR
 from analytics.config_file import read_toml
 from models.ledger import Ledger
-from models.records import Actor, NewEvent
+from models.records import Actor, LedgerRecord, NewEvent
 from pipelines.scheduled_verification import VERIFICATION_FAILURES
 from qerberos.errors import NotFoundError, QerberosError, ValidationError
 from qerberos.settings import Settings, get_settings
@@ -237,14 +237,7 @@ def run_report(
     }
     (directory / EVIDENCE_MANIFEST).write_bytes(hashed_content(manifest))
     manifest["reportSha256"] = sha256_file(directory / EVIDENCE_MANIFEST)
-    owned = ledger is None
-    ledger = ledger or Ledger.from_settings(settings)
-    try:
-        record = ledger.append([_report_event(request, manifest)])[0].record
-    finally:
-        if owned:  # a command, not the service: no checkpointer will sign the report's event
-            with contextlib.closing(ledger):
-                ledger.checkpoint(force=True)
+    record = _record(request, manifest, settings, ledger)
     outcome = "integrity_failed" if integrity["status"] == "failed" else "success"
     manifest |= {
         "outcome": outcome,
@@ -394,6 +387,20 @@ def _print_pdf(directory: Path) -> str:
         target.unlink(missing_ok=True)
         return f"not produced: Chromium exited with {completed.returncode}"
     return f"printed by {Path(browser).name} headless"
+
+
+def _record(
+    request: ReportRequest, manifest: dict[str, Any], settings: Settings, ledger: Ledger | None
+) -> LedgerRecord:
+    """Append the report's event to ``ledger`` (none: one opened from ``settings``); the appended record."""
+    owned = ledger is None
+    ledger = ledger or Ledger.from_settings(settings)
+    try:
+        return ledger.append([_report_event(request, manifest)])[0].record
+    finally:
+        if owned:  # a command, not the service: no checkpointer will sign the report's event
+            with contextlib.closing(ledger):
+                ledger.checkpoint(force=True)
 
 
 def _report_event(request: ReportRequest, manifest: dict[str, Any]) -> NewEvent:
