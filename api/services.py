@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import anyio.to_thread
 from litestar import Litestar
@@ -33,8 +33,22 @@ from pipelines.risk import RiskService, build_risk_service
 from qerberos.errors import DependencyUnavailableError
 from qerberos.settings import Settings
 
-__all__ = ["Alerts", "AppSettings", "Detection", "Jobs", "Risk", "provides", "services_lifespan"]
+__all__ = [
+    "Alerts",
+    "AppSettings",
+    "Detection",
+    "Jobs",
+    "Risk",
+    "provide_alerts",
+    "provide_detection",
+    "provide_report_jobs",
+    "provide_risk",
+    "provide_settings",
+    "provides",
+    "services_lifespan",
+]
 
+_Service = TypeVar("_Service")
 PRIMING_WAIT_SECONDS = 30.0
 """How long a stopping worker waits for the risk history still being read (a large ledger's first read)."""
 
@@ -89,7 +103,7 @@ async def _detection(app: Litestar, settings: Settings, ledger: Ledger) -> Async
         app.state.detection = None
 
 
-def _from_state(name: str, kind: type[Any], absent: str) -> Callable[[State], Any]:
+def _from_state(name: str, kind: type[_Service], absent: str) -> Callable[[State], _Service]:
     """A provider of ``app.state.<name>``, which must be a ``kind``."""
 
     def provide(state: State) -> Any:
@@ -101,6 +115,9 @@ def _from_state(name: str, kind: type[Any], absent: str) -> Callable[[State], An
     return provide
 
 
+provide_risk = _from_state("risk", RiskService, "the risk service is not running")
+provide_detection = _from_state("detection", LiveDetection, "live detection is not running")
+provide_report_jobs = _from_state("report_jobs", ReportJobs, "the report jobs are not running")
 _provide_alert_store = _from_state("alerts", AlertService, "the alert store is not open")
 
 
@@ -109,8 +126,7 @@ def provide_alerts(state: State) -> AlertService:
     detection = state.get("detection")
     if isinstance(detection, LiveDetection):
         return detection.store
-    alerts: AlertService = _provide_alert_store(state)
-    return alerts
+    return _provide_alert_store(state)
 
 
 def provide_settings(state: State) -> Settings:
@@ -119,10 +135,10 @@ def provide_settings(state: State) -> Settings:
 
 
 _PROVIDERS: dict[str, Callable[[State], Any]] = {
-    "risk": _from_state("risk", RiskService, "the risk service is not running"),
-    "detection": _from_state("detection", LiveDetection, "live detection is not running"),
+    "risk": provide_risk,
+    "detection": provide_detection,
     "alerts": provide_alerts,
-    "report_jobs": _from_state("report_jobs", ReportJobs, "the report jobs are not running"),
+    "report_jobs": provide_report_jobs,
     "settings": provide_settings,
 }
 
