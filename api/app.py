@@ -16,9 +16,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Guard, Middleware
 
 from api.controllers.anomaly import AlertsController, AnomalyAlertsController, AnomalyController
@@ -34,6 +31,7 @@ from api.event_publishing import publishing_lifespan
 from api.json_body import StrictJSONRequest
 from api.lifecycle import ServiceState, freeze_startup_objects, lifespan
 from api.metrics import InstrumentedASGI
+from api.openapi import openapi_config
 from api.probes import DependencyProbes
 from api.services import services_lifespan
 from models.ledger import Ledger
@@ -105,7 +103,7 @@ def create_app(
         lifespan=[lifespan, services_lifespan, publishing_lifespan],
         on_startup=list(hooks.on_startup),
         on_shutdown=list(hooks.on_shutdown),
-        openapi_config=_openapi_config(),
+        openapi_config=openapi_config(__version__, public=settings.public_schema),
         request_max_body_size=settings.max_body_bytes,
         request_class=StrictJSONRequest,
         logging_config=None,
@@ -152,15 +150,3 @@ def _permission_guard(requires: GuardFactory | None) -> Guard:
             await outcome
 
     return guard
-
-
-def _openapi_config() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="Qerberos Security & Audit API",
-        version=__version__,
-        description="The verifiable audit ledger of the Q ecosystem. Deviations from the upstream: docs/API.md.",
-        path="/schema",
-        render_plugins=[JsonRenderPlugin()],
-        components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
-        security=[{"BearerAuth": []}],
-    )

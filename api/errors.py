@@ -71,6 +71,10 @@ _HTTP: Mapping[int, tuple[str, bool]] = {
     503: ("DEPENDENCY_UNAVAILABLE", True),
 }
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="qerberos"'}
+"""Every 401 names the scheme to use (RFC 9110 section 11.6.1); signed requests are the other, described in the
+README's security model (no registered scheme name exists for them)."""
+
 _INTERNAL = ErrorAnswer(500, "INTERNAL_ERROR", "internal error; quote the requestId when reporting it", retryable=True)
 
 
@@ -85,7 +89,7 @@ def describe(exc: BaseException) -> ErrorAnswer:
 
 def _describe_domain(exc: errors.QerberosError) -> ErrorAnswer:
     if isinstance(exc, errors.AuthenticationError):
-        return ErrorAnswer(401, exc.code, exc.message, exc.details)
+        return ErrorAnswer(401, exc.code, exc.message, exc.details, headers=_CHALLENGE)
     if isinstance(exc, errors.RateLimitedError):
         retry = str(max(1, exc.retry_after))
         return ErrorAnswer(429, "RATE_LIMIT_EXCEEDED", exc.message, exc.details, True, {"Retry-After": retry})
@@ -106,9 +110,11 @@ def _describe_http(exc: HTTPException) -> ErrorAnswer:
         return _INTERNAL
     code, retryable = _HTTP.get(status_code, ("HTTP_ERROR", False))
     details = _http_details(exc)
-    headers = {key: value for key, value in (exc.headers or {}).items() if key.lower() == "retry-after"}
+    headers = {key: value for key, value in (exc.headers or {}).items() if key.lower() in _KEPT_HEADERS}
     if status_code == 429 and not headers:
         headers = {"Retry-After": "1"}
+    if status_code == 401:
+        headers |= _CHALLENGE
     message = _http_message(exc)
     if status_code == 400 and not details:
         details = {"body": message}
@@ -126,6 +132,10 @@ def _http_details(exc: HTTPException) -> dict[str, Any]:
     if isinstance(exc.extra, Mapping):
         return {str(key): value for key, value in exc.extra.items()}
     return {}
+
+
+_KEPT_HEADERS = frozenset({"retry-after", "allow"})
+"""Headers of Litestar's exceptions an answer keeps: a 429's ``Retry-After``, a 405's ``Allow``."""
 
 
 def _http_message(exc: HTTPException) -> str:

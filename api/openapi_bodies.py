@@ -2,7 +2,8 @@
 
 ``POST /audit`` and ``/audit/batch`` decode with ``models.wire_events`` (so the CLI and the API validate
 identically), which means Litestar does not see a ``data`` parameter to document. These Operation
-classes put the same schema msgspec derives from ``AuditEventRequest`` into the generated OpenAPI.
+classes refer to the component ``AuditEventRequest``, which ``api.openapi.document`` derives with msgspec from
+the decoding type itself.
 """
 
 from __future__ import annotations
@@ -10,34 +11,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import msgspec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
-
-from models.wire_events import AuditEventRequest
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 BATCH_LIMIT = 10_000
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """Resolve msgspec's local ``$defs`` references (the generated components cannot be extended)."""
-    definitions: dict[str, Any] = schema.get("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(definitions[ref.removeprefix("#/$defs/")])
-            return {key: resolve(value) for key, value in node.items() if key != "$defs"}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
+def schema_ref(name: str) -> dict[str, Any]:
+    """A reference to a component that ``api.openapi.document`` registers from the decoding type of that name."""
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-EVENT_SCHEMA = _inline(msgspec.json.schema(AuditEventRequest))
+EVENT_SCHEMA = schema_ref("AuditEventRequest")
 
 
 @dataclasses.dataclass

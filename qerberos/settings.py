@@ -82,6 +82,8 @@ class Settings:
     # and the port of the streamable HTTP transport.
     mcp_identity: str = "mcp"
     mcp_port: int = 3040
+    # ``/schema`` (the API's docs page) and its documents need no token; ``QERBEROS_PUBLIC_SCHEMA=false`` hides them.
+    public_schema: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -204,6 +206,7 @@ def load_settings() -> Settings:
         publisher_metrics_port=_number("PUBLISHER_METRICS_PORT", "9467", int),
         mcp_identity=_env("MCP_IDENTITY", "mcp"),
         mcp_port=_number("MCP_PORT", "3040", int),
+        public_schema=_choice("PUBLIC_SCHEMA", "true", ("true", "false")) == "true",
     )
 
 

@@ -254,10 +254,11 @@ def _result(found: Findings) -> DetectResult:
 # -- controllers ---------------------------------------------------------------------------------------
 
 
-def _alerts_operation(kind: str) -> Any:
+def _alerts_operation(name: str) -> Any:
+    """The upstream's path (``/anomaly/alerts``) keeps the upstream's id; ``/alerts`` gets ``<id>Alias``."""
+
     def operation_id(handler: Any, method: Any, path_components: list[Any]) -> str:
-        prefix = "anomaly" if "anomaly" in path_components else "alerts"
-        return f"{prefix}{kind}"
+        return name if "anomaly" in path_components else f"{name}Alias"
 
     return operation_id
 
@@ -280,7 +281,7 @@ class AlertsController(Controller):
     dependencies = provides("alerts")
 
     @get("/", sync_to_thread=True, opt={"permission": READ}, summary="Get security alerts (newest first)",
-         operation_id=_alerts_operation("GetSecurityAlerts"))  # fmt: skip
+         operation_id=_alerts_operation("getSecurityAlerts"))  # fmt: skip
     def list_alerts(
         self,
         alerts: Alerts,
@@ -295,7 +296,7 @@ class AlertsController(Controller):
         return ok(page)
 
     @patch("/{alert_id:str}", sync_to_thread=True, opt={"permission": MANAGE}, summary="Resolve or dismiss an alert",
-           operation_id=_alerts_operation("UpdateSecurityAlert"))  # fmt: skip
+           operation_id=_alerts_operation("updateSecurityAlert"))  # fmt: skip
     def update_alert(
         self, request: Request[Any, Any, Any], alerts: Alerts, alert_id: FromPath[str], data: JSONBody[AlertUpdate]
     ) -> Envelope[Alert]:

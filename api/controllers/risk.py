@@ -20,6 +20,7 @@ from litestar.params import FromPath, FromQuery, RawBody
 
 from analytics.risk import CONTEXT_KEYS, FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment
 from api.envelope import Envelope, ok
+from api.openapi_bodies import schema_ref
 from api.services import Risk, provides
 from models.risk_store import CurrentRisk
 from pipelines.risk.level_events import iso_ms
@@ -72,16 +73,13 @@ class RiskRanking(msgspec.Struct, frozen=True, kw_only=True):
     limit: int
 
 
-_REQUEST_SCHEMA = msgspec.json.schema(RiskScoreRequest)
-
-
 @dataclasses.dataclass
 class _RiskScoreBody(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
             description="The upstream RiskScoreRequest; factors names: " + ", ".join(FACTOR_NAMES),
-            content={"application/json": OpenAPIMediaType(schema=_REQUEST_SCHEMA)},  # type: ignore[arg-type]
+            content={"application/json": OpenAPIMediaType(schema=schema_ref("RiskScoreRequest"))},  # type: ignore[arg-type]
         )
 
 

@@ -316,8 +316,11 @@ def test_an_escaped_backslash_before_u0000_is_plain_text(client: Client) -> None
     assert "a\\u0000b" == client.get(f"/audit/{response.json()['data']['id']}").json()["data"]["ref"]
 
 
-def test_unknown_method_is_405(client: Client) -> None:
-    _assert_error(client.delete("/audit"), 405, "METHOD_NOT_ALLOWED")
+def test_unknown_method_is_405_naming_the_allowed_ones(client: Client) -> None:
+    for method in ("DELETE", "TRACE", "PUT"):
+        response = client.request(method, "/audit")
+        _assert_error(response, 405, "METHOD_NOT_ALLOWED")
+        assert {"GET", "POST", "OPTIONS"} == {name.strip() for name in response.headers["Allow"].split(",")}
 
 
 def _assert_error(response: Any, status: int, code: str) -> None:

@@ -163,12 +163,13 @@ def test_statuses_raised_in_a_middleware_are_recorded_as_sent(client: Client) ->
 
 
 def test_openapi_at_schema_documents_routes_and_the_event_body(client: Client) -> None:
-    schema = client.get("/schema").json()
+    schema = client.get("/schema/openapi.json").json()
 
-    assert {"/audit", "/audit/batch", "/audit/search", "/audit/{event_id}", "/ledger/checkpoint", "/health"} <= set(
+    assert {"/audit", "/audit/batch", "/audit/search", "/audit/{id}", "/ledger/checkpoint", "/health"} <= set(
         schema["paths"]
     )
-    body = schema["paths"]["/audit"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    reference = schema["paths"]["/audit"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]
     assert {"type", "ref", "actor", "layer", "verdict"} <= set(body["required"])
     assert body["additionalProperties"] is False
     assert "application/x-ndjson" in schema["paths"]["/audit/batch"]["post"]["requestBody"]["content"]

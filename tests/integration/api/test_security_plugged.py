@@ -21,7 +21,6 @@ PROTECTED = [
     "/ledger/checkpoint",
     "/ledger/key",
     "/health/detailed",
-    "/schema",
     "/metrics",
     "/tile/entries/000",
 ]
@@ -32,6 +31,7 @@ METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 def test_every_route_but_health_needs_an_authenticated_caller(app_client: Client, path: str) -> None:
     response = app_client.get(path)
     assert (401, "SQUID_IDENTITY_MISSING") == (response.status_code, response.json()["code"])
+    assert 'Bearer realm="qerberos"' == response.headers["WWW-Authenticate"]
 
 
 def test_the_metrics_token_opens_metrics_only(app_client: Client) -> None:
@@ -40,6 +40,7 @@ def test_the_metrics_token_opens_metrics_only(app_client: Client) -> None:
     assert 200 == app_client.get("/metrics", headers=METRICS).status_code
     assert (401, "SQUID_IDENTITY_INVALID") == (wrong.status_code, wrong.json()["code"])
     assert (401, "SQUID_IDENTITY_INVALID") == (elsewhere.status_code, elsewhere.json()["code"])
+    assert 'Bearer realm="qerberos"' == wrong.headers["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready"])
