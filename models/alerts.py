@@ -16,6 +16,7 @@ and status change is also appended to the ledger.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
 import dataclasses
@@ -36,9 +37,11 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     bindparam,
     desc,
     func,
+    or_,
     select,
     text,
 )
@@ -241,6 +244,27 @@ def _merged_windows(old: Mapping[str, Any], window_start_ms: int | None) -> list
     return windows[-_MAX_WINDOWS:]
 
 
+def alert_cursor(alert: AlertView) -> str:
+    """The opaque cursor after ``alert`` in the newest-first order of ``AlertStore.list``."""
+    return base64.urlsafe_b64encode(f"alert:{alert.created_at_ms}:{alert.id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise _invalid_cursor() from exc
+    prefix, _, rest = text.partition(":")
+    created_text, _, alert_id = rest.partition(":")
+    if prefix != "alert" or not (created_text.isascii() and created_text.isdigit()) or len(created_text) > 18:
+        raise _invalid_cursor()
+    return int(created_text), alert_id
+
+
+def _invalid_cursor() -> ValidationError:
+    return ValidationError("invalid cursor", details={"cursor": "not a cursor this service issued"})
+
+
 class AlertStore:
     """Read and write alerts and detector scores."""
 
@@ -260,9 +284,15 @@ class AlertStore:
         status: str | None = None,
         squid_id: str | None = None,
         limit: int = 100,
+        after: str | None = None,
     ) -> list[AlertView]:
-        """Newest first."""
-        statement = select(_alerts).where(*self._filters(severity, status, squid_id))
+        """Newest first; ``after``: the cursor of the last alert of the previous page (``alert_cursor``)."""
+        conditions = self._filters(severity, status, squid_id)
+        if after is not None:
+            created_at_ms, alert_id = _decode_cursor(after)
+            created = _alerts.c.created_at_ms
+            conditions.append(or_(created < created_at_ms, and_(created == created_at_ms, _alerts.c.id > alert_id)))
+        statement = select(_alerts).where(*conditions)
         statement = statement.order_by(_alerts.c.created_at_ms.desc(), _alerts.c.id).limit(limit)
         with connected(self._engine) as connection:
             return [_view(row) for row in connection.execute(statement)]

@@ -22,7 +22,7 @@ from analytics.window_features import FEATURE_COLUMNS, FeatureRow
 from api.envelope import Envelope, iso_timestamp, ok
 from api.schemas import CamelSchema
 from api.services import Alerts, Detection, provides
-from models.alerts import AlertView
+from models.alerts import AlertView, alert_cursor
 from models.records import Actor
 from models.wire_events import AuditEventRequest, convert_event
 from pipelines.live_detection import LiveDetection
@@ -119,8 +119,12 @@ class Alert(CamelSchema, frozen=True):
 
 
 class AlertPage(CamelSchema, frozen=True):
+    """``nextCursor`` (an addition) pages on: pass it as ``cursor``; absent on the last page."""
+
     alerts: list[Alert]
     total_count: int
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 class AlertUpdate(CamelSchema, frozen=True):
@@ -288,10 +292,16 @@ class AlertsController(Controller):
         severity: Annotated[_Severity | None, QueryParameter()] = None,
         status: Annotated[Literal["active", "resolved", "dismissed"] | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=200, description="nextCursor of the previous page")
+        ] = None,
     ) -> Envelope[AlertPage]:
+        listed = alerts.list(severity=severity, status=status, limit=limit + 1, after=cursor)
         page = AlertPage(
-            alerts=[alert_view(a) for a in alerts.list(severity=severity, status=status, limit=limit)],
+            alerts=[alert_view(a) for a in listed[:limit]],
             total_count=alerts.count(severity=severity, status=status),
+            has_more=len(listed) > limit,
+            next_cursor=alert_cursor(listed[limit - 1]) if len(listed) > limit else None,
         )
         return ok(page)
 

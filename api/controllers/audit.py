@@ -156,18 +156,21 @@ class AuditController(Controller):
         actor: Annotated[str | None, QueryParameter(max_length=100, description="sQuid id of the actor")] = None,
         layer: Annotated[str | None, QueryParameter(max_length=100)] = None,
         verdict: Annotated[Literal["ALLOW", "DENY", "WARN"] | None, QueryParameter()] = None,
-        start_date: Annotated[dt.datetime | None, QueryParameter(name="startDate")] = None,
-        end_date: Annotated[dt.datetime | None, QueryParameter(name="endDate")] = None,
+        start_date: Annotated[str | None, QueryParameter(name="startDate", max_length=40)] = None,
+        end_date: Annotated[str | None, QueryParameter(name="endDate", max_length=40)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
+        offset: Annotated[int | None, QueryParameter(ge=0, le=10_000_000, description="default 0")] = None,
         cursor: Annotated[
-            str | None, QueryParameter(max_length=200, description="nextCursor of the previous page; replaces offset")
+            str | None, QueryParameter(max_length=200, description="nextCursor of the previous page; not with offset")
         ] = None,
     ) -> Envelope[AuditEventPage]:
         start = None if start_date is None else parse_instant(start_date, "startDate")
         end = None if end_date is None else parse_instant(end_date, "endDate")
         if start is not None and end is not None and start > end:
             raise ValidationError("startDate is after endDate", details={"startDate": "must not be after endDate"})
+        if cursor is not None and offset is not None:
+            raise ValidationError("cursor and offset together", details={"offset": "a cursor replaces the offset"})
+        offset = offset or 0
         query = SearchQuery(type, actor, layer, verdict, start, end, limit, offset, cursor)
         page = ledger_of(request).search(query)
         data = AuditEventPage(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -34,15 +34,19 @@ _MAX_TEXT = 100
 _MAX_CONTEXT_TEXT = 200
 
 
-class RiskScoreRequest(msgspec.Struct, frozen=True, kw_only=True):
+_TEXT = msgspec.Meta(min_length=1, max_length=_MAX_TEXT, pattern=r"\S")
+"""What ``_text_problem`` accepts, for the document (``decode_request`` checks it, naming every failing field)."""
+
+
+class RiskScoreRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The upstream ``RiskScoreRequest``. ``context`` may carry ``ipAddress``/``ip``, ``country`` and
     ``deviceId``/``device`` (strings); other keys are accepted and ignored. ``factors``: the factor names
     to include (default: all)."""
 
-    identity: str
-    operation: str | None = None
+    identity: Annotated[str, _TEXT]
+    operation: Annotated[str, _TEXT] | None = None
     context: dict[str, Any] | None = None
-    factors: list[str] | None = None
+    factors: list[Literal[FACTOR_NAMES]] | None = None  # type: ignore[valid-type]
 
 
 class RiskFactor(msgspec.Struct, frozen=True):

@@ -1,9 +1,10 @@
 """What each operation may answer besides its success: the one table the OpenAPI document is made exact from.
 
-Most answers follow from what a route is (``statuses_of``): every route may fail with 500; a route behind
+Most answers follow from what a route is (``error_statuses``): every route may fail with 500; a route behind
 authentication answers 401 and 429 (the rate limit) and 503 (sQuid or Qonsent unreachable, the ledger's database
 down); a route naming a permission answers 403; one with parameters or a body answers 400; one that reads a body
-answers 413. ``SPECIFIC`` adds what only some routes answer (404, 409, 415, 202, ...), by ``operationId``.
+answers 413; one with path parameters answers 404 (they name nothing, or their text is not routed). ``SPECIFIC``
+adds what only some routes answer (409, 415, ...), by ``operationId``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Route:
     permission: bool
     takes_input: bool
     reads_body: bool
+    names_a_resource: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,4 +88,6 @@ def error_statuses(operation_id: str, route: Route) -> list[int]:
         statuses.add(400)
     if route.reads_body:
         statuses.add(413)
+    if route.names_a_resource:
+        statuses.add(404)
     return sorted(statuses)

@@ -19,7 +19,8 @@ import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
-from api.controllers.risk import RiskScoreRequest
+from analytics.risk import LEVELS
+from api.controllers.risk import CONTEXT_KEYS, MAX_LIMIT, RiskScoreRequest
 from api.errors import ErrorResponse
 from api.openapi.answers import ERROR_DESCRIPTIONS, ERROR_HEADERS, SPECIFIC, Route, Specific, error_statuses
 from api.security import PUBLIC_OPT_KEY
@@ -49,6 +50,30 @@ RENAMED: Mapping[str, str] = {
 """Other generated names: the upstream's, and the envelopes of untyped data (the compliance routes')."""
 PATH_PARAMETERS: Mapping[str, str] = {"event_id": "id", "alert_id": "id", "report_id": "id", "job_id": "id"}
 """Path parameters under the upstream's name (``/audit/{id}``): the server matches by position, not by name."""
+
+_INSTANT = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+    "description": "ISO 8601 date-time (UTC without an offset) or plain date (its midnight UTC)",
+}
+_UUID = {"type": "string", "format": "uuid"}
+_WIDTH = r"(?:\.p/(?:[1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?"
+_INDEX = r"(?:x(?:[1-9][0-9]{2}|0[1-9][0-9]|00[1-9])/(?:x[0-9]{3}/)*)?[0-9]{3}" + _WIDTH
+"""A tile's index as C2SP tlog-tiles spells it (``x001/234``, ``.p/W`` for a partial tile), canonical only."""
+PARAMETERS: Mapping[tuple[str, str], Mapping[str, Any]] = {
+    ("*", "startDate"): _INSTANT,
+    ("*", "endDate"): _INSTANT,
+    ("*", "offset"): {"type": "integer", "minimum": 0, "maximum": 10_000_000, "description": "0 when absent"},
+    ("*", "cursor"): {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,200}$", "description": "nextCursor of a page"},
+    ("getAuditEvent", "id"): _UUID,
+    ("updateSecurityAlert", "id"): _UUID,
+    ("updateSecurityAlertAlias", "id"): _UUID,
+    ("getIdentityRiskScore", "identity"): {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    ("listRiskiestIdentities", "level"): {"enum": list(LEVELS), "default": "low"},
+    ("listRiskiestIdentities", "limit"): {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+    ("getTile", "path"): {"type": "string", "pattern": rf"^(?:[0-9]|[1-5][0-9]|6[0-3])/{_INDEX}$"},
+    ("getEntryBundle", "path"): {"type": "string", "pattern": rf"^{_INDEX}$"},
+}
+"""Parameters whose handler reads text and checks it itself: what it accepts (by operation, ``*``: any)."""
 
 _REPORT_FORMATS = {
     "application/pdf": {"schema": {"type": "string", "format": "binary"}},
@@ -93,6 +118,11 @@ def msgspec_components() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         (AuditEventRequest, RiskScoreRequest, ErrorResponse), ref_template=COMPONENTS + "{name}"
     )
+    context_value = {"type": "string", "minLength": 1, "maxLength": 200}
+    context = {"type": "object", "properties": {key: context_value for keys in CONTEXT_KEYS.values() for key in keys}}
+    components["RiskScoreRequest"]["properties"]["context"]["anyOf"][0] = context
+    since_1970 = {"pattern": "^(?:19[7-9][0-9]|[2-9][0-9]{3})-", "description": "not before 1970 (in UTC)"}
+    components["AuditEventRequest"]["properties"]["timestamp"]["anyOf"][0] |= since_1970
     error = components["ErrorResponse"]
     error.pop("title", None)
     error["description"] = "Every error answer (api/errors.py)."
@@ -134,6 +164,7 @@ def _routes(app: Litestar) -> dict[tuple[str, str], Route]:
                 permission=handler.opt.get("permission") is not None,
                 takes_input=any(name not in {"self", "request"} for name in signature),
                 reads_body="body" in signature or "data" in signature,
+                names_a_resource=bool(route.path_parameters),
             )
             for method in handler.http_methods:
                 routes[(route.path_format, method)] = kinds
@@ -167,6 +198,23 @@ def _complete(operation: dict[str, Any], route: Route, schemas: Mapping[str, Any
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
             parameter["name"] = PATH_PARAMETERS.get(parameter["name"], parameter["name"])
+        _exact_parameter(operation_id, parameter)
+
+
+def _exact_parameter(operation_id: str, parameter: dict[str, Any]) -> None:
+    """A parameter never is ``null`` (absent is its default); text checked by the handler gets its rules."""
+    schema = dict(parameter["schema"])
+    alternatives = [item for item in schema.get("oneOf", []) if item.get("type") != "null"]
+    if len(alternatives) == 1:
+        schema = {**alternatives[0], **{key: value for key, value in schema.items() if key != "oneOf"}}
+    if isinstance(schema.get("type"), list):
+        types = [kind for kind in schema["type"] if kind != "null"]
+        schema["type"] = types[0] if len(types) == 1 else types
+    if "enum" in schema:
+        schema["enum"] = [value for value in schema["enum"] if value is not None]
+    name = parameter["name"]
+    exact = PARAMETERS.get((operation_id, name)) or PARAMETERS.get(("*", name))
+    parameter["schema"] = dict(exact) if exact is not None else schema
 
 
 def _report_answers(operation_id: str, responses: dict[str, Any]) -> None:

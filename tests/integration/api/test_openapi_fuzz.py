@@ -1,5 +1,9 @@
 """Schemathesis over the OpenAPI document the service serves (``/schema/openapi.json``): every operation, with
-valid and invalid parameters and bodies, is answered without a server error (5xx).
+valid and invalid parameters and bodies, is answered without a server error (5xx); and its own runner, with every
+check (``--checks all``: documented statuses, headers and content types, response schemas, valid requests accepted,
+invalid ones refused, ``Allow`` on 405, authentication enforced), finds no mismatch between the document and the
+service. The exceptions, rules that span parameters or depend on the stored log, are in ``schemathesis.toml``
+beside this file, each with its reason.
 
 A real ``qerberos serve`` (local mode, SQLite) with a trained champion detector, so that no 503 is the honest
 answer of a missing dependency; authenticated as an admin identity, rate limit off. Bounded: a fixed seed,
@@ -13,7 +17,7 @@ no longer has.
 from __future__ import annotations
 
 import dataclasses
-import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,17 +34,19 @@ from analytics.detectors import load_config
 from analytics.labels import label_windows
 from analytics.simulation import SimulationConfig, simulate
 from analytics.window_features import compute_features
-from models.ledger import Ledger, initialise
+from models.ledger import Ledger
 from models.verification import verify_ledger
 from pipelines.model_registry import set_champion
 from pipelines.train import train
-from qerberos.settings import Settings
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tests.integration.api.conftest import event_body
-from tests.integration.ops.stack import REPO, Service
+from tests.integration.api.served import Served, serve
 
 MAX_EXAMPLES = 50
 SEED = 20261207
+CHECKS_EXAMPLES = 10
+CHECKS_SECONDS = 300
+CHECKS_CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 
 
 def _train_champion(tracking_uri: str) -> None:
@@ -52,42 +58,14 @@ def _train_champion(tracking_uri: str) -> None:
     set_champion(tracking_uri, version, tags={"promoted_by": "tests"})
 
 
-@dataclasses.dataclass(frozen=True)
-class Served:
-    url: str
-    token: str
-    settings: Settings
-
-
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     settings = make_settings(monkeypatch, tmp_path / "home")
     _train_champion(settings.mlflow_tracking_uri)
-    initialise(settings).close()
-    port = free_port()
-    env = {
-        **os.environ,
-        "QERBEROS_HOME": str(settings.home),
-        "QERBEROS_HOST": "127.0.0.1",
-        "QERBEROS_PORT": str(port),
-        "QERBEROS_AUTH_MODE": "local",
-        "QERBEROS_RATE_LIMIT_PER_MINUTE": "0",
-        "QERBEROS_LOG_LEVEL": "WARNING",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    service = Service("qerberos", [sys.executable, "-m", "cli.serve", "serve"], env, tmp_path / "logs", REPO)
-    service.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        service.wait_http(f"{url}/health/ready")
-        token = (settings.home / "admin.token").read_text().strip()
-        seeded = httpx.post(
-            f"{url}/audit/batch", json=[event_body(n) for n in range(20)], headers={"Authorization": f"Bearer {token}"}
-        )
+    with serve(settings, tmp_path / "logs") as service:
+        seeded = httpx.post(f"{service.url}/audit/batch", json=[event_body(n) for n in range(20)], headers=service.auth)
         assert 201 == seeded.status_code, seeded.text
-        yield Served(url, token, settings)
-    finally:
-        service.stop()
+        yield service
 
 
 @pytest.mark.live_detection  # POST /anomaly/detect answers 503 where live detection is off
@@ -126,3 +104,18 @@ def test_no_operation_of_the_served_document_answers_a_server_error(served: Serv
     assert sent >= len(operations) * MAX_EXAMPLES  # every operation was exercised, in both modes
     with Ledger.from_settings(served.settings) as ledger:
         assert verify_ledger(ledger).intact
+
+
+@pytest.mark.live_detection
+def test_every_check_of_schemathesis_finds_the_document_and_the_service_agree(served: Served, tmp_path: Path) -> None:
+    """``st run --checks all``, bounded (``CHECKS_EXAMPLES`` per operation and phase, ``CHECKS_SECONDS`` in all).
+    Strings are valid UTF-8 without NUL: the input rules refuse NUL and lone surrogates (docs/API.md)."""
+    command = [str(Path(sys.executable).parent / "st"), "--config-file", str(CHECKS_CONFIG), "--no-color", "run"]
+    command += [f"{served.url}/schema/openapi.json", "--header", f"Authorization: Bearer {served.token}"]
+    command += ["--checks", "all", "--max-examples", str(CHECKS_EXAMPLES), "--seed", str(SEED), "--no-shrink"]
+    command += ["--max-time", str(CHECKS_SECONDS), "--workers", "1", "--generation-codec", "utf-8"]
+    command += ["--generation-allow-x00", "false", "--request-timeout", "60"]
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=CHECKS_SECONDS + 300, check=False, cwd=tmp_path
+    )
+    assert 0 == run.returncode, run.stdout[-20_000:] + run.stderr[-2_000:]
