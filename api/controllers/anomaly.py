@@ -123,7 +123,7 @@ class AlertPage(CamelSchema, frozen=True):
 
     alerts: list[Alert]
     total_count: int
-    has_more: bool = False
+    has_more: bool
     next_cursor: str | None = None
 
 

@@ -24,6 +24,7 @@ from api.controllers.risk import CONTEXT_KEYS, MAX_LIMIT, RiskScoreRequest
 from api.errors import ErrorResponse
 from api.openapi.answers import ERROR_DESCRIPTIONS, ERROR_HEADERS, SPECIFIC, Route, Specific, error_statuses
 from api.security import PUBLIC_OPT_KEY
+from models.ledger import MAX_SEQ
 from models.wire_events import AuditEventRequest
 
 COMPONENTS = "#/components/schemas/"
@@ -56,6 +57,9 @@ _INSTANT = {
     "description": "ISO 8601 date-time (UTC without an offset) or plain date (its midnight UTC)",
 }
 _UUID = {"type": "string", "format": "uuid"}
+_UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SIZE = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
+"""A tree size or sequence number: Litestar writes ``le=MAX_SEQ`` as a float, which rounds past 2^63 - 1."""
 _WIDTH = r"(?:\.p/(?:[1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?"
 _INDEX = r"(?:x(?:[1-9][0-9]{2}|0[1-9][0-9]|00[1-9])/(?:x[0-9]{3}/)*)?[0-9]{3}" + _WIDTH
 """A tile's index as C2SP tlog-tiles spells it (``x001/234``, ``.p/W`` for a partial tile), canonical only."""
@@ -64,6 +68,10 @@ PARAMETERS: Mapping[tuple[str, str], Mapping[str, Any]] = {
     ("*", "endDate"): _INSTANT,
     ("*", "offset"): {"type": "integer", "minimum": 0, "maximum": 10_000_000, "description": "0 when absent"},
     ("*", "cursor"): {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,200}$", "description": "nextCursor of a page"},
+    ("*", "first"): _SIZE,
+    ("*", "second"): _SIZE,
+    ("*", "treeSize"): {**_SIZE, "minimum": 1},
+    ("getInclusionProof", "reference"): {"type": "string", "pattern": rf"^(?:[0-9]{{1,18}}|{_UUID_TEXT})$"},
     ("getAuditEvent", "id"): _UUID,
     ("updateSecurityAlert", "id"): _UUID,
     ("updateSecurityAlertAlias", "id"): _UUID,

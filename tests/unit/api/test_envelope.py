@@ -10,6 +10,7 @@ import pytest
 
 from api import metrics
 from api.envelope import iso_timestamp, ok
+from api.openapi.document import msgspec_components
 from api.openapi_bodies import EVENT_SCHEMA
 
 
@@ -24,9 +25,12 @@ def test_ok_envelope_has_the_contract_fields_in_order() -> None:
     assert ("ok", "CREATED", {"id": "x"}) == (encoded["status"], encoded["code"], encoded["data"])
 
 
-def test_event_body_schema_is_inline_for_openapi() -> None:
-    assert "$ref" not in json.dumps(EVENT_SCHEMA)
-    assert {"type", "ref", "actor", "layer", "verdict"} <= set(EVENT_SCHEMA["required"])
+def test_event_body_is_the_component_msgspec_derives_from_the_decoding_type() -> None:
+    components = msgspec_components()
+    event = components[EVENT_SCHEMA["$ref"].rsplit("/", 1)[-1]]
+    assert {"type", "ref", "actor", "layer", "verdict"} <= set(event["required"])
+    assert {"$ref": "#/components/schemas/IdentityRef"} == event["properties"]["actor"]
+    assert "$defs" not in json.dumps(components)
 
 
 def test_layer_labels_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
