@@ -16,6 +16,8 @@ from api.envelope import iso_timestamp
 from models.records import AppendResult, LedgerRecord
 
 Verdict = Literal["ALLOW", "DENY", "WARN"]
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+"""A JSON-schema pattern for text that ``str.strip()`` leaves non-empty (it also strips \x1c-\x1f and \x85)."""
 
 
 class CamelSchema(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):

@@ -20,7 +20,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from analytics.window_features import FEATURE_COLUMNS, FeatureRow
 from api.envelope import Envelope, iso_timestamp, ok
-from api.schemas import CamelSchema
+from api.schemas import NOT_BLANK, CamelSchema
 from api.services import Alerts, Detection, provides
 from models.alerts import AlertView, alert_cursor
 from models.records import Actor
@@ -129,7 +129,7 @@ class AlertPage(CamelSchema, frozen=True):
 
 class AlertUpdate(CamelSchema, frozen=True):
     status: Literal["resolved", "dismissed"]
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
 
 
 # -- helpers -------------------------------------------------------------------------------------------

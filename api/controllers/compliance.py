@@ -37,8 +37,8 @@ ReportType = Literal["gdpr", "soc2", "iso27001", "custom"]
 
 def _period(start_date: str | None, end_date: str | None) -> Period:
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    end = parse_instant(end_date, "endDate") if end_date else today
-    if start_date:
+    end = parse_instant(end_date, "endDate") if end_date is not None else today  # "" is refused, not absent
+    if start_date is not None:
         return Period(parse_instant(start_date, "startDate"), end)
     try:
         return Period(end - dt.timedelta(days=DEFAULT_DAYS), end)

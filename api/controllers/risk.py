@@ -21,6 +21,7 @@ from litestar.params import FromPath, FromQuery, RawBody
 from analytics.risk import CONTEXT_KEYS, FACTOR_NAMES, LEVELS, OperationContext, RiskAssessment
 from api.envelope import Envelope, ok
 from api.openapi_bodies import schema_ref
+from api.schemas import NOT_BLANK
 from api.services import Risk, provides
 from models.risk_store import CurrentRisk
 from pipelines.risk.level_events import iso_ms
@@ -34,7 +35,7 @@ _MAX_TEXT = 100
 _MAX_CONTEXT_TEXT = 200
 
 
-_TEXT = msgspec.Meta(min_length=1, max_length=_MAX_TEXT, pattern=r"\S")
+_TEXT = msgspec.Meta(min_length=1, max_length=_MAX_TEXT, pattern=NOT_BLANK)
 """What ``_text_problem`` accepts, for the document (``decode_request`` checks it, naming every failing field)."""
 
 

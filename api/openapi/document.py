@@ -23,6 +23,7 @@ from analytics.risk import LEVELS
 from api.controllers.risk import CONTEXT_KEYS, MAX_LIMIT, RiskScoreRequest
 from api.errors import ErrorResponse
 from api.openapi.answers import ERROR_DESCRIPTIONS, ERROR_HEADERS, SPECIFIC, Route, Specific, error_statuses
+from api.schemas import NOT_BLANK
 from api.security import PUBLIC_OPT_KEY
 from models.ledger import MAX_SEQ
 from models.wire_events import AuditEventRequest
@@ -75,7 +76,7 @@ PARAMETERS: Mapping[tuple[str, str], Mapping[str, Any]] = {
     ("getAuditEvent", "id"): _UUID,
     ("updateSecurityAlert", "id"): _UUID,
     ("updateSecurityAlertAlias", "id"): _UUID,
-    ("getIdentityRiskScore", "identity"): {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    ("getIdentityRiskScore", "identity"): {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK},
     ("listRiskiestIdentities", "level"): {"enum": list(LEVELS), "default": "low"},
     ("listRiskiestIdentities", "limit"): {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
     ("getTile", "path"): {"type": "string", "pattern": rf"^(?:[0-9]|[1-5][0-9]|6[0-3])/{_INDEX}$"},

@@ -15,6 +15,10 @@ from qerberos.settings import Settings
 from tests.conftest import free_port
 from tests.integration.ops.stack import REPO, Service
 
+STARTUP_SECONDS = 180
+"""A served process with live detection loads its champion model first: on a loaded 2-core machine that takes more
+than a minute at times."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Served:
@@ -47,7 +51,7 @@ def serve(settings: Settings, logs: Path, **environment: str) -> Iterator[Served
     service.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        service.wait_http(f"{url}/health/ready")
+        service.wait_http(f"{url}/health/ready", timeout=STARTUP_SECONDS)
         yield Served(url, (settings.home / "admin.token").read_text().strip(), settings)
     finally:
         service.stop()

@@ -53,3 +53,9 @@ def test_alerts_page_by_cursor_newest_first_each_exactly_once(client: Client) ->
     newest_first = [alert["id"] for alert in client.get("/alerts", params={"limit": 5}).json()["data"]["alerts"]]
     assert newest_first == seen
     assert 400 == client.get("/alerts", params={"cursor": "bm90LWEtY3Vyc29y"}).status_code
+
+
+def test_an_empty_report_date_is_refused_not_read_as_absent(client: Client) -> None:
+    for name in ("startDate", "endDate"):
+        refused = client.get("/compliance/report", params={name: ""})
+        assert (400, {name}) == (refused.status_code, set(refused.json()["details"])), refused.text
