@@ -19,8 +19,8 @@ import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
-from analytics.risk import LEVELS
-from api.controllers.risk import CONTEXT_KEYS, MAX_LIMIT, RiskScoreRequest
+from analytics.risk import CONTEXT_KEYS, LEVELS
+from api.controllers.risk import MAX_LIMIT, RiskScoreRequest
 from api.errors import ErrorResponse
 from api.openapi.answers import ERROR_DESCRIPTIONS, ERROR_HEADERS, SPECIFIC, Route, Specific, error_statuses
 from api.schemas import NOT_BLANK
