@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,10 @@ class ImportedEvent:
 
     line: int
     event: dict[str, Any]
+
+
+def _record_text(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def bounded(value: str, limit: int = _NAME_MAX) -> str:
@@ -87,16 +92,17 @@ def event(
     verdict: str,
     timestamp: str,
     ref: str,
-    record: Mapping[str, Any],
+    record: Mapping[str, Any] | str,
     event_id: str | None = None,
     sub_id: str | None = None,
     dao_id: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """The upstream event JSON: the normalised ``fields`` (``ip``, ``country``, ``user_agent``, ``device``,
-    ``resource``, ``reason``, ...; None left out) and the source ``record`` in ``details``."""
+    ``resource``, ``reason``, ...; None left out) and the source ``record`` in ``details.source_record`` as JSON
+    text (a log line as it is): a record nests as deep as its source likes, details at most 8 levels."""
     details = {name: value for name, value in fields.items() if value not in (None, "")}
-    details["source_record"] = record
+    details["source_record"] = record if isinstance(record, str) else _record_text(record)
     identity = {"squidId": bounded(actor or "unknown")}
     if sub_id:
         identity["subId"] = bounded(sub_id)

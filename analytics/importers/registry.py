@@ -30,7 +30,9 @@ def import_events(
     """The events of ``lines`` (the input's lines as bytes) in ``format``; an ``ImportFailure`` names the first
     line that cannot be read or mapped. ``year`` and ``now``: for syslog times, which have no year."""
     if format == sshd.FORMAT:
-        yield from sshd.import_lines(lines, year=year, now=now)
+        for item in sshd.import_lines(lines, year=year, now=now):
+            item.event["details"]["source_format"] = format
+            yield item
         return
     mapper = _JSON_MAPPERS.get(format)
     if mapper is None:
@@ -38,8 +40,9 @@ def import_events(
     for number, record in json_records(lines):
         try:
             event = mapper(record)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise ImportFailure(number, f"{format} record: {exc}") from exc
+        event["details"]["source_format"] = format
         if "id" not in event:  # no id of its own: the record's content names it
             content = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
             event["id"] = stable_id(format, hashlib.sha256(content).hexdigest())

@@ -116,7 +116,7 @@ class AuditController(Controller):
         _media_type(request, (_JSON,))
         source = caller_source(request)
         event = _with_idempotency_key(decode_event(body), idempotency_key, source)
-        _check_timestamp(event)  # the one check the ledger would otherwise make inside the group
+        check_timestamp(event)  # the one check the ledger would otherwise make inside the group
         result = await ingest_queue_of(request).submit(event.to_new_event(source))
         metrics.record_ingested((result,))
         return ok(created_view(result), code="AUDIT_EVENT_LOGGED", message="audit event logged")
@@ -198,7 +198,8 @@ def parse_event_id(text: str) -> uuid.UUID:
         raise ValidationError("invalid event id", details={"id": "not a UUID"}) from exc
 
 
-def _check_timestamp(event: AuditEventRequest) -> None:
+def check_timestamp(event: AuditEventRequest) -> None:
+    """A timestamp before 1970 is a 400 here, before the event reaches a commit group or the ledger."""
     if event.timestamp is not None and event.timestamp < _EPOCH:
         raise ValidationError("timestamp out of range", details={"timestamp": "must lie between 1970 and 9999"})
 

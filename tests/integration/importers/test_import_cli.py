@@ -55,7 +55,7 @@ def test_import_on_postgres_keeps_the_source_record_behind_its_commitment(backen
         record = ledger.get_by_seq(1)
     assert record.details is not None
     assert ("ConsoleLogin", "DENY") == (record.type, record.verdict)
-    assert "66c6ea0d-e271-4e8b-8e03-EXAMPLE8e0a4" == record.details["source_record"]["eventID"]
+    assert "66c6ea0d-e271-4e8b-8e03-EXAMPLE8e0a4" == json.loads(record.details["source_record"])["eventID"]
     assert "2023-07-19T21:44:40+00:00" == record.occurred_at.isoformat()
 
 
