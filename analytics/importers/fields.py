@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import ipaddress
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,11 +18,13 @@ __all__ = [
     "bounded",
     "clean_ip",
     "event",
+    "record_text",
     "stable_id",
 ]
 
 _NAME_MAX = 100
 _REF_MAX = 500
+_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
 _NAMESPACE = uuid.UUID("0b7e3c52-9f1e-5a0d-8c43-1f6a2d9e7b10")
 
 
@@ -42,7 +45,8 @@ class ImportedEvent:
     event: dict[str, Any]
 
 
-def _record_text(record: Mapping[str, Any]) -> str:
+def record_text(record: Mapping[str, Any]) -> str:
+    """A record as compact JSON text, for one that came without a line of its own (an item of a document)."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -73,6 +77,8 @@ def clean_ip(value: Any) -> str | None:
     be a name (CloudTrail's ``sourceIPAddress`` of an AWS service); None when it is not an address."""
     if not isinstance(value, str) or not value:
         return None
+    if _IPV4.fullmatch(value):  # the common case, without ipaddress's parsing
+        return value
     text = value.strip()
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else text[1:]
@@ -92,17 +98,19 @@ def event(
     verdict: str,
     timestamp: str,
     ref: str,
-    record: Mapping[str, Any] | str,
+    record: str | None = None,
     event_id: str | None = None,
     sub_id: str | None = None,
     dao_id: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """The upstream event JSON: the normalised ``fields`` (``ip``, ``country``, ``user_agent``, ``device``,
-    ``resource``, ``reason``, ...; None left out) and the source ``record`` in ``details.source_record`` as JSON
-    text (a log line as it is): a record nests as deep as its source likes, details at most 8 levels."""
+    ``resource``, ``reason``, ...; None left out) in ``details``, and the source ``record`` as text in
+    ``details.source_record`` (a JSON record's text is set by ``registry.import_events``: the line it came on,
+    else its JSON), text because a record nests as deep as its source likes and details at most 8 levels."""
     details = {name: value for name, value in fields.items() if value not in (None, "")}
-    details["source_record"] = record if isinstance(record, str) else _record_text(record)
+    if record is not None:
+        details["source_record"] = record
     identity = {"squidId": bounded(actor or "unknown")}
     if sub_id:
         identity["subId"] = bounded(sub_id)

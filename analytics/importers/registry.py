@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from analytics.importers import azuread, cloudtrail, o365, ocsf, sshd
-from analytics.importers.fields import ImportedEvent, ImportFailure, stable_id
+from analytics.importers.fields import ImportedEvent, ImportFailure, record_text, stable_id
 from analytics.importers.json_records import json_records
 
 __all__ = ["FORMATS", "import_events"]
@@ -37,13 +36,14 @@ def import_events(
     mapper = _JSON_MAPPERS.get(format)
     if mapper is None:
         raise ValueError(f"unknown format {format!r}: one of {', '.join(FORMATS)}")
-    for number, record in json_records(lines):
+    for number, record, line in json_records(lines):
         try:
             event = mapper(record)
         except (ValueError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise ImportFailure(number, f"{format} record: {exc}") from exc
-        event["details"]["source_format"] = format
-        if "id" not in event:  # no id of its own: the record's content names it
-            content = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
-            event["id"] = stable_id(format, hashlib.sha256(content).hexdigest())
+        details = event["details"]
+        details["source_format"] = format
+        details["source_record"] = text = line if line is not None else record_text(record)
+        if "id" not in event:  # no id of its own: the record's text names it
+            event["id"] = stable_id(format, hashlib.sha256(text.encode()).hexdigest())
         yield ImportedEvent(number, event)
