@@ -22,6 +22,7 @@ from api.controllers.anomaly import AlertsController, AnomalyAlertsController, A
 from api.controllers.audit import AuditController
 from api.controllers.compliance import ComplianceController
 from api.controllers.health import HealthController, __version__
+from api.controllers.ingest import IngestController
 from api.controllers.ledger import LedgerController
 from api.controllers.metrics import MetricsController
 from api.controllers.risk import RiskController
@@ -86,6 +87,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             AuditController,
+            IngestController,
             LedgerController,
             HealthController,
             MetricsController,

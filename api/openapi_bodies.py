@@ -48,3 +48,22 @@ class AuditBatchBody(Operation):
                 "application/x-ndjson": OpenAPIMediaType(schema=lines),  # type: ignore[arg-type]
             },
         )
+
+
+@dataclasses.dataclass
+class ImportBody(Operation):
+    def __post_init__(self) -> None:
+        text = {"type": "string", "description": "The log as its source writes it."}
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                f"Up to {BATCH_LIMIT} records of the format in the path: a CloudTrail log file or records one per "
+                "line, a Graph page or lines of Entra ID sign-ins, Office 365 management activity records, OpenSSH "
+                "syslog or journal lines, OCSF events."
+            ),
+            content={
+                "application/json": OpenAPIMediaType(schema=text),  # type: ignore[arg-type]
+                "application/x-ndjson": OpenAPIMediaType(schema=text),  # type: ignore[arg-type]
+                "text/plain": OpenAPIMediaType(schema=text),  # type: ignore[arg-type]
+            },
+        )

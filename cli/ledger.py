@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, TextIO
 
 import typer
 
@@ -155,12 +157,48 @@ def _verify_bundle(bundle: Path, trusted: list[str]) -> None:
 
 
 def export(
-    directory: Annotated[Path, typer.Argument(help="Where to write the bundle: a new or empty directory.")],
+    destination: Annotated[
+        str, typer.Argument(help="bundle: a new or empty directory; ocsf: a file, or - for standard output.")
+    ],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="bundle (records, checkpoints, keys) or ocsf (NDJSON).")
+    ] = "bundle",
+    alerts: Annotated[bool, typer.Option("--alerts", help="ocsf: the alerts, as Detection Findings.")] = False,
 ) -> None:
-    """Write a self-contained bundle: records as JSON lines, checkpoints and the verifier keys."""
+    """Write a self-contained bundle (records as JSON lines, checkpoints and the verifier keys), or with
+    --format ocsf every event as an OCSF 1.7 event of its class (--alerts: every alert as a Detection
+    Finding), one per line, for a SIEM."""
+    if format == "ocsf":
+        _export_ocsf(destination, alerts)
+        return
+    if format != "bundle" or alerts:
+        raise fail("--format is bundle or ocsf; --alerts goes with ocsf")
+    directory = Path(destination)
     with reported_errors(), _ledger() as ledger, progress_bar("exporting") as progress:
         size = export_bundle(ledger, directory, progress=progress)
     typer.echo(f"exported {size} events to {directory}")
+
+
+def _export_ocsf(destination: str, alerts: bool) -> None:
+    from analytics.taxonomy import default_taxonomy
+    from models.alerts import AlertStore, create_alert_tables
+    from pipelines.ocsf_export import write_alerts, write_events
+
+    taxonomy = default_taxonomy()
+    with reported_errors(), _ledger() as ledger, _output(destination) as out, progress_bar("exporting") as progress:
+        if alerts:
+            create_alert_tables(ledger.engine)
+            store = AlertStore(ledger.engine)
+            count = write_alerts(store.list(limit=store.count() or 1), out, taxonomy, ledger.origin)
+        else:
+            count = write_events(ledger, out, taxonomy, progress=progress)
+    typer.echo(f"exported {count} {'alerts' if alerts else 'events'} as OCSF", err=destination == "-")
+
+
+def _output(destination: str) -> contextlib.AbstractContextManager[TextIO]:
+    if destination == "-":
+        return contextlib.nullcontext(sys.stdout)
+    return Path(destination).open("x", encoding="utf-8")
 
 
 def erase(

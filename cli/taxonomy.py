@@ -102,6 +102,7 @@ def _print(classes: collections.Counter[tuple[str, str]], unrecognised: collecti
 def apply(taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY) -> None:
     """Store the category of every event not yet classified; after a change of the taxonomy file, of all
     history again (the stored categories carry the digest of the taxonomy they come from)."""
+    from models.categories import CategoryStore
     from models.database import create_ledger_engine
     from pipelines.categories import catch_up
     from qerberos.settings import get_settings
@@ -110,6 +111,7 @@ def apply(taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY) -> None:
         taxonomy = load_taxonomy(taxonomy_path)
         engine = create_ledger_engine(get_settings().database_url)
         try:
+            CategoryStore(engine).create()  # a database an earlier version prepared
             with progress_bar("classifying") as progress:
                 stored = catch_up(engine, taxonomy, progress=progress)
         finally:

@@ -34,8 +34,7 @@ def catch_up(
     """Classify and store the events the store lacks (all of them after a change of taxonomy), at most
     ``limit``; returns how many were stored. ``progress`` is told after each batch how many were stored, of how
     many there were to store."""
-    store = CategoryStore(engine)
-    store.create()
+    store = CategoryStore(engine)  # its tables are made with the schema (models.schema)
     state = store.state()
     if state.digest != taxonomy.digest:
         logger.info("taxonomy %s replaces %s: classifying history again", taxonomy.digest, state.digest)

@@ -60,6 +60,7 @@ from analytics.live_events import LiveEvent, live_event
 from analytics.rules import DetectionConfig, RuleEngine, RuleHit, load_detection_config
 from analytics.window_features import FEATURE_COLUMNS, FeatureRow, IncrementalFeatures
 from models.alerts import AlertCandidate, AlertChange, ScoreRow, create_alert_tables
+from models.categories import CategoryStore
 from models.detector_lock import LeaderLock
 from models.reader import LedgerReader
 from pipelines.alert_service import AlertService
@@ -163,6 +164,7 @@ class LiveDetection:
         self.ledger = ledger
         self.watcher = watcher
         create_alert_tables(ledger.engine)
+        CategoryStore(ledger.engine).create()
         self.store = AlertService(ledger.engine, ledger)
         self._reader = LedgerReader(ledger.engine)
         self._leadership = LeaderLock(ledger.engine)

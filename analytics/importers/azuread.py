@@ -42,7 +42,6 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
         timestamp=_created(signin, record),
         ref=f"azuread:app:{signin.get('appId') or app or 'unknown'}",
         event_id=stable_id(FORMAT, str(record_id)) if record_id else None,
-        record=record,
         **_access(signin),
         resource=app,
         reason=None if code == 0 else (status.get("failureReason") or str(code)),

@@ -44,7 +44,6 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
         timestamp=required_text(record, "eventTime"),
         ref=resource or f"{record.get('eventSource')}:{record.get('awsRegion', '')}",
         event_id=stable_id(FORMAT, str(event_id)) if event_id else None,
-        record=record,
         ip=ip,
         source_service=None if ip else source_ip,
         user_agent=record.get("userAgent"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,11 +18,13 @@ __all__ = [
     "bounded",
     "clean_ip",
     "event",
+    "record_text",
     "stable_id",
 ]
 
 _NAME_MAX = 100
 _REF_MAX = 500
+_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
 _NAMESPACE = uuid.UUID("0b7e3c52-9f1e-5a0d-8c43-1f6a2d9e7b10")
 
 
@@ -39,6 +43,11 @@ class ImportedEvent:
 
     line: int
     event: dict[str, Any]
+
+
+def record_text(record: Mapping[str, Any]) -> str:
+    """A record as compact JSON text, for one that came without a line of its own (an item of a document)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def bounded(value: str, limit: int = _NAME_MAX) -> str:
@@ -68,6 +77,8 @@ def clean_ip(value: Any) -> str | None:
     be a name (CloudTrail's ``sourceIPAddress`` of an AWS service); None when it is not an address."""
     if not isinstance(value, str) or not value:
         return None
+    if _IPV4.fullmatch(value):  # the common case, without ipaddress's parsing
+        return value
     text = value.strip()
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else text[1:]
@@ -87,16 +98,19 @@ def event(
     verdict: str,
     timestamp: str,
     ref: str,
-    record: Mapping[str, Any],
+    record: str | None = None,
     event_id: str | None = None,
     sub_id: str | None = None,
     dao_id: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """The upstream event JSON: the normalised ``fields`` (``ip``, ``country``, ``user_agent``, ``device``,
-    ``resource``, ``reason``, ...; None left out) and the source ``record`` in ``details``."""
+    ``resource``, ``reason``, ...; None left out) in ``details``, and the source ``record`` as text in
+    ``details.source_record`` (a JSON record's text is set by ``registry.import_events``: the line it came on,
+    else its JSON), text because a record nests as deep as its source likes and details at most 8 levels."""
     details = {name: value for name, value in fields.items() if value not in (None, "")}
-    details["source_record"] = record
+    if record is not None:
+        details["source_record"] = record
     identity = {"squidId": bounded(actor or "unknown")}
     if sub_id:
         identity["subId"] = bounded(sub_id)

@@ -16,9 +16,10 @@ __all__ = ["json_records"]
 _CONTAINERS = ("Records", "value", "records", "events")
 
 
-def json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """``(line, record)`` for every record: in JSON lines each line is a record or a document of records; a
-    document over several lines (pretty-printed) is read whole, its records all numbered by its first line."""
+def json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
+    """``(line, record, text)`` for every record: in JSON lines each line is a record (``text`` the line) or a
+    document of records (``text`` None); a document over several lines (pretty-printed) is read whole, its records
+    all numbered by its first line."""
     numbered = enumerate(lines, start=1)
     for number, line in numbered:
         if not line.strip():
@@ -27,12 +28,12 @@ def json_records(lines: Iterable[bytes]) -> Iterator[tuple[int, Mapping[str, Any
             value = read_json(line)
         except ValidationError:
             rest = b"".join(line for _, line in numbered)
-            yield from _expand(number, _parse(number, line + rest))
+            yield from _expand(number, _parse(number, line + rest), None)
             return
-        yield from _expand(number, value)
+        yield from _expand(number, value, line)
         for number, line in numbered:
             if line.strip():
-                yield from _expand(number, _parse(number, line))
+                yield from _expand(number, _parse(number, line), line)
         return
 
 
@@ -43,11 +44,11 @@ def _parse(number: int, text: bytes) -> Any:
         raise ImportFailure(number, f"{exc.message}: {exc.details.get('body', '') if exc.details else ''}") from exc
 
 
-def _expand(number: int, value: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _expand(number: int, value: Any, line: bytes | None) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
     if isinstance(value, Mapping):
         container = next((value[key] for key in _CONTAINERS if isinstance(value.get(key), list)), None)
         if container is None:
-            yield number, value
+            yield number, value, None if line is None else line.decode().strip()
             return
         value = container
     if not isinstance(value, list):
@@ -55,4 +56,4 @@ def _expand(number: int, value: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
     for item in value:
         if not isinstance(item, Mapping):
             raise ImportFailure(number, "a record must be a JSON object")
-        yield number, item
+        yield number, item, None

@@ -41,7 +41,6 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
         timestamp=_utc(created),
         ref=str(record.get("ObjectId") or f"o365:{record.get('Workload', '')}"),
         event_id=stable_id(FORMAT, str(record_id)) if record_id else None,
-        record=record,
         ip=clean_ip(record.get("ClientIP")) or clean_ip(record.get("ActorIpAddress")),
         user_agent=record.get("UserAgent") or _extended(record, "UserAgent"),
         resource=record.get("ObjectId"),

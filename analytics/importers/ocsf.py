@@ -45,7 +45,6 @@ def map_record(record: Mapping[str, Any]) -> dict[str, Any]:
         timestamp=_time(record),
         ref=_resource(record) or f"ocsf:{class_uid}",
         event_id=stable_id(FORMAT, str(uid)) if uid else None,
-        record=record,
         ip=clean_ip(source.get("ip")),
         country=_object(source, "location").get("country"),
         user_agent=_object(record, "http_request").get("user_agent"),

@@ -93,7 +93,7 @@ def import_lines(
             continue
         try:
             parsed = _journal(text) if text.lstrip().startswith("{") else _syslog(text, year, now)
-        except ValueError as exc:
+        except (ValueError, OverflowError, OSError) as exc:
             raise ImportFailure(number, str(exc)) from exc
         if parsed is None:
             continue
@@ -116,7 +116,7 @@ def import_lines(
                 timestamp=when.isoformat(),
                 ref=f"sshd:{host}",
                 event_id=stable_id(FORMAT, f"{key}#{seen[key]}"),
-                record={"host": host, "pid": pid, "message": message, "time": when.isoformat()},
+                record=text.rstrip("\r\n"),
                 **fields,
             ),
         )

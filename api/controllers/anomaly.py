@@ -11,14 +11,17 @@ Both are built in the app's lifespan and injected (``api.services``). Each route
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from analytics.window_features import FEATURE_COLUMNS, FeatureRow
+from api.controllers.audit import ocsf_response
 from api.envelope import Envelope, iso_timestamp, ok
 from api.schemas import NOT_BLANK, CamelSchema
 from api.services import Alerts, Detection, provides
@@ -26,6 +29,7 @@ from models.alerts import AlertView, alert_cursor
 from models.records import Actor
 from models.wire_events import AuditEventRequest, convert_event
 from pipelines.live_detection import LiveDetection
+from pipelines.ocsf_export import alert_lines
 from pipelines.on_demand_detection import Finding, Findings, detect_events, detect_feature_rows
 from qerberos.errors import ValidationError
 
@@ -284,10 +288,11 @@ class AlertsController(Controller):
     tags = ("Anomaly Detection",)
     dependencies = provides("alerts")
 
-    @get("/", sync_to_thread=True, opt={"permission": READ}, summary="Get security alerts (newest first)",
+    @get("/", opt={"permission": READ}, summary="Get security alerts (newest first)",
          operation_id=_alerts_operation("getSecurityAlerts"))  # fmt: skip
-    def list_alerts(
+    async def list_alerts(
         self,
+        request: Request[Any, Any, Any],
         alerts: Alerts,
         severity: Annotated[_Severity | None, QueryParameter()] = None,
         status: Annotated[Literal["active", "resolved", "dismissed"] | None, QueryParameter()] = None,
@@ -295,15 +300,27 @@ class AlertsController(Controller):
         cursor: Annotated[
             str | None, QueryParameter(max_length=200, description="nextCursor of the previous page")
         ] = None,
-    ) -> Envelope[AlertPage]:
-        listed = alerts.list(severity=severity, status=status, limit=limit + 1, after=cursor)
+        format: Annotated[
+            Literal["json", "ocsf"],
+            QueryParameter(description="ocsf: OCSF 1.7 Detection Findings, one per line (application/x-ndjson)"),
+        ] = "json",
+    ) -> Response[Envelope[AlertPage]]:
+        # in a thread this way: Litestar 2.25 does not await the Response of a sync_to_thread handler
+        listed = await anyio.to_thread.run_sync(
+            functools.partial(alerts.list, severity=severity, status=status, limit=limit + 1, after=cursor)
+        )
+        if format == "ocsf":
+            service = request.app.state.service
+            return ocsf_response(alert_lines(listed[:limit], service.taxonomy, service.require_ledger().origin))
         page = AlertPage(
             alerts=[alert_view(a) for a in listed[:limit]],
-            total_count=alerts.count(severity=severity, status=status),
+            total_count=await anyio.to_thread.run_sync(
+                functools.partial(alerts.count, severity=severity, status=status)
+            ),
             has_more=len(listed) > limit,
             next_cursor=alert_cursor(listed[limit - 1]) if len(listed) > limit else None,
         )
-        return ok(page)
+        return Response(ok(page))
 
     @patch("/{alert_id:str}", sync_to_thread=True, opt={"permission": MANAGE}, summary="Resolve or dismiss an alert",
            operation_id=_alerts_operation("updateSecurityAlert"))  # fmt: skip

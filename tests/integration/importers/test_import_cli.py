@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from ocsf.v1_7_0 import events as ocsf
 from typer.testing import CliRunner
 
 from analytics.live_events import live_event
@@ -55,7 +56,7 @@ def test_import_on_postgres_keeps_the_source_record_behind_its_commitment(backen
         record = ledger.get_by_seq(1)
     assert record.details is not None
     assert ("ConsoleLogin", "DENY") == (record.type, record.verdict)
-    assert "66c6ea0d-e271-4e8b-8e03-EXAMPLE8e0a4" == record.details["source_record"]["eventID"]
+    assert "66c6ea0d-e271-4e8b-8e03-EXAMPLE8e0a4" == json.loads(record.details["source_record"])["eventID"]
     assert "2023-07-19T21:44:40+00:00" == record.occurred_at.isoformat()
 
 
@@ -137,3 +138,19 @@ def test_taxonomy_check_lists_what_falls_into_other_and_apply_stores_categories(
     assert (0, True) == (code, output.startswith("classified 4 events")), output
     with Ledger.from_settings(sqlite_settings) as ledger:
         assert {3002: 1, 0: 2, 6001: 1} == CategoryStore(ledger.engine).class_counts()
+
+
+def test_export_as_ocsf_writes_every_event_of_its_class(sqlite_settings: Settings, tmp_path: Path) -> None:
+    _run("init")
+    assert 0 == _run("import", "-f", "o365", str(FIXTURES / "o365-management-activity.json"))[0]
+    out = tmp_path / "trail.ocsf.jsonl"
+    code, output = _run("export", "--format", "ocsf", str(out))
+    assert (0, "exported 5 events as OCSF\n") == (code, output)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [0, 1, 2, 3, 4] == [e["metadata"]["sequence"] for e in events]
+    assert [3002, 3002, 6001, 3005, 6003] == [e["class_uid"] for e in events]
+    models = {3002: ocsf.Authentication, 6001: ocsf.WebResourcesActivity, 3005: ocsf.UserAccess, 6003: ocsf.ApiActivity}
+    for event in events:
+        models[event["class_uid"]].model_validate(event)
+    assert 0 == _run("export", "--format", "ocsf", "--alerts", str(tmp_path / "alerts.jsonl"))[0]
+    assert 2 == _run("export", "--format", "csv", str(tmp_path / "x"))[0]

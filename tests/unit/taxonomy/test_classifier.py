@@ -180,3 +180,15 @@ def test_features_count_a_failed_then_successful_sign_in_whatever_the_module_cal
         for n, (t, v) in enumerate(events)
     ]
     assert [1.0] == [row.values["fail_then_success"] for row in rows_from_events(live, "1h")]
+
+
+def test_no_event_kind_of_the_simulated_ecosystem_falls_into_other():
+    from analytics.simulation.catalog import LAYERS
+
+    unrecognised = [
+        (layer, kind.type)
+        for layer, kinds in LAYERS.items()
+        for kind in kinds
+        if TAXONOMY.classify(kind.type, layer, "ALLOW").class_key == OTHER_CLASS
+    ]
+    assert [] == unrecognised
