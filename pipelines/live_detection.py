@@ -287,9 +287,12 @@ class LiveDetection:
         self._last_seq = events[-1].seq  # the state has consumed them: never feed them twice
         rows = self._features.take_ready()
         latest = {(row.squid_id, row.window_start_ms): row for row in rows}
+        newest: dict[str, int] = {}
+        for event in events:
+            newest[event.squid_id] = max(event.occurred_at_ms, newest.get(event.squid_id, event.occurred_at_ms))
         candidates = [self._rule_candidate(hit, latest) for hit in hits]
         try:
-            candidates += list(self._anomaly_candidates(rows))
+            candidates += list(self._anomaly_candidates(rows, newest))
         except QerberosError as exc:
             logger.error("scoring %d windows failed: %s", len(rows), exc.message)
             self._metrics.errors.labels("scoring").inc()
@@ -315,7 +318,8 @@ class LiveDetection:
                         candidate.squid_id)  # fmt: skip
         return change
 
-    def _anomaly_candidates(self, rows: Sequence[FeatureRow]) -> Iterator[AlertCandidate]:
+    def _anomaly_candidates(self, rows: Sequence[FeatureRow], newest: dict[str, int]) -> Iterator[AlertCandidate]:
+        """Alerts of the windows past the threshold, each dated by its identity's newest event of the batch."""
         detector = self.detector()
         if detector is None or not rows:
             return
@@ -328,9 +332,9 @@ class LiveDetection:
         settings = self.config.anomaly
         for item in scored:
             if item.past_threshold and item.confidence >= settings.min_confidence:
-                yield self._anomaly_candidate(detector, item)
+                yield self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
 
-    def _anomaly_candidate(self, detector: Any, item: Scored) -> AlertCandidate:
+    def _anomaly_candidate(self, detector: Any, item: Scored, occurred_at_ms: int | None) -> AlertCandidate:
         settings = self.config.anomaly
         assert self._features is not None
         drivers = explain(
@@ -356,6 +360,7 @@ class LiveDetection:
                 "features": [d.to_json() for d in drivers],
             },
             window_start_ms=item.row.window_start_ms,
+            occurred_at_ms=occurred_at_ms,
         )
 
     def _rule_candidate(self, hit: RuleHit, latest: dict[tuple[str, int], FeatureRow]) -> AlertCandidate:
@@ -380,6 +385,7 @@ class LiveDetection:
             description=hit.description,
             explanation=explanation,
             window_start_ms=start,
+            occurred_at_ms=hit.occurred_at_ms,
         )
 
 
