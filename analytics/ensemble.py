@@ -36,12 +36,13 @@ def _as_member(member: tuple[Any, ...]) -> Member:
 
 
 def member_label(member: Member) -> str:
-    """``name/preprocessing/parameters``: ``knn/none/defaults``, ``knn/log_robust/method=largest,n_neighbors=10``.
+    """``name/preprocessing/parameters``: ``knn/none/defaults``, ``knn/log_robust/method:largest/n_neighbors:10``
+    (characters MLflow takes in a parameter name, which these labels prefix).
 
     A seed (``random_state``) is not a parameter here: with only a seed a detector runs on PyOD's defaults.
     """
     name, params, preprocessing = _as_member(member)
-    tuned = ",".join(f"{key}={value}" for key, value in sorted(params.items()) if key != "random_state")
+    tuned = "/".join(f"{key}:{value}" for key, value in sorted(params.items()) if key != "random_state")
     return f"{name}/{preprocessing}/{tuned or 'defaults'}"
 
 

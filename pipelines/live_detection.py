@@ -55,6 +55,7 @@ import numpy as np
 import polars as pl
 from prometheus_client import Counter, Gauge, Histogram
 
+from analytics.alert_evidence import technique_of
 from analytics.explain import explain
 from analytics.live_events import LiveEvent, live_event
 from analytics.rules import DetectionConfig, RuleEngine, RuleHit, load_detection_config
@@ -343,14 +344,18 @@ class LiveDetection:
             top=settings.explain_top,
         )  # fmt: skip
         top = ", ".join(f"{d.feature}={d.value:g} (baseline {d.baseline:.3g})" for d in drivers[:3])
+        evidence = self._features.evidence(item.row.squid_id, item.row.window_start_ms)
+        values = evidence.to_json() if evidence is not None else {}
+        new = [f"new {what}: {', '.join(values[key][:3])}" for what, key in
+               (("country", "newCountries"), ("address", "newAddresses")) if values.get(key)]  # fmt: skip
         return AlertCandidate(
             squid_id=item.row.squid_id,
             pattern="anomaly",
-            technique=None,
+            technique=technique_of((d.feature for d in drivers), settings.techniques),
             severity="high" if item.confidence >= settings.high_confidence else "medium",
             score=item.confidence,
             description=f"unusual behaviour in the {self.config.live.window} window from "
-            f"{_iso(item.row.window_start_ms)}: {top}",
+            f"{_iso(item.row.window_start_ms)}: {'; '.join([top, *new])}",
             explanation={
                 "modelVersion": str(detector.version),
                 "rawScore": item.raw,
@@ -358,6 +363,7 @@ class LiveDetection:
                 "window": self.config.live.window,
                 "windowStart": _iso(item.row.window_start_ms),
                 "features": [d.to_json() for d in drivers],
+                "evidence": values,
             },
             window_start_ms=item.row.window_start_ms,
             occurred_at_ms=occurred_at_ms,

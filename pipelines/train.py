@@ -226,8 +226,9 @@ def train(
     ``evaluation``: a labelled table to evaluate on; without it, when ``features`` is labelled (a ``label``
     column, or ``labels`` given), its latest ``config.eval_share`` of windows evaluate and the rest train.
     ``detector``: one registry name instead of the configured ensemble. ``origin``: where the features came
-    from (kept with the logged datasets). ``progress(done, total)``: called after each of ``TRAINING_STEPS``. With labelled training rows, their
-    latest ``config.eval_share`` validate the choice of members, weights and preprocessing.
+    from (kept with the logged datasets). ``progress(done, total)``: called after each of ``TRAINING_STEPS``.
+    With labelled training rows, their latest ``config.eval_share`` validate the choice of members, weights and
+    preprocessing.
     """
     report_step = progress or (lambda done, total: None)
     training, evaluation, choice = _training_and_evaluation(features, config, labels, evaluation, detector)

@@ -10,7 +10,7 @@ Inputs are plain values: :class:`AlertView` (what risk reads of an alert, the TE
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec

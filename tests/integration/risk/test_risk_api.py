@@ -201,6 +201,18 @@ def test_level_changes_are_appended_to_the_ledger_once_and_fade_when_alerts_are_
     assert [] == client.get("/risk-score", params={"level": "medium"}).json()["data"]["items"]
 
 
+def test_a_source_address_is_an_entity_with_a_risk_score(client: TestClient[Any], ledger: Ledger) -> None:
+    """A spray's alert belongs to its address (``ip:<address>``), and the address has a risk score of its own."""
+    ledger.append(_events(BOB, 2))
+    client.app.state.risk = build_risk_service(ledger.engine, ledger)
+    evidence = {"evidence": {"ip": "203.0.113.9", "accounts": [ALICE, BOB], "accountCount": 49}}
+    spray = AlertCandidate("ip:203.0.113.9", "password_spraying", "T1110", "high", 0.9, "spray", evidence)
+    AlertStore(ledger.engine).raise_alert(spray, now_ms=T0_MS)
+    data = client.get("/risk-score/ip:203.0.113.9").json()["data"]
+    assert ("ip:203.0.113.9", "high") == (data["identity"], data["level"])
+    assert "low" == client.get(f"/risk-score/{BOB}").json()["data"]["level"]
+
+
 def test_ranking_lists_the_riskiest_first(client: TestClient[Any], ledger: Ledger) -> None:
     ledger.append(_events(ALICE, 2, verdict="DENY") + _events(BOB, 6, verdict="DENY") + _events("did:squid:c", 1))
     for identity in (ALICE, BOB, "did:squid:c"):

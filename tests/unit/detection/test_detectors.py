@@ -103,6 +103,6 @@ def test_unknown_detector_in_the_configuration_is_refused(tmp_path):
 
 
 def test_default_configuration_names_the_ensemble_and_the_features(config):
-    assert ("iforest", "ecod", "copod", "hbos", "knn") == config.members
+    assert ("iforest", "ecod", "knn") == config.members
     assert 12 == len(config.features)
     assert config.alert_threshold is None
