@@ -290,8 +290,8 @@ class RuleEngine:
         return [self._hit(rule, event.squid_id, at, value, evidence)]
 
     def _spray(self, rule: RuleSpec, event: LiveEvent) -> list[RuleHit]:
-        """One hit for the source address (``analytics.entities``), listing the accounts it touched; again
-        when their number doubles, which updates the address's one alert."""
+        """One hit for the source address (``analytics.entities``), listing the accounts it touched; again for
+        each further account, which updates the address's one alert so that it lists them all."""
         if not event.ip:
             return []
         window = self._window(rule, event.ip)
@@ -299,6 +299,7 @@ class RuleEngine:
         value = window.measure(True)
         if not window.check(value, rule.threshold):
             return []
+        window.next_fire = value + 1
         evidence = {
             "value": value, "threshold": rule.threshold, "windowSeconds": rule.window_seconds, "ip": event.ip,
             "accounts": sorted(window.counts)[:MAX_LISTED], "accountCount": value, **window.linked(),

@@ -3,8 +3,9 @@
 ``/anomaly/detect`` decodes the events or feature rows and hands them to ``pipelines.on_demand_detection`` with
 live detection (``detection``: a ``pipelines.live_detection.LiveDetection``, or on a replica with live
 detection off a ``pipelines.on_demand_detection.ReplicaDetection`` that loads the champion itself). The alert
-routes take ``alerts`` (a ``pipelines.alert_service.AlertService``), the engine's own store, or one over the ledger alone where live
-detection is off (API replicas beside ``qerberos detect``): alerts live in the shared database either way.
+routes take ``alerts`` (a ``pipelines.alert_service.AlertService``), the engine's own store, or one over the
+ledger alone where live detection is off (API replicas beside ``qerberos detect``): alerts live in the shared
+database either way.
 Both are built in the app's lifespan and injected (``api.services``). Each route names its permission in
 ``opt["permission"]`` (the app's permission guard enforces it).
 """

@@ -102,11 +102,12 @@ def test_password_spraying_is_one_hit_for_the_address_listing_the_accounts():
 
 def test_a_spray_over_49_accounts_hits_only_its_address():
     """It gave one alert per victim (49) before the address became an entity; now every hit (at the threshold,
-    then each time the accounts double) names the one address, whose single alert live detection updates."""
+    then at each further account) names the one address, whose single alert live detection updates."""
     engine = RuleEngine([rule("password_spraying", threshold=8)])
-    hits = fired(engine, [ev(n, squid=f"did:squid:{n}") for n in range(49)])
-    assert {"ip:1.2.3.4"} == {entity for _, _, entity in hits}
-    assert [7, 15, 31] == [seq for seq, _, _ in hits]
+    hits = [h for n in range(49) for h in engine.observe(ev(n, squid=f"did:squid:{n}"))]
+    assert {"ip:1.2.3.4"} == {h.squid_id for h in hits}
+    assert (42, 49) == (len(hits), len(hits[-1].evidence["accounts"]))
+    assert [] == engine.observe(ev(50, squid="did:squid:3"))  # an account already counted
 
 
 def test_privilege_escalation_fires_for_a_non_admin_and_not_for_a_known_admin():
