@@ -3,9 +3,11 @@
 The events (the simulator's Parquet: ``id``, ``type``, ``ref``, ``squid_id``, ``sub_id``, ``dao_id``, ``layer``,
 ``verdict``, ``details``, ``occurred_at``) are appended to a fresh SQLite ledger in event-time order; live
 detection (``pipelines.live_detection.LiveDetection``: incremental features, rules, the anomaly detector)
-tails them as it would in service, its alerts dated in event time; then the risk service scores every
-identity and every alerted address as of the newest event. ``analytics.detection_report`` measures the
-result against the truth. The detector: the champion of ``tracking_uri`` (never the evaluated traffic).
+tails them as it would in service, its alerts dated in event time. The events go in ``step`` by ``step`` of
+event time; after each step the risk service scores every identity with events in it and every entity with
+an active alert, as the service would have then, and each entity's peak is kept (its risk level in the report:
+how high the service rated it while it attacked). ``analytics.detection_report`` measures the result against
+the truth. The detector: the champion of ``tracking_uri`` (never the evaluated traffic).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class _Champion:
 
 
 def evaluate_detection(
-    events: pl.DataFrame, truth: pl.DataFrame, *, scratch: Path, tracking_uri: str | None
+    events: pl.DataFrame, truth: pl.DataFrame, *, scratch: Path, tracking_uri: str | None, step: str = "15m"
 ) -> DetectionReport:
     """Replay ``events`` (see the module doc) and measure detection and risk against ``truth``."""
     from pipelines.model_registry import load_champion
@@ -62,31 +64,28 @@ def evaluate_detection(
     try:
         create_alert_tables(ledger.engine)
         create_risk_tables(ledger.engine)
-        ordered = events.sort("occurred_at", maintain_order=True)
-        batch: list[NewEvent] = []
-        for event in new_events(ordered, "evaluation"):
-            batch.append(event)
-            if len(batch) == _BATCH:
-                ledger.append(batch)
-                batch = []
-        if batch:
-            ledger.append(batch)
         detection = LiveDetection(ledger, _Champion(detector) if detector is not None else None)
-        while detection.run_once():
-            pass
+        risk = RiskService(ledger.engine, load_risk_config(), alerts=AlertTables())
         store = AlertStore(ledger.engine)
+        peaks: dict[str, tuple[str, float]] = {}
+        ordered = events.sort("occurred_at", maintain_order=True).with_columns(
+            _step=pl.col("occurred_at").dt.truncate(step)
+        )
+        for (_,), part in ordered.group_by("_step", maintain_order=True):
+            ledger.append(list(new_events(part, "evaluation")))
+            while detection.run_once():
+                pass
+            touched = set(part["squid_id"].to_list()) | {a.squid_id for a in store.list(status="active", limit=10_000)}
+            for entity in touched:
+                assessment = risk.assess(entity)
+                if assessment.score >= peaks.get(entity, ("low", -1.0))[1]:
+                    peaks[entity] = (assessment.level, assessment.score)
         alerts = pl.DataFrame(
             [{"entity": a.squid_id, "technique": a.technique, "created_at_ms": a.created_at_ms}
              for a in store.list(limit=1_000_000)],
             schema={"entity": pl.String, "technique": pl.String, "created_at_ms": pl.Int64},
         )  # fmt: skip
-        risk = RiskService(ledger.engine, load_risk_config(), alerts=AlertTables())
         identities = sorted(events["squid_id"].unique().to_list())
-        entities = sorted(set(identities) | set(alerts["entity"].to_list()))
-        levels = {}
-        for entity in entities:
-            assessment = risk.assess(entity)
-            levels[entity] = (assessment.level, assessment.score)
-        return report(attackers_of(events, truth), identities, alerts, levels)
+        return report(attackers_of(events, truth), identities, alerts, peaks)
     finally:
         ledger.close()
