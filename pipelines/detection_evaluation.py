@@ -23,8 +23,8 @@ from analytics.detection_report import DetectionReport, attackers_of, report
 from analytics.risk import load_config as load_risk_config
 from models.alerts import AlertStore, AlertTables, create_alert_tables
 from models.ledger import initialise
-from models.records import NewEvent
 from models.risk_store import create_risk_tables
+from pipelines.event_ingest import ingest_events
 from pipelines.live_detection import LiveDetection
 from pipelines.risk.service import RiskService
 from qerberos.settings import load_settings
@@ -32,7 +32,6 @@ from qerberos.settings import load_settings
 __all__ = ["evaluate_detection"]
 
 logger = logging.getLogger(__name__)
-_BATCH = 5000
 
 
 class _Champion:
@@ -72,7 +71,7 @@ def evaluate_detection(
             _step=pl.col("occurred_at").dt.truncate(step)
         )
         for (_,), part in ordered.group_by("_step", maintain_order=True):
-            ledger.append(list(new_events(part, "evaluation")))
+            ingest_events(ledger, part, source="evaluation")
             while detection.run_once():
                 pass
             touched = set(part["squid_id"].to_list()) | {a.squid_id for a in store.list(status="active", limit=10_000)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from analytics.alert_evidence import technique_of
 from analytics.live_events import LiveEvent
 from analytics.rules import load_detection_config
+from analytics.taxonomy import default_taxonomy
 from analytics.window_features import IncrementalFeatures
 
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
@@ -13,7 +14,8 @@ HOUR = 3_600_000
 
 
 def ev(seq: int, at: int, *, ip: str = "10.0.0.1", country: str = "DE", ref: str = "file:a") -> LiveEvent:
-    return LiveEvent(seq, "did:squid:a", "access", ref, "qdrive", "ALLOW", at, None, ip, country)
+    category = default_taxonomy().classify("access", "qdrive", "ALLOW")
+    return LiveEvent(seq, "did:squid:a", "access", ref, "qdrive", "ALLOW", at, category, None, ip, country)
 
 
 def test_the_evidence_names_the_new_country_address_and_resources_and_links_the_events():
