@@ -144,6 +144,7 @@ def build_pipeline(
 ) -> DetectorPipeline:
     """An unfitted pipeline: the ``choice`` made on validation data, else the configured ensemble (or the one
     registry detector named ``detector``) with the configured parameters and preprocessing."""
+    weights: tuple[float, ...] | None
     if choice is not None:
         members, weights = choice.members, choice.weights
     else:
