@@ -70,15 +70,20 @@ def evaluate_detection(
         ordered = events.sort("occurred_at", maintain_order=True).with_columns(
             _step=pl.col("occurred_at").dt.truncate(step)
         )
-        for (_,), part in ordered.group_by("_step", maintain_order=True):
-            ingest_events(ledger, part, source="evaluation")
-            while detection.run_once():
-                pass
-            touched = set(part["squid_id"].to_list()) | {a.squid_id for a in store.list(status="active", limit=10_000)}
-            for entity in touched:
-                assessment = risk.assess(entity)
-                if assessment.score >= peaks.get(entity, ("low", -1.0))[1]:
-                    peaks[entity] = (assessment.level, assessment.score)
+        try:
+            for (_,), part in ordered.group_by("_step", maintain_order=True):
+                ingest_events(ledger, part, source="evaluation")
+                while detection.run_once():
+                    pass
+                touched = set(part["squid_id"].to_list()) | {
+                    a.squid_id for a in store.list(status="active", limit=10_000)
+                }
+                for entity in touched:
+                    assessment = risk.assess(entity)
+                    if assessment.score >= peaks.get(entity, ("low", -1.0))[1]:
+                        peaks[entity] = (assessment.level, assessment.score)
+        finally:
+            detection.stop()  # releases the detector lock it took as leader
         alerts = pl.DataFrame(
             [{"entity": a.squid_id, "technique": a.technique, "created_at_ms": a.created_at_ms}
              for a in store.list(limit=1_000_000)],
