@@ -1,9 +1,10 @@
-"""The scored model: feature columns, a training-fitted transform, and a detector, as one PyOD detector.
+"""The scored model: feature columns and a detector (an ensemble, or one member of it) as one PyOD detector.
 
-Features are heavy-tailed counts and ratios; ``sign(x) * log1p(|x|)`` followed by centring on the training
-median and scaling by the training IQR makes distance-based detectors (KNN, LOF) usable. Every statistic
-is fixed at fit time, so the pipeline keeps its detector's batch independence, and that is what lets it score
-a large batch in chunks on every core: a row's score is the same in any chunk.
+Each member preprocesses the features its own way (``analytics.preprocessing``; chosen on validation data by
+``analytics.ensemble_selection``). The pipeline also fits the log-robust statistics of the training rows
+(``center_``, ``scale_``), which explanations measure deviations in (``analytics.explain``). Every
+statistic is fixed at fit time, so the pipeline keeps its detector's batch independence, and that is what
+lets it score a large batch in chunks on every core: a row's score is the same in any chunk.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import polars as pl
 from pyod.models.base import BaseDetector
 from sklearn.utils import check_array
 
-from analytics.detectors import REGISTRY, DetectorConfig, DetectorError, build_detector, ensure_finite
-from analytics.ensemble import ScoreEnsemble
+from analytics.detectors import REGISTRY, DetectorConfig, DetectorError, ensure_finite
+from analytics.ensemble import ScoreEnsemble, member_label, member_names
+from analytics.ensemble_selection import EnsembleChoice
+from analytics.preprocessing import LogRobustScaler
 
 __all__ = ["DetectorPipeline", "build_pipeline", "detector_label", "feature_matrix"]
 
@@ -62,7 +65,7 @@ def feature_matrix(frame: Frame, columns: Sequence[str]) -> np.ndarray:
 
 
 class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no type hints: BaseDetector is Any
-    """``feature_columns`` -> signed log1p -> robust scaling (training median / IQR) -> ``detector``."""
+    """``feature_columns`` -> ``detector`` (which preprocesses per member); ``center_``/``scale_`` explain."""
 
     def __init__(
         self,
@@ -74,25 +77,14 @@ class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no typ
         self.detector = detector
         self.feature_columns = feature_columns
 
-    def _transform(self, X: Any) -> np.ndarray:
-        X = check_array(X, dtype=np.float64)
-        if X.shape[1] != len(self.center_):
-            raise DetectorError(f"expected {len(self.center_)} features, got {X.shape[1]}")
-        scaled: np.ndarray = (np.sign(X) * np.log1p(np.abs(X)) - self.center_) / self.scale_
-        return scaled
-
     def fit(self, X: Any, y: Any = None) -> DetectorPipeline:
         if self.detector is None:
             raise DetectorError("DetectorPipeline needs a detector")
         X = check_array(X, dtype=np.float64)
         self._set_n_classes(y)
-        logged = np.sign(X) * np.log1p(np.abs(X))
-        self.center_ = np.median(logged, axis=0)
-        q75, q25 = np.percentile(logged, [75, 25], axis=0)
-        spread = q75 - q25
-        fallback = logged.std(axis=0)
-        self.scale_ = np.where(spread > 0, spread / 1.349, np.where(fallback > 0, fallback, 1.0))
-        self.detector.fit(self._transform(X))
+        explanation_scale = LogRobustScaler().fit(X)
+        self.center_, self.scale_ = explanation_scale.center_, explanation_scale.scale_
+        self.detector.fit(X)
         self.decision_scores_ = ensure_finite(self.detector.decision_scores_, self.name)
         self._process_decision_scores()
         return self
@@ -107,7 +99,9 @@ class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no typ
             return np.concatenate(list(pool.map(self._score_rows, np.array_split(X, chunks))))
 
     def _score_rows(self, X: np.ndarray) -> np.ndarray:
-        return ensure_finite(self.detector.decision_function(self._transform(X)), self.name)  # type: ignore[union-attr]
+        if X.shape[1] != len(self.center_):
+            raise DetectorError(f"expected {len(self.center_)} features, got {X.shape[1]}")
+        return ensure_finite(self.detector.decision_function(X), self.name)  # type: ignore[union-attr]
 
     def score_frame(self, frame: Frame) -> np.ndarray:
         """Scores of a feature frame's rows (higher is more anomalous)."""
@@ -125,11 +119,11 @@ class DetectorPipeline(BaseDetector):  # type: ignore[misc]  # PyOD ships no typ
         if isinstance(detector, ScoreEnsemble):
             params.update({"ensemble.standardise": detector.standardise, "ensemble.combine": detector.combine})
             members = getattr(detector, "detectors_", {})
-            for name, member in members.items():
-                params.update({f"{name}.{k}": v for k, v in member.get_params(deep=False).items()})
-            params["ensemble.members"] = ",".join(name for name, _ in detector.members)
+            for label, member in members.items():
+                params.update({f"{label}.{k}": v for k, v in member.get_params(deep=False).items()})
+            params["ensemble.members"] = " ".join(member_label(m) for m in detector.members)
             if detector.weights is not None:
-                params["ensemble.weights"] = ",".join(f"{w:.3g}" for w in detector.weights)
+                params["ensemble.weights"] = " ".join(f"{w:.4f}" for w in detector.weights)
         elif detector is not None:
             params["detector"] = type(detector).__name__
             params.update({f"detector.{k}": v for k, v in detector.get_params(deep=False).items()})
@@ -140,21 +134,28 @@ def detector_label(detector: BaseDetector | None) -> str:
     """The registry name of a detector (its class name when it is none of the registry's), or for an ensemble
     ``ensemble(`` its members joined by ``+`` ``)``."""
     if isinstance(detector, ScoreEnsemble):
-        return "ensemble(" + "+".join(name for name, _ in detector.members) + ")"
+        return "ensemble(" + "+".join(member_names(detector)) + ")"
     names = {factory: name for name, factory in REGISTRY.items()}
     return names.get(type(detector), type(detector).__name__)
 
 
-def build_pipeline(config: DetectorConfig, detector: str | None = None) -> DetectorPipeline:
-    """An unfitted pipeline: the configured ensemble, or one registry detector by ``detector`` name."""
-    if detector is None or detector == "ensemble":
-        inner: BaseDetector = ScoreEnsemble(
-            members=tuple((name, config.params_of(name)) for name in config.members),
-            standardise=config.standardise,
-            combine=config.combine,
-            contamination=config.contamination,
-            weights=config.weights,
-        )
+def build_pipeline(
+    config: DetectorConfig, detector: str | None = None, choice: EnsembleChoice | None = None
+) -> DetectorPipeline:
+    """An unfitted pipeline: the ``choice`` made on validation data, else the configured ensemble (or the one
+    registry detector named ``detector``) with the configured parameters and preprocessing."""
+    weights: tuple[float, ...] | None
+    if choice is not None:
+        members, weights = choice.members, choice.weights
     else:
-        inner = build_detector(detector, config.params_of(detector), config.contamination)
+        names = config.members if detector is None or detector == "ensemble" else (detector,)
+        members = tuple((name, config.params_of(name), config.preprocessing) for name in names)
+        weights = config.weights if names == config.members else None
+    inner = ScoreEnsemble(
+        members=members,
+        weights=weights,
+        standardise=config.standardise,
+        combine=config.combine,
+        contamination=config.contamination,
+    )
     return DetectorPipeline(detector=inner, feature_columns=config.features, contamination=config.contamination)

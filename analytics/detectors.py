@@ -204,6 +204,8 @@ class DetectorConfig:
     standardise: str = "zscore"
     combine: str = "mean"
     weights: tuple[float, ...] | None = None  # one per member (the ensemble's weighted mean); None: equal
+    preprocessing: str = "log_robust"  # of every member when no validation data chooses it
+    select_on_validation: bool = True
     window: str | None = None
     exclude_known_anomalies: bool = True
     alert_threshold: float | None = None
@@ -217,6 +219,9 @@ class DetectorConfig:
 
     def with_members(self, members: tuple[str, ...]) -> DetectorConfig:
         return dataclasses.replace(self, members=members)
+
+    def with_features(self, features: tuple[str, ...]) -> DetectorConfig:
+        return dataclasses.replace(self, features=features)
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
@@ -242,6 +247,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
         standardise=str(model.get("standardise", "zscore")),
         combine=str(model.get("combine", "mean")),
         weights=tuple(float(w) for w in model["weights"]) if "weights" in model else None,
+        preprocessing=str(model.get("preprocessing", "log_robust")),
+        select_on_validation=bool(model.get("select_on_validation", True)),
         window=model.get("window"),
         exclude_known_anomalies=bool(model.get("exclude_known_anomalies", True)),
         alert_threshold=None if threshold == "auto" else float(threshold),
@@ -261,3 +268,5 @@ def _check_model(config: DetectorConfig, path: Path) -> None:
         raise ConfigurationError(f"{path}: standardise must be zscore|rank and combine mean|max")
     if config.weights is not None and len(config.weights) != len(config.members):
         raise ConfigurationError(f"{path}: [model] weights needs one number per member")
+    if config.preprocessing not in ("none", "log_robust"):
+        raise ConfigurationError(f"{path}: preprocessing must be none|log_robust")

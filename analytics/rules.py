@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from analytics.config_file import read_toml
+from analytics.entities import address_entity
 from analytics.live_events import LiveEvent
 from analytics.taxonomy import STATUS_IDS, Taxonomy, default_taxonomy
 from qerberos.errors import ConfigurationError
@@ -39,6 +40,7 @@ DEFAULT_RULES = Path(__file__).resolve().parents[1] / "config" / "rules.toml"
 RuleKind = Literal["count", "spray", "privilege", "off_hours", "new_location"]
 _KINDS = ("count", "spray", "privilege", "off_hours", "new_location")
 _SEVERITIES = ("low", "medium", "high", "critical")
+MAX_LISTED = 50  # accounts (or other values) an alert's evidence lists; the count is always given
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class AnomalySettings:
     min_confidence: float = 0.995
     high_confidence: float = 0.9995
     explain_top: int = 5
+    # feature -> ATT&CK technique an anomaly alert names (``analytics.alert_evidence.technique_of``)
+    techniques: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,26 +174,31 @@ def load_detection_config(path: Path | str = DEFAULT_RULES, taxonomy: Taxonomy |
 class _Window:
     """Timestamped items within ``span`` ms of the newest; measures events or distinct keys."""
 
-    __slots__ = ("counts", "items", "newest", "next_fire", "reported", "span")
+    __slots__ = ("counts", "items", "newest", "next_fire", "span")
 
     def __init__(self, span_ms: int, threshold: int) -> None:
         self.span = span_ms
-        self.items: collections.deque[tuple[int, str]] = collections.deque()
+        self.items: collections.deque[tuple[int, str, int]] = collections.deque()  # (time, key, ledger seq)
         self.counts: collections.Counter[str] = collections.Counter()
         self.next_fire = threshold
-        self.reported: set[str] = set()
         self.newest = 0
 
-    def add(self, at_ms: int, key: str) -> None:
-        self.items.append((at_ms, key))
+    def add(self, at_ms: int, key: str, seq: int) -> None:
+        self.items.append((at_ms, key, seq))
         self.counts[key] += 1
         self.newest = max(self.newest, at_ms)
         horizon = self.newest - self.span
         while self.items and self.items[0][0] <= horizon:
-            _, old = self.items.popleft()
+            _, old, _ = self.items.popleft()
             self.counts[old] -= 1
             if not self.counts[old]:
                 del self.counts[old]
+
+    def linked(self) -> dict[str, Any]:
+        """The ledger sequence numbers of the events in the window (the newest ``MAX_LISTED``) and their count:
+        an inclusion proof can be asked for each."""
+        seqs = [seq for _, _, seq in self.items]
+        return {"sequenceNumbers": seqs[-MAX_LISTED:], "eventCount": len(seqs)}
 
     def measure(self, distinct: bool) -> int:
         return len(self.counts) if distinct else len(self.items)
@@ -198,7 +207,6 @@ class _Window:
         """True when ``value`` reaches the next firing level (then the level doubles)."""
         if value < threshold:
             self.next_fire = threshold
-            self.reported.clear()
             return False
         if value >= self.next_fire:
             self.next_fire = max(self.next_fire * 2, value + 1)
@@ -266,11 +274,15 @@ class RuleEngine:
         if not _counts(rule, event, who):
             return []
         window = self._window(rule, event.squid_id)
-        window.add(at, event.ref if rule.distinct == "ref" else str(event.seq))
+        window.add(at, event.ref if rule.distinct == "ref" else str(event.seq), event.seq)
         value = window.measure(rule.distinct == "ref")
         if not window.check(value, rule.threshold):
             return []
-        evidence: dict[str, Any] = {"value": value, "threshold": rule.threshold, "windowSeconds": rule.window_seconds}
+        evidence: dict[str, Any] = {
+            "value": value, "threshold": rule.threshold, "windowSeconds": rule.window_seconds, **window.linked()
+        }  # fmt: skip
+        if rule.distinct == "ref":
+            evidence["resources"] = sorted(window.counts)[:MAX_LISTED]
         if rule.kind == "new_location":
             evidence["country"] = event.country
         if event.ip:
@@ -278,18 +290,21 @@ class RuleEngine:
         return [self._hit(rule, event.squid_id, at, value, evidence)]
 
     def _spray(self, rule: RuleSpec, event: LiveEvent) -> list[RuleHit]:
+        """One hit for the source address (``analytics.entities``), listing the accounts it touched; again for
+        each further account, which updates the address's one alert so that it lists them all."""
         if not event.ip:
             return []
         window = self._window(rule, event.ip)
-        window.add(event.occurred_at_ms, event.squid_id)
+        window.add(event.occurred_at_ms, event.squid_id, event.seq)
         value = window.measure(True)
-        if value < rule.threshold:
-            window.check(value, rule.threshold)
+        if not window.check(value, rule.threshold):
             return []
-        targets = [squid for squid in window.counts if squid not in window.reported]
-        window.reported.update(targets)
-        evidence = {"value": value, "threshold": rule.threshold, "windowSeconds": rule.window_seconds, "ip": event.ip}
-        return [self._hit(rule, squid, event.occurred_at_ms, value, evidence) for squid in targets]
+        window.next_fire = value + 1
+        evidence = {
+            "value": value, "threshold": rule.threshold, "windowSeconds": rule.window_seconds, "ip": event.ip,
+            "accounts": sorted(window.counts)[:MAX_LISTED], "accountCount": value, **window.linked(),
+        }  # fmt: skip
+        return [self._hit(rule, address_entity(event.ip), event.occurred_at_ms, value, evidence)]
 
     @staticmethod
     def _hit(rule: RuleSpec, squid_id: str, at: int, value: int, evidence: Mapping[str, Any]) -> RuleHit:

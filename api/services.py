@@ -28,6 +28,8 @@ from api.lifecycle import ServiceState
 from models.ledger import Ledger
 from pipelines.alert_service import AlertService
 from pipelines.live_detection import LiveDetection
+from pipelines.on_demand_detection import Detection as DetectionService
+from pipelines.on_demand_detection import ReplicaDetection
 from pipelines.report_jobs import ReportJobs
 from pipelines.risk import RiskService, build_risk_service
 from qerberos.errors import DependencyUnavailableError
@@ -54,7 +56,7 @@ PRIMING_WAIT_SECONDS = 30.0
 
 # What a handler takes: the service itself (SkipValidation: injected values are otherwise validated and copied)
 Risk: TypeAlias = NamedDependency[SkipValidation[RiskService]]
-Detection: TypeAlias = NamedDependency[SkipValidation[LiveDetection]]
+Detection: TypeAlias = NamedDependency[SkipValidation[DetectionService]]
 Alerts: TypeAlias = NamedDependency[SkipValidation[AlertService]]
 Jobs: TypeAlias = NamedDependency[SkipValidation[ReportJobs]]
 AppSettings: TypeAlias = NamedDependency[SkipValidation[Settings]]
@@ -83,12 +85,14 @@ async def services_lifespan(app: Litestar) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def _detection(app: Litestar, settings: Settings, ledger: Ledger) -> AsyncIterator[None]:
     if settings.live_detection == "off":  # a separate `qerberos detect` process does it
-        app.state.detection = None
+        # on-demand detection loads the champion itself; alerts are read and updated in the shared database
+        app.state.detection = ReplicaDetection(settings.mlflow_tracking_uri)
         app.state.alerts = AlertService(ledger.engine, ledger)  # its tables are `qerberos init`'s
         try:
             yield
         finally:
             app.state.alerts = None
+            app.state.detection = None
         return
     from pipelines.model_registry import ChampionWatcher  # MLflow and PyOD: loaded only where detection runs
 
@@ -116,9 +120,16 @@ def _from_state(name: str, kind: type[_Service], absent: str) -> Callable[[State
 
 
 provide_risk = _from_state("risk", RiskService, "the risk service is not running")
-provide_detection = _from_state("detection", LiveDetection, "live detection is not running")
 provide_report_jobs = _from_state("report_jobs", ReportJobs, "the report jobs are not running")
 _provide_alert_store = _from_state("alerts", AlertService, "the alert store is not open")
+
+
+def provide_detection(state: State) -> DetectionService:
+    """The live engine, or where live detection is off the replica's own champion (``ReplicaDetection``)."""
+    detection = state.get("detection")
+    if not isinstance(detection, LiveDetection | ReplicaDetection):
+        raise DependencyUnavailableError("live detection is not running (the service is starting or stopping)")
+    return detection
 
 
 def provide_alerts(state: State) -> AlertService:

@@ -10,6 +10,7 @@ import typer
 
 from cli import (
     detect,
+    detection,
     detector_models,
     dev,
     features,
@@ -48,6 +49,7 @@ for command_group in (
     detect,
     publish,
     mcp,
+    detection,
     dev,
     simulate,
     features,

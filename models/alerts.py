@@ -174,6 +174,9 @@ class AlertCandidate:
     description: str
     explanation: Mapping[str, Any]
     window_start_ms: int | None = None
+    # event time of the newest event behind it: the alert is created or updated at that time (never later than
+    # the clock), so risk decays it in event time and a replay of last month dates its alerts last month
+    occurred_at_ms: int | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -396,8 +399,14 @@ class AlertStore:
             connection.execute(statement)
 
     def raise_alert(self, candidate: AlertCandidate, *, now_ms: int | None = None) -> AlertChange:
-        """Create the active alert of ``candidate.dedup_key``, or update it (severity and score only rise)."""
-        now = _now_ms() if now_ms is None else now_ms
+        """Create the active alert of ``candidate.dedup_key``, or update it (severity and score only rise).
+
+        Its time: ``now_ms``, else the candidate's event time (capped at the clock), else the clock."""
+        clock = _now_ms()
+        if now_ms is not None:
+            now = now_ms
+        else:
+            now = clock if candidate.occurred_at_ms is None else min(candidate.occurred_at_ms, clock)
         for _attempt in range(3):
             try:
                 change = self._raise_once(candidate, now)

@@ -193,13 +193,14 @@ class ReadSession:
     def snapshot(self, *, rounding_ms: int, future_skew_ms: int) -> LedgerSnapshot:
         """The ledger's size and "now": the newest ``occurred_at_ms`` (``ix_ledger_entries_occurred``) but never
         later than the newest receipt time (the primary key's last row) plus ``future_skew_ms``, so a client's
-        far-future timestamp cannot freeze time; rounded down to ``rounding_ms``. Now is 0 for an empty ledger."""
+        far-future timestamp cannot freeze time; rounded *up* to ``rounding_ms``, so that no event or alert of the
+        newest minute falls after "now" and out of the score. Now is 0 for an empty ledger."""
         with _Reading("the ledger's snapshot"):
             last_seq, newest, received = self.connection.execute(_SNAPSHOT).one()
         if last_seq is None:
             return LedgerSnapshot(0, 0)
         now = min(int(newest), int(received) + future_skew_ms)
-        return LedgerSnapshot(int(last_seq) + 1, now - now % rounding_ms)
+        return LedgerSnapshot(int(last_seq) + 1, -(-now // rounding_ms) * rounding_ms)
 
     def actor_rows(self, identity: str, *, start: int, size: int, limit: int) -> list[ActorRow]:
         """The identity's newest ``limit`` rows with ``start <= seq < size``, oldest first."""

@@ -9,6 +9,7 @@ change is kept and the error raised (the caller logs it). A plain repeat of an a
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from typing import Any
@@ -122,6 +123,9 @@ class AlertService(AlertStore):
             source=source,
             details=details,
             id=uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:{event_type}:{alert.status}:{alert.updated_at_ms}"),
+            # the alert's own time, which is its events' time: a replay of last month must not make the ledger's
+            # "now" (risk's clock) today through the alerts it raises
+            occurred_at=dt.datetime.fromtimestamp(alert.updated_at_ms / 1000, dt.UTC),
         )
         try:
             self._ledger.append([event])

@@ -55,6 +55,7 @@ import numpy as np
 import polars as pl
 from prometheus_client import Counter, Gauge, Histogram
 
+from analytics.alert_evidence import technique_of
 from analytics.explain import explain
 from analytics.live_events import LiveEvent, live_event
 from analytics.rules import DetectionConfig, RuleEngine, RuleHit, load_detection_config
@@ -289,9 +290,12 @@ class LiveDetection:
         self._last_seq = events[-1].seq  # the state has consumed them: never feed them twice
         rows = self._features.take_ready()
         latest = {(row.squid_id, row.window_start_ms): row for row in rows}
+        newest: dict[str, int] = {}
+        for event in events:
+            newest[event.squid_id] = max(event.occurred_at_ms, newest.get(event.squid_id, event.occurred_at_ms))
         candidates = [self._rule_candidate(hit, latest) for hit in hits]
         try:
-            candidates += list(self._anomaly_candidates(rows))
+            candidates += list(self._anomaly_candidates(rows, newest))
         except QerberosError as exc:
             logger.error("scoring %d windows failed: %s", len(rows), exc.message)
             self._metrics.errors.labels("scoring").inc()
@@ -317,7 +321,8 @@ class LiveDetection:
                         candidate.squid_id)  # fmt: skip
         return change
 
-    def _anomaly_candidates(self, rows: Sequence[FeatureRow]) -> Iterator[AlertCandidate]:
+    def _anomaly_candidates(self, rows: Sequence[FeatureRow], newest: dict[str, int]) -> Iterator[AlertCandidate]:
+        """Alerts of the windows past the threshold, each dated by its identity's newest event of the batch."""
         detector = self.detector()
         if detector is None or not rows:
             return
@@ -330,9 +335,9 @@ class LiveDetection:
         settings = self.config.anomaly
         for item in scored:
             if item.past_threshold and item.confidence >= settings.min_confidence:
-                yield self._anomaly_candidate(detector, item)
+                yield self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
 
-    def _anomaly_candidate(self, detector: Any, item: Scored) -> AlertCandidate:
+    def _anomaly_candidate(self, detector: Any, item: Scored, occurred_at_ms: int | None) -> AlertCandidate:
         settings = self.config.anomaly
         assert self._features is not None
         drivers = explain(
@@ -341,14 +346,18 @@ class LiveDetection:
             top=settings.explain_top,
         )  # fmt: skip
         top = ", ".join(f"{d.feature}={d.value:g} (baseline {d.baseline:.3g})" for d in drivers[:3])
+        evidence = self._features.evidence(item.row.squid_id, item.row.window_start_ms)
+        values = evidence.to_json() if evidence is not None else {}
+        new = [f"new {what}: {', '.join(values[key][:3])}" for what, key in
+               (("country", "newCountries"), ("address", "newAddresses")) if values.get(key)]  # fmt: skip
         return AlertCandidate(
             squid_id=item.row.squid_id,
             pattern="anomaly",
-            technique=None,
+            technique=technique_of((d.feature for d in drivers), settings.techniques),
             severity="high" if item.confidence >= settings.high_confidence else "medium",
             score=item.confidence,
             description=f"unusual behaviour in the {self.config.live.window} window from "
-            f"{_iso(item.row.window_start_ms)}: {top}",
+            f"{_iso(item.row.window_start_ms)}: {'; '.join([top, *new])}",
             explanation={
                 "modelVersion": str(detector.version),
                 "rawScore": item.raw,
@@ -356,8 +365,10 @@ class LiveDetection:
                 "window": self.config.live.window,
                 "windowStart": _iso(item.row.window_start_ms),
                 "features": [d.to_json() for d in drivers],
+                "evidence": values,
             },
             window_start_ms=item.row.window_start_ms,
+            occurred_at_ms=occurred_at_ms,
         )
 
     def _rule_candidate(self, hit: RuleHit, latest: dict[tuple[str, int], FeatureRow]) -> AlertCandidate:
@@ -382,6 +393,7 @@ class LiveDetection:
             description=hit.description,
             explanation=explanation,
             window_start_ms=start,
+            occurred_at_ms=hit.occurred_at_ms,
         )
 
 

@@ -11,22 +11,57 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
 
 from analytics.live_events import LiveEvent, live_event
-from analytics.rules import RuleEngine
+from analytics.rules import DetectionConfig, RuleEngine, load_detection_config
 from analytics.window_features import FeatureRow, rows_from_events
 from models.ledger import parse_seq
 from models.wire_events import AuditEventRequest
 from pipelines.live_detection import LiveDetection, score_rows
 from qerberos.errors import DependencyUnavailableError, ValidationError
 
-__all__ = ["Finding", "Findings", "detect_events", "detect_feature_rows"]
+__all__ = ["Detection", "Finding", "Findings", "ReplicaDetection", "detect_events", "detect_feature_rows"]
 
 CHAMPION_NAMES = ("champion", "qerberos-detector")
+
+
+class ReplicaDetection:
+    """What on-demand detection needs on an API replica that runs no live detection
+    (``QERBEROS_LIVE_DETECTION=off``, the documented scale-out beside one ``qerberos detect``): the rules'
+    configuration and the MLflow champion, loaded on the first request and looked up again at most every
+    ``[live] refresh_seconds``. It offers what ``detect_*`` read of ``LiveDetection``: ``config``,
+    ``detector()`` and ``tracking_uri``."""
+
+    def __init__(self, tracking_uri: str, config: DetectionConfig | None = None) -> None:
+        self.config = config or load_detection_config()
+        self.tracking_uri: str | None = tracking_uri
+        self._uri = tracking_uri
+        self._watcher: Any = None  # a ChampionWatcher: MLflow and PyOD load with the first model, not the API
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+
+    def detector(self) -> Any:
+        """The champion (None while the registry has none)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._watcher is None:
+                from pipelines.model_registry import ChampionWatcher
+
+                self._watcher = ChampionWatcher(self._uri)
+            if self._checked_at is None or now - self._checked_at >= self.config.live.refresh_seconds:
+                self._checked_at = now
+                self._watcher.refresh()
+            return self._watcher.current()
+
+
+#: the live engine, or a replica's champion
+Detection = LiveDetection | ReplicaDetection
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,7 +86,7 @@ class Findings:
 
 
 def detect_events(
-    detection: LiveDetection, requests: Sequence[AuditEventRequest], model: str | None, threshold: float | None
+    detection: Detection, requests: Sequence[AuditEventRequest], model: str | None, threshold: float | None
 ) -> Findings:
     """Rules over ``requests`` (an event without a timestamp happens now), then the detector over their windows."""
     events = [_live_event(detection, index, request) for index, request in enumerate(requests)]
@@ -66,12 +101,12 @@ def detect_events(
 
 
 def detect_feature_rows(
-    detection: LiveDetection, rows: Sequence[FeatureRow], model: str | None, threshold: float | None
+    detection: Detection, rows: Sequence[FeatureRow], model: str | None, threshold: float | None
 ) -> Findings:
     return _scored(detection, rows, model, threshold, [])
 
 
-def _live_event(detection: LiveDetection, index: int, request: AuditEventRequest) -> LiveEvent:
+def _live_event(detection: Detection, index: int, request: AuditEventRequest) -> LiveEvent:
     moment = request.timestamp or dt.datetime.now(dt.UTC)
     details = msgspec.json.encode(request.details).decode() if request.details is not None else None
     return live_event(
@@ -89,7 +124,7 @@ def _live_event(detection: LiveDetection, index: int, request: AuditEventRequest
 
 
 def _scored(
-    detection: LiveDetection,
+    detection: Detection,
     rows: Sequence[FeatureRow],
     model: str | None,
     threshold: float | None,
@@ -115,7 +150,7 @@ def _scored(
     return Findings(findings, f"{detector.version}.0.0", str(detector.pipeline.name), floor)
 
 
-def _detector(detection: LiveDetection, name: str | None) -> Any:
+def _detector(detection: Detection, name: str | None) -> Any:
     if name is None or name in CHAMPION_NAMES:
         detector = detection.detector()
         if detector is None:

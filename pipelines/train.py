@@ -26,6 +26,7 @@ from mlflow.data.polars_dataset import from_polars
 
 from analytics.detector_pipeline import build_pipeline, feature_matrix
 from analytics.detectors import FEATURE_COLUMNS, DetectorConfig, DetectorError
+from analytics.ensemble_selection import EnsembleChoice, candidate_members, choose_ensemble, has_both_classes
 from analytics.evaluation import EvaluationReport, evaluate_scores
 from analytics.evaluation_plots import save_evaluation_plots
 from pipelines.model_registry import MODEL_NAME, log_detector, use_experiment
@@ -34,6 +35,7 @@ __all__ = [
     "EXPERIMENT",
     "TrainResult",
     "attach_labels",
+    "choose_on_validation",
     "data_sha256",
     "evaluation_sha256",
     "feature_datasets",
@@ -132,6 +134,34 @@ def log_datasets(datasets: list[tuple[Dataset, str]], origin: str) -> None:
         mlflow.log_input(dataset, context=context, tags={"origin": origin[:250]})
 
 
+def choose_on_validation(
+    config: DetectorConfig,
+    detector: str | None,
+    fitting: pl.DataFrame,
+    validation: pl.DataFrame,
+    label: str = "label",
+) -> EnsembleChoice | None:
+    """The members, weights and preprocessing of best validation PR-AUC (``analytics.ensemble_selection``),
+    or ``None`` (the configuration as it is) when selection is off or the validation rows lack a class."""
+    if not config.select_on_validation or label not in validation.columns:
+        return None
+    labels = validation[label].fill_null(0).to_numpy()
+    if not has_both_classes(labels) or fitting.height < 10:
+        logger.warning("no validation rows of both classes: the configured ensemble is used as it is")
+        return None
+    names = None if detector in (None, "ensemble") else (detector,)
+    choice = choose_ensemble(
+        feature_matrix(fitting, config.features),
+        feature_matrix(validation, config.features),
+        labels,
+        candidate_members(config, names),
+        standardise=config.standardise,
+        contamination=config.contamination,
+    )
+    logger.info("chose %s on validation (PR-AUC %.4f)", choice.to_json()["members"], choice.pr_auc)
+    return choice
+
+
 def _run_feature_gate(frame: pl.DataFrame, directory: Path) -> str:
     """The GX gate ``features`` of ``analytics.gates`` (written by the data-gates work); raises on failure."""
     try:
@@ -147,9 +177,14 @@ def _run_feature_gate(frame: pl.DataFrame, directory: Path) -> str:
 
 
 def _training_and_evaluation(
-    features: pl.DataFrame, config: DetectorConfig, labels: pl.DataFrame | None, evaluation: pl.DataFrame | None
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The windows to train on (known anomalies left out when configured) and those to evaluate on."""
+    features: pl.DataFrame,
+    config: DetectorConfig,
+    labels: pl.DataFrame | None,
+    evaluation: pl.DataFrame | None,
+    detector: str | None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None, EnsembleChoice | None]:
+    """The windows to train on (known anomalies left out when configured), those to evaluate on, and the
+    ensemble chosen on the latest labelled training windows (``choose_on_validation``; None without labels)."""
     if labels is not None:
         features = attach_labels(features, labels)
     features = select_window(features, config.window)
@@ -160,11 +195,17 @@ def _training_and_evaluation(
         training, evaluation = split_by_time(features, config.eval_share)
     else:
         training = features
+    choice = None
+    if "label" in training.columns:
+        fitting, validation = split_by_time(training, config.eval_share)
+        if config.exclude_known_anomalies:
+            fitting = fitting.filter(pl.col("label").fill_null(0) == 0)
+        choice = choose_on_validation(config, detector, fitting, validation)
     if config.exclude_known_anomalies and "label" in training.columns:
         training = training.filter(pl.col("label").fill_null(0) == 0)
     if training.height < 10:
         raise DetectorError("too few training rows", details={"rows": training.height})
-    return training, evaluation
+    return training, evaluation, choice
 
 
 def train(
@@ -186,10 +227,12 @@ def train(
     column, or ``labels`` given), its latest ``config.eval_share`` of windows evaluate and the rest train.
     ``detector``: one registry name instead of the configured ensemble. ``origin``: where the features came
     from (kept with the logged datasets). ``progress(done, total)``: called after each of ``TRAINING_STEPS``.
+    With labelled training rows, their latest ``config.eval_share`` validate the choice of members, weights and
+    preprocessing.
     """
     report_step = progress or (lambda done, total: None)
-    training, evaluation = _training_and_evaluation(features, config, labels, evaluation)
-    pipeline = build_pipeline(config, detector)
+    training, evaluation, choice = _training_and_evaluation(features, config, labels, evaluation, detector)
+    pipeline = build_pipeline(config, detector, choice)
     steps = len(TRAINING_STEPS)
     if mlflow.active_run() is None:
         use_experiment(tracking_uri, EXPERIMENT)
@@ -200,6 +243,9 @@ def train(
         gate_state = _run_feature_gate(training, Path(scratch)) if gate else "skipped"
         log_datasets(feature_datasets(training, evaluation), origin)
         report_step(1, steps)
+        if choice is not None:
+            mlflow.log_dict(choice.to_json(), "ensemble-selection.json")
+            mlflow.log_metric("validation_pr_auc", choice.pr_auc)
         train_sha256 = data_sha256(training, config.features)
         pipeline.fit(feature_matrix(training, config.features))
         report_step(2, steps)

@@ -14,7 +14,8 @@ from qerberos.errors import ConfigurationError
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "risk.toml"
 _HOUR_MS = 3_600_000
 
-#: Every factor an answer can carry, in answer order. ``operation_criticality`` is the multiplier's share.
+#: Every factor an answer can carry, in answer order. ``operation_criticality`` is the multiplier's share,
+#: ``severity_floor`` what lifts the score to the level of an active high or critical alert.
 FACTOR_NAMES: tuple[str, ...] = (
     "active_alerts",
     "detector_score",
@@ -27,8 +28,9 @@ FACTOR_NAMES: tuple[str, ...] = (
     "new_ip",
     "off_hours",
     "operation_criticality",
+    "severity_floor",
 )
-ADDITIVE_FACTORS: tuple[str, ...] = FACTOR_NAMES[:-1]
+ADDITIVE_FACTORS: tuple[str, ...] = FACTOR_NAMES[:-2]
 
 
 def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
@@ -56,6 +58,8 @@ class RiskConfig:
     model_version: str = "1.0.0"
     ttl_ms: int = 900_000
     as_of_rounding_ms: int = 60_000
+    floor_severities: frozenset[str] = frozenset({"high", "critical"})
+    floor_window_ms: int = 168 * _HOUR_MS
     future_skew_ms: int = 300_000
     history_limit: int = 2000
     cache_rows: int = 2_000_000
@@ -155,6 +159,8 @@ def _from_mapping(raw: Mapping[str, Any]) -> RiskConfig:
         alert_saturation=float(alerts.get("saturation", base.alert_saturation)),
         max_alerts=int(alerts.get("max_alerts", base.max_alerts)),
         rule_window_ms=hours(alerts, "rule_window_hours", base.rule_window_ms),
+        floor_severities=frozenset(alerts.get("floor_severities", base.floor_severities)),
+        floor_window_ms=hours(alerts, "floor_window_hours", base.floor_window_ms),
         rule_saturation=float(alerts.get("rule_saturation", base.rule_saturation)),
         severity_weights=_frozen({str(k): float(v) for k, v in severity.items()})
         if severity

@@ -10,11 +10,12 @@ Inputs are plain values: :class:`AlertView` (what risk reads of an alert, the TE
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from analytics.risk.levels import level_floor
 from analytics.taxonomy import Category
 
 _HOUR_MS = 3_600_000
@@ -111,13 +112,28 @@ def active_alerts(
 
 def rule_hits(alerts: Iterable[AlertView], now_ms: int, *, window_ms: int, saturation: float) -> float:
     """Breadth: how many distinct rules (patterns other than ``anomaly``) have an active alert updated within
-    the window, ``min(1, n / saturation)``."""
+    the window, ``min(1, n / saturation)``. An alert dated after ``now`` (stamped by an event newer than the
+    snapshot) counts: it exists."""
     rules = {
         a.pattern
         for a in alerts
-        if a.status == "active" and a.pattern != ANOMALY_PATTERN and 0 <= now_ms - a.updated_at_ms <= window_ms
+        if a.status == "active" and a.pattern != ANOMALY_PATTERN and now_ms - a.updated_at_ms <= window_ms
     }
     return saturating(len(rules), saturation)
+
+
+def severity_floor(alerts: Iterable[AlertView], now_ms: int, *, severities: Collection[str], window_ms: int) -> float:
+    """The lower bound of the highest level named by an active alert of ``severities`` (``high`` -> 0.6,
+    ``critical`` -> 0.8) updated within the window (event time); 0 without one. An identity with such an
+    alert is at least at that level, whatever its other factors."""
+    return max(
+        (
+            level_floor(a.severity)
+            for a in alerts
+            if a.status == "active" and a.severity in severities and now_ms - a.updated_at_ms <= window_ms
+        ),
+        default=0.0,
+    )
 
 
 def detector_score(latest: DetectorScoreView | None, now_ms: int, *, half_life_ms: int) -> float:

@@ -21,3 +21,8 @@ def level_for(score: float) -> Level:
 def rank(level: str) -> int:
     """0 for low .. 3 for critical (for "at least this level" filters and rising/falling changes)."""
     return list[str](LEVELS).index(level)
+
+
+def level_floor(level: str) -> float:
+    """The lowest score of ``level`` (0 for low and for names that are not a level)."""
+    return next((bound for bound, name in THRESHOLDS if name == level), 0.0)

@@ -9,6 +9,12 @@ it appears as the factor ``operation_criticality`` with ``weight = m - 1`` and `
 contribution is ``(m - 1) x base`` and the total is ``m x base``. When the total exceeds 1, every weight
 is scaled by ``1 / total`` (values untouched): the shares stay proportional and the sum is exactly 1.
 
+An active high or critical alert (event time within ``floor_window``) sets a floor ``F``: the lowest score
+of the level of the same name (0.6, 0.8). The score is then ``F + (1 - F) x (the score above)``: the factor
+``severity_floor`` (weight ``F``, value 1) and every other factor's weight scaled by ``1 - F``. Such an
+identity is at least "high", and behaviour and the operation's criticality still move it within and above
+that level (Splunk's risk-based alerting likewise lets a notable's severity set the risk an object starts at).
+
 So ``score == fsum(f.weight * f.value for f in factors)`` always holds (``score`` is computed that way
 from the reported numbers, not beside them); numbers are not rounded, but for the multiplier's share, cut
 to nine decimals (more than any configured multiplier needs).
@@ -41,6 +47,7 @@ _DESCRIPTIONS = {
     "new_ip": "operation from an IP address never seen for this identity",
     "off_hours": "operation outside the identity's usual hours",
     "operation_criticality": "criticality multiplier of the operation applied to the risk above",
+    "severity_floor": "lifts the score to the level of the most severe active high or critical alert",
 }
 
 
@@ -149,6 +156,12 @@ def assess(inputs: RiskInputs, config: RiskConfig, selected: Sequence[str] | Non
     total = math.fsum(x.contribution for x in chosen)
     if total > 1.0:
         chosen = [Factor(x.name, x.weight / total, x.value) for x in chosen]
+    if "severity_floor" in names:
+        floor = f.severity_floor(
+            inputs.alerts, inputs.as_of_ms, severities=config.floor_severities, window_ms=config.floor_window_ms
+        )
+        chosen = [Factor(x.name, x.weight * (1.0 - floor), x.value) for x in chosen]
+        chosen.append(Factor("severity_floor", floor, 1.0 if floor else 0.0))
     score = min(1.0, max(0.0, math.fsum(x.contribution for x in chosen)))
     return RiskAssessment(
         identity=inputs.identity,

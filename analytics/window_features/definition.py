@@ -17,7 +17,8 @@ no feature looks at anything after its window, except ``peer_deviation``'s group
     when the history holds at least ``MIN_HISTORY_EVENTS`` events and at least ``USUAL_HOUR_MIN_SHARE`` of
     them fell in hour ``h``. With a shorter history nothing is judged off-hours (the share is 0).
 ``new_ref_share``
-    share of ``W``'s events whose ``ref`` never occurs in the history.
+    share of ``W``'s events whose ``ref`` never occurs in the history; 0 while the history holds fewer than
+    ``MIN_HISTORY_EVENTS`` events (a newcomer has no baseline: everything it does is "new", which says nothing).
 ``rate_vs_baseline``
     ``event_count`` divided by the identity's baseline for the window's hour of the week (the weekday and
     hour of ``W``'s start): the mean ``event_count`` over the identity's earlier windows with events that
@@ -34,7 +35,9 @@ no feature looks at anything after its window, except ``peer_deviation``'s group
     the identity in ``W`` (by ``occurred_at``, then ``seq``) failed.
 ``new_country_count``, ``new_ip_count``
     distinct ``details.country`` (``details.ip``) values in ``W`` absent from the history. Erased details
-    (null) count as neither.
+    (null) count as neither. 0 while the history holds fewer than ``MIN_HISTORY_EVENTS`` events: a newcomer's
+    first country and address are not new to anything (every newcomer brings one; judging them made every
+    newcomer's first hour an anomaly). A newcomer is compared with the population through the other features.
 
 How the two computations share it: each gathers, per identity and window, the same facts (``FACT_COLUMNS``:
 counts of the window's events, of its history and of its peers) and, per hour of day holding some of the
@@ -167,6 +170,7 @@ def feature_exprs() -> list[pl.Expr]:
         .when(pl.col("prior_windows") > 0)
         .then(pl.col("prior_events") / pl.col("prior_windows"))
     )
+    has_baseline = pl.col("prior_events") >= MIN_HISTORY_EVENTS
     return [
         pl.col("event_count"),
         pl.col("distinct_refs"),
@@ -174,13 +178,13 @@ def feature_exprs() -> list[pl.Expr]:
         (pl.col("deny") / count).alias("deny_ratio"),
         (pl.col("warn") / count).alias("warn_ratio"),
         (pl.col("off_events").fill_null(0) / count).alias("off_hours_share"),
-        (pl.col("new_ref_events") / count).alias("new_ref_share"),
+        pl.when(has_baseline).then(pl.col("new_ref_events") / count).otherwise(0.0).alias("new_ref_share"),
         (count / baseline).fill_null(1.0).alias("rate_vs_baseline"),
         pl.when((pl.col("members") >= 2) & (peer_var > 1e-12))
         .then((count - peer_mean) / peer_var.sqrt())
         .otherwise(0.0)
         .alias("peer_deviation"),
         pl.col("fail_then_success").fill_null(0),
-        pl.col("new_country_count").fill_null(0),
-        pl.col("new_ip_count").fill_null(0),
+        pl.when(has_baseline).then(pl.col("new_country_count").fill_null(0)).otherwise(0).alias("new_country_count"),
+        pl.when(has_baseline).then(pl.col("new_ip_count").fill_null(0)).otherwise(0).alias("new_ip_count"),
     ]

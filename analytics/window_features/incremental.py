@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from analytics.alert_evidence import WindowEvidence
 from analytics.live_events import LiveEvent
 from analytics.window_features.definition import (
     FACT_COLUMNS,
@@ -219,6 +220,24 @@ class IncrementalFeatures:
         (row,) = self._finish([self._facts(squid_id, start)])
         self._ids[squid_id].rows[start] = row.values
         return row
+
+    def evidence(self, squid_id: str, start: int) -> WindowEvidence | None:
+        """The events of the identity's recent window at ``start`` and what in them is new to it (None when the
+        window is no longer held raw)."""
+        who = self._ids.get(squid_id)
+        events = None if who is None else who.recent.get(start)
+        if who is None or events is None:
+            return None
+        history = _History(who, start)
+        return WindowEvidence(
+            seqs=tuple(e.seq for e in events),
+            addresses=frozenset(e.ip for e in events if e.ip is not None),
+            new_countries=frozenset(history.new((e.country for e in events), history.folded.countries, "country")),
+            new_addresses=frozenset(history.new((e.ip for e in events), history.folded.ips, "ip")),
+            new_resources=frozenset(history.new((e.ref for e in events), history.folded.refs, "ref")),
+            denied_resources=frozenset(e.ref for e in events if e.verdict == "DENY"),
+            prior_events=history.events,
+        )
 
     def baseline(self, squid_id: str) -> dict[str, float] | None:
         """The mean of each feature over the identity's folded windows; None without any."""

@@ -1,9 +1,11 @@
 """``/anomaly/detect``, ``/anomaly/alerts`` and ``/alerts``: score given data, list and handle alerts.
 
 ``/anomaly/detect`` decodes the events or feature rows and hands them to ``pipelines.on_demand_detection`` with
-live detection (``detection``, a ``pipelines.live_detection.LiveDetection``). The alert routes take ``alerts``
-(a ``pipelines.alert_service.AlertService``), the engine's own store, or one over the ledger alone where live
-detection is off (API replicas beside ``qerberos detect``): alerts live in the shared database either way.
+live detection (``detection``: a ``pipelines.live_detection.LiveDetection``, or on a replica with live
+detection off a ``pipelines.on_demand_detection.ReplicaDetection`` that loads the champion itself). The alert
+routes take ``alerts`` (a ``pipelines.alert_service.AlertService``), the engine's own store, or one over the
+ledger alone where live detection is off (API replicas beside ``qerberos detect``): alerts live in the shared
+database either way.
 Both are built in the app's lifespan and injected (``api.services``). Each route names its permission in
 ``opt["permission"]`` (the app's permission guard enforces it).
 """
@@ -20,6 +22,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from analytics.entities import entity_kind
 from analytics.window_features import FEATURE_COLUMNS, FeatureRow
 from api.controllers.audit import ocsf_response
 from api.envelope import Envelope, iso_timestamp, ok
@@ -28,8 +31,8 @@ from api.services import Alerts, Detection, provides
 from models.alerts import AlertView, alert_cursor
 from models.records import Actor
 from models.wire_events import AuditEventRequest, convert_event
-from pipelines.live_detection import LiveDetection
 from pipelines.ocsf_export import alert_lines
+from pipelines.on_demand_detection import Detection as DetectionService
 from pipelines.on_demand_detection import Finding, Findings, detect_events, detect_feature_rows
 from qerberos.errors import ValidationError
 
@@ -143,6 +146,15 @@ def _iso_ms(ms: int) -> str:
     return iso_timestamp(dt.datetime.fromtimestamp(ms / 1000, dt.UTC))
 
 
+def _affected(alert: AlertView) -> list[AffectedResource]:
+    """The alert's entity (an identity, or a source address), then the accounts its evidence lists."""
+    accounts = alert.explanation.get("evidence", {}).get("accounts", [])
+    return [
+        AffectedResource(type=entity_kind(alert.squid_id), id=alert.squid_id),
+        *(AffectedResource(type="identity", id=str(account)) for account in accounts),
+    ]
+
+
 def alert_view(alert: AlertView) -> Alert:
     technique = [alert.technique] if alert.technique else []
     metadata: dict[str, Any] = {
@@ -163,7 +175,7 @@ def alert_view(alert: AlertView) -> Alert:
         created_at=_iso_ms(alert.created_at_ms),
         updated_at=_iso_ms(alert.updated_at_ms),
         resolved_at=_iso_ms(alert.updated_at_ms) if alert.status != "active" else None,
-        affected_resources=[AffectedResource(type="identity", id=alert.squid_id)],
+        affected_resources=_affected(alert),
         tags=[alert.pattern, *technique],
         metadata=metadata,
     )
@@ -221,7 +233,7 @@ def _decoded_events(raw_events: list[dict[str, Any]]) -> list[AuditEventRequest]
     return decoded
 
 
-def _detect(detection: LiveDetection, body: DetectRequest) -> DetectResult:
+def _detect(detection: DetectionService, body: DetectRequest) -> DetectResult:
     data = body.data
     if (data.events is None) == (data.features is None):
         raise ValidationError("give data.events or data.features", details={"data": "exactly one of events, features"})

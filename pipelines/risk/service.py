@@ -29,7 +29,7 @@ from pipelines.risk.writer import RiskWriter
 from qerberos.errors import LedgerError
 
 logger = logging.getLogger(__name__)
-_ALERT_FACTORS = frozenset({"active_alerts", "rule_hits"})
+_ALERT_FACTORS = frozenset({"active_alerts", "rule_hits", "severity_floor"})
 
 
 class AlertReader(Protocol):

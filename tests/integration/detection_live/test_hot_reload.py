@@ -41,7 +41,7 @@ def test_a_new_champion_is_loaded_by_the_running_engine(ledger, tracking_uri):
         while detection.detector().version != "2" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "2" == detection.detector().version
-        assert ["hbos"] == list(detection.detector().pipeline.detector.detectors_)
+        assert ["hbos"] == [name for name, _, _ in detection.detector().pipeline.detector.members]
     finally:
         detection.stop()
     assert 0.0 == gauge()

@@ -175,12 +175,12 @@ def test_level_changes_are_appended_to_the_ledger_once_and_fade_when_alerts_are_
         alerts.raise_alert(AlertCandidate(BOB, pattern, "T1110", "critical", 0.95, "test", {}), now_ms=T0_MS)
     ledger.append(_events(BOB, 1, start_min=5))  # the ledger moves on: a new "now"
     data = client.get(f"/risk-score/{BOB}").json()["data"]
-    assert "medium" == data["level"], data
+    assert "critical" == data["level"], data  # an active critical alert: at least critical
     client.get(f"/risk-score/{BOB}")  # the same assessment again: no second event
     (event,) = _level_events(ledger)
     payload = dict(event.details)
     jsonschema.Draft7Validator(risk_scored_schema()).validate(payload)
-    assert (str(event.id), BOB, "medium", "low", "rising") == (
+    assert (str(event.id), BOB, "critical", "low", "rising") == (
         payload["eventId"], payload["identity"], payload["level"], payload["previousLevel"], payload["direction"]
     )  # fmt: skip
     assert ("qerberos", "WARN", f"identity:{BOB}") == (event.layer, event.verdict, event.ref)
@@ -195,10 +195,22 @@ def test_level_changes_are_appended_to_the_ledger_once_and_fade_when_alerts_are_
     data = client.get(f"/risk-score/{BOB}").json()["data"]
     assert ("low", 0.0) == (data["level"], data["score"])
     falling = [dict(e.details) for e in _level_events(ledger)]
-    assert [("low", "medium", "falling"), ("medium", "low", "rising")] == [
+    assert [("low", "critical", "falling"), ("critical", "low", "rising")] == [
         (p["level"], p["previousLevel"], p["direction"]) for p in falling
     ]
     assert [] == client.get("/risk-score", params={"level": "medium"}).json()["data"]["items"]
+
+
+def test_a_source_address_is_an_entity_with_a_risk_score(client: TestClient[Any], ledger: Ledger) -> None:
+    """A spray's alert belongs to its address (``ip:<address>``), and the address has a risk score of its own."""
+    ledger.append(_events(BOB, 2))
+    client.app.state.risk = build_risk_service(ledger.engine, ledger)
+    evidence = {"evidence": {"ip": "203.0.113.9", "accounts": [ALICE, BOB], "accountCount": 49}}
+    spray = AlertCandidate("ip:203.0.113.9", "password_spraying", "T1110", "high", 0.9, "spray", evidence)
+    AlertStore(ledger.engine).raise_alert(spray, now_ms=T0_MS)
+    data = client.get("/risk-score/ip:203.0.113.9").json()["data"]
+    assert ("ip:203.0.113.9", "high") == (data["identity"], data["level"])
+    assert "low" == client.get(f"/risk-score/{BOB}").json()["data"]["level"]
 
 
 def test_ranking_lists_the_riskiest_first(client: TestClient[Any], ledger: Ledger) -> None:

@@ -107,11 +107,12 @@ def test_hourly_features_of_a_hand_built_frame_have_their_exact_values() -> None
     #            count refs layers deny warn  off  newref rate  peer fts  newc newip
     expected = pl.DataFrame(
         [
-            _row("A", MONDAY + dt.timedelta(hours=9), (20, 1, 1, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0, 1, 1)),
+            # a first window (no history, no baseline): nothing in it is "new"
+            _row("A", MONDAY + dt.timedelta(hours=9), (20, 1, 1, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0, 0, 0)),
             _row("A", MONDAY + dt.timedelta(days=1, hours=3), (4, 2, 2, 0.5, 0.25, 1.0, 1.0, 0.2, 1.0, 1, 1, 1)),
             _row("A", MONDAY + dt.timedelta(days=7, hours=9), (5, 1, 1, 0.0, 0.0, 0.0, 0.0, 0.25, 1.0, 0, 0, 0)),
-            _row("B", MONDAY + dt.timedelta(hours=9), (10, 1, 1, 0.0, 0.0, 0.0, 1.0, 1.0, -1.0, 0, 1, 1)),
-            _row("C", MONDAY + dt.timedelta(hours=10), (2, 2, 2, 0.5, 0.0, 0.0, 1.0, 1.0, 0.0, 0, 0, 0)),
+            _row("B", MONDAY + dt.timedelta(hours=9), (10, 1, 1, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0, 0, 0, 0)),
+            _row("C", MONDAY + dt.timedelta(hours=10), (2, 2, 2, 0.5, 0.0, 0.0, 0.0, 1.0, 0.0, 0, 0, 0)),
         ],
         schema=FEATURE_SCHEMA,
     )

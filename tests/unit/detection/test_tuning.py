@@ -54,8 +54,8 @@ def test_ensemble_weights_make_a_weighted_mean_of_the_members():
     X = rng.normal(size=(300, 4))
     equal = ScoreEnsemble(members=(("hbos", {}), ("ecod", {}))).fit(X)
     weighted = ScoreEnsemble(members=(("hbos", {}), ("ecod", {})), weights=(3.0, 1.0)).fit(X)
-    members = equal.member_scores(X[:20])
-    assert np.allclose(0.75 * members["hbos"] + 0.25 * members["ecod"], weighted.decision_function(X[:20]))
+    hbos, ecod = equal.member_scores(X[:20]).values()  # keyed by member label (name/preprocessing/parameters)
+    assert np.allclose(0.75 * hbos + 0.25 * ecod, weighted.decision_function(X[:20]))
     with pytest.raises(ConfigurationError, match="one non-negative number per member"):
         ScoreEnsemble(members=(("hbos", {}), ("ecod", {})), weights=(1.0,)).fit(X)
 

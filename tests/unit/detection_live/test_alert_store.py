@@ -13,6 +13,7 @@ from pipelines.alert_service import AlertService
 from qerberos.errors import ConflictError, NotFoundError, ValidationError
 
 HOUR = 3_600_000
+T_REPLAY = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 
 
 @pytest.fixture
@@ -129,3 +130,27 @@ def test_an_identitys_active_alerts_are_read_through_its_index_not_every_active_
         detail for *_, detail in plan if detail.startswith(("SEARCH", "SCAN"))
     ]
     assert {"exfiltration", "brute_force"} == {alert.pattern for alert in store.active_for("did:squid:a")}
+
+
+def test_an_alert_is_dated_by_its_event_time_capped_at_the_clock(store):
+    """Risk decays alerts in event time: a replay of last month dates its alerts last month, while an event
+    from a client's future cannot date an alert after the clock."""
+    import dataclasses
+    import time
+
+    last_month = int(time.time() * 1000) - 30 * 24 * HOUR
+    replayed = store.raise_alert(dataclasses.replace(candidate(), occurred_at_ms=last_month)).alert
+    assert (last_month, last_month) == (replayed.created_at_ms, replayed.updated_at_ms)
+    future = store.raise_alert(dataclasses.replace(candidate(pattern="spray"), occurred_at_ms=2**50)).alert
+    assert future.created_at_ms <= int(time.time() * 1000)
+
+
+def test_the_ledger_records_an_alert_at_its_event_time(store, ledger):
+    """Risk's "now" is the ledger's newest event time: an alert raised while replaying last month must be
+    recorded last month, or it would move "now" to today and decay every replayed alert to nothing."""
+    import dataclasses
+
+    last_month = T_REPLAY
+    store.raise_alert(dataclasses.replace(candidate(), occurred_at_ms=last_month))
+    (record,) = ledger.search(SearchQuery(type="security.alert.created", limit=5)).records
+    assert last_month == int(record.occurred_at.timestamp() * 1000)

@@ -88,13 +88,26 @@ def test_permission_probing_counts_distinct_denied_resources():
     assert [(12, "permission_probing", "did:squid:a")] == fired(engine, probing)  # file:x, file:0..2
 
 
-def test_password_spraying_alerts_every_identity_denied_from_one_address():
+def test_password_spraying_is_one_hit_for_the_address_listing_the_accounts():
     engine = RuleEngine([rule("password_spraying", threshold=3)])
-    events = [ev(n, squid=f"did:squid:{n}") for n in range(2)]
-    assert [] == fired(engine, events)
-    hits = fired(engine, [ev(2, squid="did:squid:2"), ev(3, squid="did:squid:3")])
-    assert {"did:squid:0", "did:squid:1", "did:squid:2", "did:squid:3"} == {h[2] for h in hits}
+    assert [] == fired(engine, [ev(n, squid=f"did:squid:{n}") for n in range(2)])
+    (hit,) = engine.observe(ev(2, squid="did:squid:2"))
+    assert ("ip:1.2.3.4", ["did:squid:0", "did:squid:1", "did:squid:2"], 3) == (
+        hit.squid_id,
+        hit.evidence["accounts"],
+        hit.evidence["accountCount"],
+    )
     assert [] == fired(engine, [ev(4, squid="did:squid:0", ip="9.9.9.9")])
+
+
+def test_a_spray_over_49_accounts_hits_only_its_address():
+    """It gave one alert per victim (49) before the address became an entity; now every hit (at the threshold,
+    then at each further account) names the one address, whose single alert live detection updates."""
+    engine = RuleEngine([rule("password_spraying", threshold=8)])
+    hits = [h for n in range(49) for h in engine.observe(ev(n, squid=f"did:squid:{n}"))]
+    assert {"ip:1.2.3.4"} == {h.squid_id for h in hits}
+    assert (42, 49) == (len(hits), len(hits[-1].evidence["accounts"]))
+    assert [] == engine.observe(ev(50, squid="did:squid:3"))  # an account already counted
 
 
 def test_privilege_escalation_fires_for_a_non_admin_and_not_for_a_known_admin():
@@ -164,3 +177,11 @@ def test_a_rule_naming_a_class_the_taxonomy_lacks_is_refused(tmp_path):
     )
     with pytest.raises(ConfigurationError, match="invalid"):
         load_detection_config(path)
+
+
+def test_a_hit_links_the_ledger_events_behind_it_and_names_what_was_probed():
+    engine = RuleEngine([rule("permission_probing", threshold=3)])
+    hits = [h for n in range(3) for h in engine.observe(ev(n, type="access", ref=f"file:{n}", layer="qdrive"))]
+    (hit,) = hits
+    assert ([0, 1, 2], 3) == (hit.evidence["sequenceNumbers"], hit.evidence["eventCount"])
+    assert ["file:0", "file:1", "file:2"] == hit.evidence["resources"]

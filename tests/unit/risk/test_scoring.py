@@ -3,6 +3,7 @@
 Default configuration (config/risk.toml): weights active_alerts 0.30, detector_score 0.15, rule_hits 0.10,
 failed_authentications 0.10, deny_events 0.10, unfamiliar_access 0.10, new_country 0.05, unknown_device 0.04,
 new_ip 0.03, off_hours 0.03 (sum 1); alert half-life 72 h, saturation 1.5; detector half-life 24 h; window 24 h.
+The additive algebra is checked without the severity floor (``CONFIG``); the floor has tests of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from qerberos.errors import ValidationError
 
 H = 3_600_000
 NOW = 1_000 * 24 * H + 12 * H  # a day at 12:00 UTC
-CONFIG = RiskConfig()
+SHIPPED = RiskConfig()
+CONFIG = SHIPPED.replace(floor_severities=frozenset())  # the additive factors alone
 
 
 def alert(severity: str = "critical", *, age_h: float = 0, status: str = "active", pattern: str = "anomaly",
@@ -148,7 +150,7 @@ def test_off_hours_against_the_identitys_usual_hours() -> None:
 def test_operation_multiplies_the_risk_and_shows_as_its_own_factor() -> None:
     # base 0.2 (one fresh critical anomaly alert); payment x1.3 adds 0.3 x 0.2 = 0.06
     result = assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert(),), operation="payment"), CONFIG)
-    criticality = result.factors[-1]
+    criticality = next(f for f in result.factors if f.name == "operation_criticality")
     # the share as configured, exactly: 0.3, not 0.30000000000000004
     assert ("operation_criticality", 0.3, pytest.approx(0.2)) == (
         criticality.name, criticality.weight, criticality.value,
@@ -274,3 +276,46 @@ def test_factors_always_add_up_to_a_score_in_0_1(
     assert math.fsum(f.weight * f.value for f in result.factors) == pytest.approx(result.score, abs=1e-12)
     assert all(0.0 <= f.weight <= 1.0 and 0.0 <= f.value <= 1.0 for f in result.factors)
     assert level_for(result.score) == result.level
+
+
+@pytest.mark.parametrize(("severity", "level", "floor"), [("high", "high", 0.6), ("critical", "critical", 0.8)])
+def test_an_active_high_or_critical_alert_sets_the_level_floor(severity: str, level: str, floor: float) -> None:
+    result = assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert(severity),)), SHIPPED)
+    assert level == result.level
+    # the floor, plus the alert's own active_alerts risk (0.3 x its decayed risk / 1.5) scaled into what is left
+    alone = 0.3 * {"high": 0.75, "critical": 1.0}[severity] / 1.5
+    assert floor + (1 - floor) * alone == pytest.approx(result.score)
+    assert result.score == math.fsum(f.weight * f.value for f in result.factors)
+    assert "severity_floor" == result.factors[-1].name
+
+
+def test_behaviour_moves_a_floored_score_within_its_level() -> None:
+    failed = tuple(event(h / 10, "login", "DENY") for h in range(10))
+    floored = assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert("high"),)), SHIPPED)
+    busier = assess(
+        RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert("high"),), history=failed, operation="admin_operation"),
+        SHIPPED,
+    )
+    assert 0.6 < floored.score < busier.score
+    assert ("high", pytest.approx(0.6 + 0.4 * 1.5 * (0.3 * 0.75 / 1.5 + 0.1))) == (busier.level, busier.score)
+    assert busier.score == math.fsum(f.weight * f.value for f in busier.factors)
+
+
+def test_the_floor_ends_with_the_alert_and_its_window() -> None:
+    assert (
+        "low"
+        == assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert("high", status="resolved"),)), SHIPPED).level
+    )
+    stale = assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert("critical", age_h=169),)), SHIPPED)
+    assert "low" == stale.level
+
+
+def test_a_medium_alert_sets_no_floor() -> None:
+    assert "low" == assess(RiskInputs(identity="x", as_of_ms=NOW, alerts=(alert("medium"),)), SHIPPED).level
+
+
+def test_a_rule_alert_dated_just_after_now_still_counts() -> None:
+    """ "Now" is the newest event time rounded to the minute; an alert stamped by an event of that minute must
+    not drop out of rule_hits (it did when "now" was rounded down)."""
+    just_after = AlertView("low", 0.0, "active", NOW + 30_000, NOW + 30_000, "brute_force", "T1110")
+    assert contributions(alerts=(just_after,))["rule_hits"] == pytest.approx(0.1 / 3)
