@@ -28,16 +28,11 @@ def iso_ms(epoch_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def event_id(change: LevelChange, as_of_ms: int) -> uuid.UUID:
-    """Derived from the change itself: the same change recomputed appends nothing new."""
-    return uuid.uuid5(
-        _NAMESPACE, f"{change.identity}|{as_of_ms}|{change.previous_level}|{change.level}|{change.score!r}"
-    )
-
-
 def risk_scored_payload(assessment: RiskAssessment, change: LevelChange) -> dict[str, Any]:
-    return {
-        "eventId": str(event_id(change, assessment.as_of_ms)),
+    """The event's payload, its ``eventId`` derived from everything else in it: the same change recomputed
+    appends nothing new, and two assessments that differ in anything (a ``previousScore``, a factor, within
+    the same minute) are two events, never one id with two contents (a 409 from the ledger)."""
+    payload: dict[str, Any] = {
         "timestamp": iso_ms(assessment.as_of_ms),
         "identity": assessment.identity,
         "score": assessment.score,
@@ -50,6 +45,8 @@ def risk_scored_payload(assessment: RiskAssessment, change: LevelChange) -> dict
         "modelVersion": assessment.model_version,
         "source": {"module": "qerberos", "component": "risk_scorer", "version": assessment.model_version},
     }
+    content = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return {"eventId": str(uuid.uuid5(_NAMESPACE, content)), **payload}
 
 
 def level_changed_event(assessment: RiskAssessment, change: LevelChange) -> NewEvent:
