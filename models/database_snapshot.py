@@ -1,20 +1,25 @@
-"""A consistent copy of the ledger's database, and what it holds: the database side of ``qerberos backup``.
+"""A consistent copy of the ledger's database, and what it holds: the database side of ``qerberos backup`` and
+``qerberos restore``.
 
 ``snapshot_sqlite`` copies a SQLite database in one read transaction; ``snapshot_postgres`` runs ``pg_dump``
 on the snapshot of a ``REPEATABLE READ`` transaction it exports. Both answer the copy's tree size, Merkle
 root and signed checkpoints (``DatabaseSnapshot``), read from the very same state that was copied.
 ``tree_head`` reads a connection's size and root; ``libpq_url`` and ``run_pg_tool`` serve ``pg_dump`` and
-``pg_restore`` (restore uses them too).
+``pg_restore``. For a restore: ``restore_postgres_dump`` loads a dump into a schema, ``current_schema`` and
+``run_admin_statement`` are the admin statements around it, ``make_self_contained`` folds a SQLite WAL into its file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Connection, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +29,18 @@ from models import merkle
 from models.tables import CheckpointRow, LedgerEntry, MerkleNode
 from qerberos.errors import ConfigurationError, DependencyUnavailableError, LedgerError
 
-__all__ = ["DatabaseSnapshot", "libpq_url", "run_pg_tool", "snapshot_postgres", "snapshot_sqlite", "tree_head"]
+__all__ = [
+    "DatabaseSnapshot",
+    "current_schema",
+    "libpq_url",
+    "make_self_contained",
+    "restore_postgres_dump",
+    "run_admin_statement",
+    "run_pg_tool",
+    "snapshot_postgres",
+    "snapshot_sqlite",
+    "tree_head",
+]
 
 _entries = LedgerEntry.__table__  # type: ignore[attr-defined]
 _nodes = MerkleNode.__table__  # type: ignore[attr-defined]
@@ -141,3 +157,50 @@ def _read_snapshot(connection: Connection, schema: str | None) -> DatabaseSnapsh
     except SQLAlchemyError as exc:
         raise LedgerError(f"cannot read the ledger in the snapshot: {exc.__class__.__name__}") from exc
     return DatabaseSnapshot(size, root, notes, schema)
+
+
+def restore_postgres_dump(url: str, dump: Path, schema: str, *, clean: bool) -> None:
+    """pg_restore of the dump's objects into ``schema`` (created if missing), in one transaction.
+
+    The schema itself is left out of the restore list: it may already exist (``public`` always does), and
+    ``--clean`` then drops and recreates the objects in it, never the schema.
+    """
+    run_admin_statement(url, f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    toc = run_pg_tool(["pg_restore", "--list", str(dump)])
+    keep = [line for line in toc.splitlines() if not re.search(r"\b(SCHEMA|COMMENT) - (SCHEMA )?\S+ ", line)]
+    with tempfile.NamedTemporaryFile("w", suffix=".list", encoding="utf-8") as listing:
+        listing.write("\n".join(keep) + "\n")
+        listing.flush()
+        options = ["--clean", "--if-exists"] if clean else []
+        run_pg_tool(["pg_restore", *options, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+                     f"--use-list={listing.name}", f"--dbname={url}", str(dump)])  # fmt: skip
+
+
+def current_schema(url: str) -> str:
+    """The schema the ledger lives in for this URL: the first entry of its search_path."""
+    try:
+        with psycopg.connect(url, connect_timeout=10) as connection:
+            row = connection.execute("SELECT current_schema(), current_setting('search_path')").fetchone()
+    except psycopg.Error as exc:
+        raise LedgerError(f"cannot reach the target database: {exc.__class__.__name__}") from exc
+    assert row is not None
+    if row[0] is not None:
+        return str(row[0])
+    entries = [entry.strip().strip('"') for entry in str(row[1]).split(",")]
+    return next((entry for entry in entries if entry and entry != "$user"), "public")
+
+
+def run_admin_statement(url: str, statement: str) -> None:
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
+            connection.execute(statement.encode())
+    except psycopg.Error as exc:
+        raise LedgerError(f"{statement.split(' (')[0]} failed: {exc}") from exc
+
+
+def make_self_contained(path: Path) -> None:
+    """Fold a SQLite database's WAL into its file and leave WAL mode: one file, no log beside it."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=DELETE")
+    connection.close()

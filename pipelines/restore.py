@@ -30,22 +30,25 @@ import datetime as dt
 import getpass
 import logging
 import os
-import re
 import shutil
-import sqlite3
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import keys
 from models.checkpoint_history import CheckpointHistory
 from models.database import SQLITE_SUFFIXES, create_ledger_engine, sqlite_file
-from models.database_snapshot import libpq_url, run_pg_tool, tree_head
+from models.database_snapshot import (
+    current_schema,
+    libpq_url,
+    make_self_contained,
+    restore_postgres_dump,
+    run_admin_statement,
+    tree_head,
+)
 from models.ledger import Ledger
 from models.reader import LedgerReader
 from models.records import Actor, NewEvent
@@ -397,7 +400,7 @@ def _scratch(settings: Settings, directory: Path, manifest: BackupManifest) -> I
 
 def _scratch_postgres(settings: Settings, dump: Path, manifest: BackupManifest) -> tuple[str, Callable[[], None]]:
     target = libpq_url(settings.database_url)
-    schema = _target_schema(target)
+    schema = current_schema(target)
     if schema != manifest.schema:
         raise ConfigurationError(
             f"the backup holds the schema {manifest.schema!r}; QERBEROS_DATABASE_URL's search_path puts "
@@ -406,56 +409,17 @@ def _scratch_postgres(settings: Settings, dump: Path, manifest: BackupManifest) 
     url = make_url(target)
     name = f"{url.database}_restore_{uuid.uuid4().hex[:8]}"
     scratch = url.set(database=name).render_as_string(hide_password=False)
-    _admin(target, f'CREATE DATABASE "{name}"')
+    run_admin_statement(target, f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
-        _admin(target, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        run_admin_statement(target, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     try:
-        _pg_restore(scratch, dump, str(manifest.schema), clean=False)
+        restore_postgres_dump(scratch, dump, str(manifest.schema), clean=False)
     except Exception:
         drop()
         raise
     return scratch, drop
-
-
-def _pg_restore(url: str, dump: Path, schema: str, *, clean: bool) -> None:
-    """pg_restore of the dump's objects into ``schema`` (created if missing), in one transaction.
-
-    The schema itself is left out of the restore list: it may already exist (``public`` always does), and
-    ``--clean`` then drops and recreates the objects in it, never the schema.
-    """
-    _admin(url, f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    toc = run_pg_tool(["pg_restore", "--list", str(dump)])
-    keep = [line for line in toc.splitlines() if not re.search(r"\b(SCHEMA|COMMENT) - (SCHEMA )?\S+ ", line)]
-    with tempfile.NamedTemporaryFile("w", suffix=".list", encoding="utf-8") as listing:
-        listing.write("\n".join(keep) + "\n")
-        listing.flush()
-        options = ["--clean", "--if-exists"] if clean else []
-        run_pg_tool(["pg_restore", *options, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-                     f"--use-list={listing.name}", f"--dbname={url}", str(dump)])  # fmt: skip
-
-
-def _target_schema(url: str) -> str:
-    """The schema the ledger lives in for this URL: the first entry of its search_path."""
-    try:
-        with psycopg.connect(url, connect_timeout=10) as connection:
-            row = connection.execute("SELECT current_schema(), current_setting('search_path')").fetchone()
-    except psycopg.Error as exc:
-        raise LedgerError(f"cannot reach the target database: {exc.__class__.__name__}") from exc
-    assert row is not None
-    if row[0] is not None:
-        return str(row[0])
-    entries = [entry.strip().strip('"') for entry in str(row[1]).split(",")]
-    return next((entry for entry in entries if entry and entry != "$user"), "public")
-
-
-def _admin(url: str, statement: str) -> None:
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
-            connection.execute(statement.encode())
-    except psycopg.Error as exc:
-        raise LedgerError(f"{statement.split(' (')[0]} failed: {exc}") from exc
 
 
 def _remove_sqlite(path: Path) -> None:
@@ -469,14 +433,13 @@ def _remove_sqlite(path: Path) -> None:
 
 def _replace_database(settings: Settings, directory: Path, manifest: BackupManifest, scratch: Ledger) -> None:
     if not settings.is_sqlite:
-        _pg_restore(libpq_url(settings.database_url), directory / manifest.database, str(manifest.schema), clean=True)
+        restore_postgres_dump(
+            libpq_url(settings.database_url), directory / manifest.database, str(manifest.schema), clean=True
+        )
         return
     scratch.close()
     path = Path(make_url(scratch.engine.url).database or "")
-    with sqlite3.connect(path) as connection:  # one self-contained file, no WAL beside it
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        connection.execute("PRAGMA journal_mode=DELETE")
-    connection.close()
+    make_self_contained(path)
     live = Path(make_url(settings.database_url).database or "")
     if live.exists():
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
