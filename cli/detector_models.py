@@ -59,9 +59,9 @@ def _feature_table(features: Path | None) -> FeatureTable:
 
 
 def _config(path: Path | None):  # type: ignore[no-untyped-def]
-    from analytics.detectors import DEFAULT_CONFIG, load_config
+    from analytics.detectors import load_config
 
-    return load_config(path or DEFAULT_CONFIG)
+    return load_config(path)
 
 
 @models_app.command("train")

@@ -133,19 +133,20 @@ def list_reports(
 
 
 def schedule(
-    config: Annotated[Path | None, typer.Option(help="Schedule file [config/reports.toml].")] = None,
+    config: Annotated[Path | None, typer.Option(help="Schedule file [the reports.toml in force].")] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit.")] = False,
 ) -> None:
     """Run the reports of the schedule file on their cron expressions (serves /metrics on
     QERBEROS_SCHEDULER_METRICS_PORT); a run missed during downtime is caught up once."""
-    from pipelines.schedule import DEFAULT_CONFIG, Scheduler, load_schedule, serve_metrics
+    from pipelines.schedule import Scheduler, load_schedule, serve_metrics
     from qerberos.logging import configure_logging
+    from qerberos.package_data import config_file
     from qerberos.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_dir)
     with reported_errors():
-        entries = load_schedule(config or DEFAULT_CONFIG)
+        entries = load_schedule(config or config_file("reports.toml", settings))
         scheduler = Scheduler(entries, settings)
         if once:
             for outcome in scheduler.tick():

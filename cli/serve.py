@@ -143,8 +143,14 @@ def status() -> None:
 
 
 def config() -> None:
-    """Print the effective settings as JSON, secrets masked."""
-    typer.echo(json.dumps(get_settings().public_view(), indent=2, sort_keys=True))
+    """Print the effective settings as JSON (passwords and tokens masked) and, under ``config_files``, the
+    configuration file in force for each of rules, detectors, risk and reports (QERBEROS_CONFIG_DIR's or
+    the packaged default)."""
+    from qerberos.package_data import config_files_in_force
+
+    settings = get_settings()
+    view = {**settings.public_view(), "config_files": config_files_in_force(settings)}
+    typer.echo(json.dumps(view, indent=2, sort_keys=True))
 
 
 def _pid_path(settings: Settings) -> Path:

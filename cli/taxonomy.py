@@ -12,7 +12,7 @@ from typing import Annotated, BinaryIO
 import typer
 
 from analytics.importers import FORMATS
-from analytics.taxonomy import DEFAULT_TAXONOMY, OTHER_CLASS, Category, load_taxonomy
+from analytics.taxonomy import OTHER_CLASS, Category, load_taxonomy
 from cli._appending import open_input
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from cli.importing import imported
@@ -23,7 +23,9 @@ from qerberos.errors import QerberosError
 taxonomy_app = typer.Typer(help="The event taxonomy: check how events are classified, apply it to history.")
 _INGEST = "ingest"
 
-TaxonomyPath = Annotated[Path, typer.Option("--taxonomy", help="The taxonomy file.")]
+TaxonomyPath = Annotated[
+    Path | None, typer.Option("--taxonomy", help="The taxonomy file [the taxonomy.toml in force].")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +38,7 @@ def check(
     format: Annotated[
         str, typer.Option("--format", "-f", help=f"{_INGEST} (JSON lines, as qerberos ingest) or {', '.join(FORMATS)}.")
     ] = _INGEST,
-    taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY,
+    taxonomy_path: TaxonomyPath = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as one JSON object.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when some event falls into 'other'.")] = False,
 ) -> None:
@@ -99,7 +101,7 @@ def _print(classes: collections.Counter[tuple[str, str]], unrecognised: collecti
 
 
 @taxonomy_app.command("apply")
-def apply(taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY) -> None:
+def apply(taxonomy_path: TaxonomyPath = None) -> None:
     """Store the category of every event not yet classified; after a change of the taxonomy file, of all
     history again (the stored categories carry the digest of the taxonomy they come from)."""
     from models.categories import CategoryStore

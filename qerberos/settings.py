@@ -84,6 +84,9 @@ class Settings:
     mcp_port: int = 3040
     # ``/schema`` (the API's docs page) and its documents need no token; ``QERBEROS_PUBLIC_SCHEMA=false`` hides them.
     public_schema: bool = True
+    # A directory whose configuration files (``qerberos.package_data.CONFIG_FILES``) replace the defaults
+    # shipped in the package; a file it lacks keeps its default.
+    config_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,6 +147,17 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigurationError(f"QERBEROS_{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def _directory(name: str) -> Path | None:
+    """An optional directory that must exist when it is set (a typo must not silently mean the defaults)."""
+    text = _optional(name)
+    if text is None:
+        return None
+    path = Path(text).resolve()
+    if not path.is_dir():
+        raise ConfigurationError(f"QERBEROS_{name} is not a directory: {path}")
+    return path
 
 
 def _witnesses() -> tuple[tuple[str, str], ...]:
@@ -207,6 +221,7 @@ def load_settings() -> Settings:
         mcp_identity=_env("MCP_IDENTITY", "mcp"),
         mcp_port=_number("MCP_PORT", "3040", int),
         public_schema=_choice("PUBLIC_SCHEMA", "true", ("true", "false")) == "true",
+        config_dir=_directory("CONFIG_DIR"),
     )
 
 
