@@ -1,6 +1,6 @@
 """``qerberos models``: train, tune, evaluate, promote, rollback and list the detector in MLflow.
 
-Tracking store: ``QERBEROS_MLFLOW_TRACKING_URI`` (default the local ``mlruns/``). Exit codes: 0 done;
+Tracking store: ``QERBEROS_MLFLOW_TRACKING_URI`` (default ``$QERBEROS_HOME/mlflow.db``). Exit codes: 0 done;
 1 refused (the promotion gate said no, a data gate failed); 2 the command could not run.
 Without ``--features``, ``train`` and ``tune`` work on ``pipelines.feature_table.default_feature_table``: the
 ledger's features when it holds events, else a simulated, labelled table.

@@ -275,8 +275,8 @@ def _backup_keys(home: Path, target: Path, passphrase: str) -> None:
 
 def mlflow_local_store(tracking_uri: str) -> Path | None:
     """The local directory of an MLflow store, None if remote: a ``file:`` store, or the directory of an
-    SQLite store's file, which holds its artifacts too in the default layout (``mlruns/mlflow.db`` beside
-    ``mlruns/<experiment>/``)."""
+    SQLite store's file, which holds its artifacts too in the default layout (``$QERBEROS_HOME/mlflow.db``
+    beside ``$QERBEROS_HOME/<experiment>/``)."""
     parsed = urllib.parse.urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         return Path(urllib.parse.unquote(parsed.path or tracking_uri)).resolve()

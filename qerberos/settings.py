@@ -198,7 +198,8 @@ def load_settings() -> Settings:
         auth_failures_per_minute=_number("AUTH_FAILURES_PER_MINUTE", "60", int),
         max_body_bytes=_number("MAX_BODY_BYTES", str(16 * 1024 * 1024), int),
         metrics_token=_optional("METRICS_TOKEN"),
-        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"),
+        # One store per home, whatever the working directory (its artifacts beside it: ``use_experiment``).
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
         log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
         squid_cache_ttl=_number("SQUID_CACHE_TTL", "60", float),
         qonsent_cache_ttl=_number("QONSENT_CACHE_TTL", "30", float),
