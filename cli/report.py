@@ -57,6 +57,7 @@ def run(
 
     request_start, request_end = _instant(start, "start"), _instant(end, "end")
     with reported_errors():
+        _check_database()  # before a kernel starts: an unreachable database is one line, not a failed cell
         request = ReportRequest(
             framework, request_start, request_end, organization, retention_days, source="cli", paper=paper, pdf=pdf
         )
@@ -108,6 +109,17 @@ def verify_subject(
     except OSError as exc:
         raise fail(f"cannot read bundle: {exc}") from exc
     typer.echo(f"verified: {result.events} events of {result.subject} in the tree of {result.tree_size}")
+
+
+def _check_database() -> None:
+    from models.ledger import Ledger
+    from qerberos.settings import get_settings
+
+    ledger = Ledger.from_settings(get_settings())
+    try:
+        ledger.size()
+    finally:
+        ledger.close()
 
 
 def list_reports(
