@@ -11,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from qerberos.settings import get_settings
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from pipelines.feature_table import FeatureTable
+
 
 models_app = typer.Typer(help="Train, evaluate and promote the anomaly detector (MLflow).", no_args_is_help=True)
 
@@ -38,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _read(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     if not path.exists():
         raise fail(f"no such file: {path}")
     try:

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from cli import _pidfile
@@ -280,6 +279,8 @@ def _prepare_multiprocess_metrics(settings: Settings) -> None:
 
 
 def _answers(settings: Settings) -> bool:
+    import httpx
+
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     try:
         return httpx.get(f"http://{host}:{settings.port}/health/live", timeout=1.0).status_code == 200
