@@ -16,6 +16,9 @@ COPY models ./models
 COPY analytics ./analytics
 COPY api ./api
 COPY pipelines ./pipelines
+# Package data: the default configuration and the notebooks (pyproject.toml's package-dir).
+COPY config ./config
+COPY notebooks ./notebooks
 RUN /opt/qerberos/bin/pip install --upgrade pip \
  && /opt/qerberos/bin/pip install .
 

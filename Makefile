@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: the runtime (what `make run` and the service need) and the dev extras on top (tests, lint, bench).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 # Debian packages the tests use: promtool (prometheus), amtool and Alertmanager (prometheus-alertmanager),
 # nginx (the compose proxy, run natively) and headless Chromium for PDF reports.
@@ -9,16 +11,22 @@ SYSTEM_PACKAGES := prometheus prometheus-alertmanager nginx chromium
 
 NOTEBOOK_STAMP := $(VENV)/.notebooks
 
-.PHONY: run test install system-deps start stop restart status bench lint clean notebooks
+.PHONY: run test install install-dev system-deps start stop restart status bench lint clean notebooks
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(RUNTIME_STAMP)
+
+install-dev: $(STAMP)
 
 $(NOTEBOOK_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
@@ -41,21 +49,21 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing > /dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/qerberos init
 	$(BIN)/qerberos serve
 
-start: $(STAMP)
+start: $(RUNTIME_STAMP)
 	$(BIN)/qerberos init
 	$(BIN)/qerberos start
 
-stop: $(STAMP)
+stop: $(RUNTIME_STAMP)
 	$(BIN)/qerberos stop
 
-restart: $(STAMP)
+restart: $(RUNTIME_STAMP)
 	$(BIN)/qerberos restart
 
-status: $(STAMP)
+status: $(RUNTIME_STAMP)
 	$(BIN)/qerberos status
 
 test: $(STAMP) system-deps

@@ -29,11 +29,10 @@ from scipy.spatial import KDTree
 from scipy.stats import skew
 from sklearn.utils import check_array
 
-from analytics.config_file import read_toml
+from analytics.config_file import config_path, read_toml
 from qerberos.errors import ConfigurationError, QerberosError
 
 __all__ = [
-    "DEFAULT_CONFIG",
     "FEATURE_COLUMNS",
     "REGISTRY",
     "DetectorConfig",
@@ -47,8 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "detectors.toml"
 
 # fmt: off
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -224,9 +221,9 @@ class DetectorConfig:
         return dataclasses.replace(self, features=features)
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG) -> DetectorConfig:
-    """Read and check a detectors TOML file (see ``config/detectors.toml`` for every key)."""
-    path = Path(path)
+def load_config(path: Path | str | None = None) -> DetectorConfig:
+    """Read and check a detectors TOML file (``path``, else the ``detectors.toml`` in force)."""
+    path = config_path(path, "detectors.toml")
     raw = read_toml(path, "detector")
     model = raw.get("model", {})
     alert = raw.get("alert", {})

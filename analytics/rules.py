@@ -19,14 +19,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from analytics.config_file import read_toml
+from analytics.config_file import config_path, read_toml
 from analytics.entities import address_entity
 from analytics.live_events import LiveEvent
 from analytics.taxonomy import STATUS_IDS, Taxonomy, default_taxonomy
 from qerberos.errors import ConfigurationError
 
 __all__ = [
-    "DEFAULT_RULES",
     "AnomalySettings",
     "DetectionConfig",
     "LiveSettings",
@@ -36,7 +35,6 @@ __all__ = [
     "load_detection_config",
 ]
 
-DEFAULT_RULES = Path(__file__).resolve().parents[1] / "config" / "rules.toml"
 RuleKind = Literal["count", "spray", "privilege", "off_hours", "new_location"]
 _KINDS = ("count", "spray", "privilege", "off_hours", "new_location")
 _SEVERITIES = ("low", "medium", "high", "critical")
@@ -154,10 +152,11 @@ def _check_categories(rule: RuleSpec, taxonomy: Taxonomy, path: Path) -> None:
         )
 
 
-def load_detection_config(path: Path | str = DEFAULT_RULES, taxonomy: Taxonomy | None = None) -> DetectionConfig:
-    """Read ``config/rules.toml``: the rules, the ``[anomaly]`` alerting and the ``[live]`` engine settings. The
-    rules' categories are checked against ``taxonomy`` (``config/taxonomy.toml`` by default)."""
-    path = Path(path)
+def load_detection_config(path: Path | str | None = None, taxonomy: Taxonomy | None = None) -> DetectionConfig:
+    """Read ``rules.toml`` (``path``, else the one in force): the rules, the ``[anomaly]`` alerting and the
+    ``[live]`` engine settings. The rules' categories are checked against ``taxonomy`` (the ``taxonomy.toml``
+    in force by default)."""
+    path = config_path(path, "rules.toml")
     raw = read_toml(path, "rules")
     taxonomy = taxonomy or default_taxonomy()
     rules = tuple(_spec(name, spec, path) for name, spec in raw.get("rules", {}).items())

@@ -23,13 +23,12 @@ from typing import Any
 
 import polars as pl
 
-from analytics.config_file import read_toml
+from analytics.config_file import config_path, read_toml
 from analytics.live_events import detail_pattern
 from qerberos.errors import ConfigurationError
 
 __all__ = [
     "CATEGORY_COLUMNS",
-    "DEFAULT_TAXONOMY",
     "OTHER_CLASS",
     "STATUS_IDS",
     "Category",
@@ -40,7 +39,6 @@ __all__ = [
     "load_taxonomy",
 ]
 
-DEFAULT_TAXONOMY = Path(__file__).resolve().parents[1] / "config" / "taxonomy.toml"
 OTHER_CLASS = "other"
 #: OCSF ``status_id`` of each status name.
 STATUS_IDS: Mapping[str, int] = {"unknown": 0, "success": 1, "failure": 2, "other": 99}
@@ -251,15 +249,15 @@ def _ocsf_class(key: str, spec: Mapping[str, Any], source: str) -> OcsfClass:
         raise ConfigurationError(f"{source}: class {key} needs uid, name and activities ({exc})") from exc
 
 
-def load_taxonomy(path: Path | str = DEFAULT_TAXONOMY) -> Taxonomy:
-    """Read a taxonomy file (``config/taxonomy.toml`` by default); an invalid one is a ``ConfigurationError``."""
-    path = Path(path)
+def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Read a taxonomy file (the ``taxonomy.toml`` in force by default); an invalid one is a ``ConfigurationError``."""
+    path = config_path(path, "taxonomy.toml")
     return Taxonomy(read_toml(path, "taxonomy"), str(path))
 
 
 @functools.cache
 def default_taxonomy() -> Taxonomy:
-    """The taxonomy of ``config/taxonomy.toml``, read once per process."""
+    """The taxonomy of the ``taxonomy.toml`` in force, read once per process."""
     return load_taxonomy()
 
 

@@ -6,6 +6,9 @@ a conflict); 2 the command could not run (bad usage, missing configuration, an u
 
 from __future__ import annotations
 
+import importlib.metadata
+from typing import Annotated
+
 import typer
 
 from cli import (
@@ -27,8 +30,7 @@ from cli import (
     taxonomy,
     witness,
 )
-from cli._common import EXIT_CANNOT_RUN, private_files
-from qerberos.errors import QerberosError
+from cli._common import enable_debug, run_app
 
 app = typer.Typer(
     name="qerberos",
@@ -37,6 +39,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"qerberos {importlib.metadata.version('qerberos')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    # The root command's own options (its help is the app's).
+    if debug:
+        enable_debug()
+
 
 for command_group in (
     ledger,
@@ -61,10 +82,5 @@ for command_group in (
 
 
 def main() -> None:
-    """The console script: any qerberos error left unhandled (bad settings, say) is one line and exit 2."""
-    private_files()
-    try:
-        app()
-    except QerberosError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise SystemExit(EXIT_CANNOT_RUN) from exc
+    """The console script: any error left unhandled is one line and exit 2 (a traceback with ``--debug``)."""
+    run_app(app)

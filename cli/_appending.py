@@ -6,11 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from cli._common import fail
-from models.ledger import Ledger
-from models.records import NewEvent
+
+if TYPE_CHECKING:
+    from models.ledger import Ledger
+    from models.records import NewEvent
+
 
 __all__ = ["append_in_batches", "counted_lines", "open_input"]
 
@@ -45,6 +48,7 @@ def append_in_batches(ledger: Ledger, events: Iterable[NewEvent], batch_size: in
     """Append ``events`` ``batch_size`` at a time; an error while reading a batch writes nothing of it. What
     was appended is signed in a checkpoint at the end, also when a later batch failed. Returns how many events
     were new."""
+
     appended = 0
     batch: list[NewEvent] = []
     try:

@@ -1,6 +1,6 @@
 """``qerberos models``: train, tune, evaluate, promote, rollback and list the detector in MLflow.
 
-Tracking store: ``QERBEROS_MLFLOW_TRACKING_URI`` (default the local ``mlruns/``). Exit codes: 0 done;
+Tracking store: ``QERBEROS_MLFLOW_TRACKING_URI`` (default ``$QERBEROS_HOME/mlflow.db``). Exit codes: 0 done;
 1 refused (the promotion gate said no, a data gate failed); 2 the command could not run.
 Without ``--features``, ``train`` and ``tune`` work on ``pipelines.feature_table.default_feature_table``: the
 ledger's features when it holds events, else a simulated, labelled table.
@@ -11,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
 from qerberos.settings import get_settings
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from pipelines.feature_table import FeatureTable
+
 
 models_app = typer.Typer(help="Train, evaluate and promote the anomaly detector (MLflow).", no_args_is_help=True)
 
@@ -38,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _read(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     if not path.exists():
         raise fail(f"no such file: {path}")
     try:
@@ -59,9 +63,9 @@ def _feature_table(features: Path | None) -> FeatureTable:
 
 
 def _config(path: Path | None):  # type: ignore[no-untyped-def]
-    from analytics.detectors import DEFAULT_CONFIG, load_config
+    from analytics.detectors import load_config
 
-    return load_config(path or DEFAULT_CONFIG)
+    return load_config(path)
 
 
 @models_app.command("train")

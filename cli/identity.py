@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
 
 from cli._common import reported_errors
 from qerberos.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 identity_app = typer.Typer(help="Local identities: their permissions and tokens.", no_args_is_help=True)
 

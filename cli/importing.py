@@ -4,18 +4,17 @@ sign-ins, Office 365 audit, OpenSSH, OCSF) as audit events, mapped by ``analytic
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from analytics.importers import FORMATS, ImportFailure, import_events
-from cli._appending import append_in_batches, counted_lines, open_input
+from analytics.importers import FORMATS
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from models.ledger import Ledger
-from models.records import NewEvent
-from models.wire_events import convert_event
 from qerberos.errors import QerberosError
 from qerberos.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.records import NewEvent
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +35,9 @@ def import_log(
     line, and nothing of its batch is written. A record imported again is not appended twice (its event id
     comes from the record). What was appended is signed in a checkpoint at the end.
     """
+    from cli._appending import append_in_batches, counted_lines, open_input
+    from models.ledger import Ledger
+
     if format not in FORMATS:
         raise fail(f"unknown format {format!r}: one of {', '.join(FORMATS)}")
     with (
@@ -51,6 +53,9 @@ def import_log(
 def imported(format: str, lines: Iterable[bytes], year: int | None = None) -> Iterator[NewEvent]:
     """The events of ``lines`` as the ledger takes them (validated as ``qerberos ingest`` validates), submitted
     by ``import:<format>``; a record that cannot be read, mapped or validated is a ``typer.Exit`` naming its line."""
+    from analytics.importers import ImportFailure, import_events
+    from models.wire_events import convert_event
+
     try:
         for item in import_events(format, lines, year=year):
             try:

@@ -7,22 +7,18 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, TextIO
 
 import typer
 
-from cli._appending import append_in_batches, open_input
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from models.export import export_bundle
-from models.identities import ensure_admin_token_file
-from models.ledger import Ledger
-from models.records import NewEvent
-from models.schema import prepare
-from models.verification import verify_ledger
-from models.wire_events import decode_event
 from qerberos import verifier
 from qerberos.errors import QerberosError
 from qerberos.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.ledger import Ledger
+    from models.records import NewEvent
 
 proof_app = typer.Typer(help="Print Merkle proofs as JSON (base64 hashes).", no_args_is_help=True)
 
@@ -39,6 +35,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _ledger() -> Ledger:
+    from models.ledger import Ledger
+
     return Ledger.from_settings(get_settings())
 
 
@@ -48,6 +46,9 @@ def init() -> None:
     The admin's token is written once, when it is created, to QERBEROS_HOME/admin.token (mode 600);
     the database keeps only its hash.
     """
+    from models.identities import ensure_admin_token_file
+    from models.schema import prepare
+
     settings = get_settings()
     with reported_errors(), prepare(settings) as ledger:
         typer.echo(f"qerberos home {settings.home}; ledger holds {ledger.size()} events")
@@ -67,12 +68,16 @@ def ingest(
     Each batch is validated whole before it is appended; a bad line stops the run, naming its line
     number, and nothing of its batch is written. What was appended is signed in a checkpoint at the end.
     """
+    from cli._appending import append_in_batches, open_input
+
     with reported_errors(), open_input(source) as stream, _ledger() as ledger:
         appended = append_in_batches(ledger, _decoded(stream), batch_size)
     typer.echo(f"appended {appended} events")
 
 
 def _decoded(stream: BinaryIO) -> Iterator[NewEvent]:
+    from models.wire_events import decode_event
+
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -126,6 +131,8 @@ def verify(
 ) -> None:
     """Re-derive everything and check it. Exit 0 intact, 1 tampered (naming the first bad sequence
     number or tree size), 2 could not run."""
+    from models.verification import verify_ledger
+
     trusted = [_read_text(path) for path in trusted_checkpoint or []]
     if bundle is not None:
         _verify_bundle(bundle, trusted)
@@ -168,6 +175,8 @@ def export(
     """Write a self-contained bundle (records as JSON lines, checkpoints and the verifier keys), or with
     --format ocsf every event as an OCSF 1.7 event of its class (--alerts: every alert as a Detection
     Finding), one per line, for a SIEM."""
+    from models.export import export_bundle
+
     if format == "ocsf":
         _export_ocsf(destination, alerts)
         return

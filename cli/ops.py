@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from cli.serve import running_services
-from pipelines.backup import create_backup
-from pipelines.restore import RestoreRefusedError, restore_backup
 from qerberos.settings import Settings, get_settings
 
 
@@ -24,6 +21,8 @@ def backup(directory: Annotated[Path, typer.Argument(help="A new or empty direct
 
     The private keys are written encrypted with QERBEROS_KEY_PASSPHRASE; without it nothing is written.
     """
+    from pipelines.backup import create_backup
+
     settings = get_settings()
     with reported_errors(), progress_bar("backing up") as progress:
         manifest = create_backup(settings, directory, progress=progress)
@@ -60,6 +59,8 @@ def restore(
     Exit 1 when the backup is refused (tampered, forked from the published log, or older without
     --force --reason); nothing is replaced then. Stop the service first (`qerberos stop`).
     """
+    from pipelines.restore import RestoreRefusedError, restore_backup
+
     settings = get_settings()
     if force and not (reason and reason.strip()):
         raise fail("--force needs --reason TEXT: a forced restore is logged and audited with its reason")
@@ -85,6 +86,8 @@ def restore(
 
 def _refuse_while_running(settings: Settings) -> None:
     """A local service holding the database open must be stopped before its files are replaced."""
+    from cli.serve import running_services
+
     pids = running_services(settings.home)
     if pids:
         raise fail(f"qerberos is running (pid {', '.join(map(str, pids))}): stop it first with `qerberos stop`")

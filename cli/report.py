@@ -57,6 +57,7 @@ def run(
 
     request_start, request_end = _instant(start, "start"), _instant(end, "end")
     with reported_errors():
+        _check_database()  # before a kernel starts: an unreachable database is one line, not a failed cell
         request = ReportRequest(
             framework, request_start, request_end, organization, retention_days, source="cli", paper=paper, pdf=pdf
         )
@@ -110,6 +111,17 @@ def verify_subject(
     typer.echo(f"verified: {result.events} events of {result.subject} in the tree of {result.tree_size}")
 
 
+def _check_database() -> None:
+    from models.ledger import Ledger
+    from qerberos.settings import get_settings
+
+    ledger = Ledger.from_settings(get_settings())
+    try:
+        ledger.size()
+    finally:
+        ledger.close()
+
+
 def list_reports(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
 ) -> None:
@@ -133,19 +145,20 @@ def list_reports(
 
 
 def schedule(
-    config: Annotated[Path | None, typer.Option(help="Schedule file [config/reports.toml].")] = None,
+    config: Annotated[Path | None, typer.Option(help="Schedule file [the reports.toml in force].")] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit.")] = False,
 ) -> None:
     """Run the reports of the schedule file on their cron expressions (serves /metrics on
     QERBEROS_SCHEDULER_METRICS_PORT); a run missed during downtime is caught up once."""
-    from pipelines.schedule import DEFAULT_CONFIG, Scheduler, load_schedule, serve_metrics
+    from pipelines.schedule import Scheduler, load_schedule, serve_metrics
     from qerberos.logging import configure_logging
+    from qerberos.package_data import config_file
     from qerberos.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_dir)
     with reported_errors():
-        entries = load_schedule(config or DEFAULT_CONFIG)
+        entries = load_schedule(config or config_file("reports.toml", settings))
         scheduler = Scheduler(entries, settings)
         if once:
             for outcome in scheduler.tick():

@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from cli import _pidfile
-from cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, private_files
+from cli._common import EXIT_CANNOT_RUN, EXIT_REFUSED, fail, run_app
 from qerberos.settings import Settings, get_settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -85,7 +84,9 @@ def start(workers: Workers = None) -> None:
     command = [sys.executable, "-m", "cli.serve", "serve"]
     if workers is not None:
         command += ["--workers", str(workers)]
-    with open(settings.log_dir / "service.log", "ab") as output:
+    log = settings.log_dir / "service.log"
+    with open(log, "ab") as output:
+        this_run = output.tell()
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
         )
@@ -93,7 +94,8 @@ def start(workers: Workers = None) -> None:
     deadline = time.monotonic() + waited
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise fail(f"the service exited with code {process.returncode}; see {settings.log_dir / 'service.log'}")
+            cause = _failure_cause(log, this_run)
+            raise fail(f"the service exited with code {process.returncode}: {cause} (more in {log})")
         if _answers(settings):
             typer.echo(f"started (pid {process.pid}) on http://{settings.host}:{settings.port}")
             return
@@ -143,8 +145,31 @@ def status() -> None:
 
 
 def config() -> None:
-    """Print the effective settings as JSON, secrets masked."""
-    typer.echo(json.dumps(get_settings().public_view(), indent=2, sort_keys=True))
+    """Print the effective settings as JSON (passwords and tokens masked) and, under ``config_files``, the
+    configuration file in force for each of rules, detectors, risk and reports (QERBEROS_CONFIG_DIR's or
+    the packaged default)."""
+    from qerberos.package_data import config_files_in_force
+
+    settings = get_settings()
+    view = {**settings.public_view(), "config_files": config_files_in_force(settings)}
+    typer.echo(json.dumps(view, indent=2, sort_keys=True))
+
+
+def _failure_cause(log: Path, offset: int) -> str:
+    """What a failed start said last in ``service.log`` from ``offset`` on: its ``error:`` line, else the
+    message of its last error record (JSON lines), else its last line."""
+    with log.open("rb") as text:
+        text.seek(offset)
+        lines = [line.strip() for line in text.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError, AttributeError):
+            record = json.loads(line)
+            if record.get("level") in ("ERROR", "CRITICAL"):
+                return str(record.get("message", line))
+    return lines[-1] if lines else "it printed nothing"
 
 
 def _pid_path(settings: Settings) -> Path:
@@ -254,6 +279,8 @@ def _prepare_multiprocess_metrics(settings: Settings) -> None:
 
 
 def _answers(settings: Settings) -> bool:
+    import httpx
+
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     try:
         return httpx.get(f"http://{host}:{settings.port}/health/live", timeout=1.0).status_code == 200
@@ -263,10 +290,9 @@ def _answers(settings: Settings) -> bool:
 
 def main() -> None:
     """``python -m cli.serve``: these commands alone (``start`` launches ``serve`` this way)."""
-    private_files()
     app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     register(app)
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 
-from analytics.simulation import SimulationConfig, labels_path, write_simulation
-from analytics.simulation import simulate as run_simulation
 from cli._common import fail, progress_bar, reported_errors
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SOURCE = "cli"
 
@@ -33,6 +33,9 @@ def simulate(
     The ground truth goes to ``<out stem>.labels.parquet`` (with --ingest alone: into QERBEROS_HOME), never
     into the events.
     """
+    from analytics.simulation import SimulationConfig, labels_path, write_simulation
+    from analytics.simulation import simulate as run_simulation
+
     if out is None and not ingest:
         raise fail("give --out FILE.parquet, --ingest, or both")
     config = SimulationConfig(identities, days, seed, events_per_day=events_per_day, attacks_per_kind=attacks_per_kind)

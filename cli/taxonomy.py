@@ -7,23 +7,23 @@ import collections
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from analytics.importers import FORMATS
-from analytics.taxonomy import DEFAULT_TAXONOMY, OTHER_CLASS, Category, load_taxonomy
-from cli._appending import open_input
 from cli._common import EXIT_REFUSED, fail, progress_bar, reported_errors
-from cli.importing import imported
-from models.records import NewEvent
-from models.wire_events import decode_event
 from qerberos.errors import QerberosError
+
+if TYPE_CHECKING:
+    from models.records import NewEvent
 
 taxonomy_app = typer.Typer(help="The event taxonomy: check how events are classified, apply it to history.")
 _INGEST = "ingest"
 
-TaxonomyPath = Annotated[Path, typer.Option("--taxonomy", help="The taxonomy file.")]
+TaxonomyPath = Annotated[
+    Path | None, typer.Option("--taxonomy", help="The taxonomy file [the taxonomy.toml in force].")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,12 +36,15 @@ def check(
     format: Annotated[
         str, typer.Option("--format", "-f", help=f"{_INGEST} (JSON lines, as qerberos ingest) or {', '.join(FORMATS)}.")
     ] = _INGEST,
-    taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY,
+    taxonomy_path: TaxonomyPath = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as one JSON object.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when some event falls into 'other'.")] = False,
 ) -> None:
     """Show how the events of SOURCE would be classified: events per class and activity, and every type that
     falls into "other" (no rule recognises it), with its layer and count. Nothing is written."""
+    from analytics.taxonomy import OTHER_CLASS, Category, load_taxonomy
+    from cli._appending import open_input
+
     if format != _INGEST and format not in FORMATS:
         raise fail(f"unknown format {format!r}: {_INGEST} or one of {', '.join(FORMATS)}")
     with reported_errors():
@@ -63,6 +66,9 @@ def check(
 
 
 def _events(stream: BinaryIO, format: str) -> Iterator[NewEvent]:
+    from cli.importing import imported
+    from models.wire_events import decode_event
+
     if format != _INGEST:
         yield from imported(format, stream)
         return
@@ -86,6 +92,8 @@ def _summary(
 
 
 def _print(classes: collections.Counter[tuple[str, str]], unrecognised: collections.Counter[tuple[str, str]]) -> None:
+    from analytics.taxonomy import OTHER_CLASS
+
     total = sum(classes.values())
     typer.echo(f"{total} events")
     for (class_key, activity), count in sorted(classes.items()):
@@ -99,9 +107,10 @@ def _print(classes: collections.Counter[tuple[str, str]], unrecognised: collecti
 
 
 @taxonomy_app.command("apply")
-def apply(taxonomy_path: TaxonomyPath = DEFAULT_TAXONOMY) -> None:
+def apply(taxonomy_path: TaxonomyPath = None) -> None:
     """Store the category of every event not yet classified; after a change of the taxonomy file, of all
     history again (the stored categories carry the digest of the taxonomy they come from)."""
+    from analytics.taxonomy import load_taxonomy
     from models.categories import CategoryStore
     from models.database import create_ledger_engine
     from pipelines.categories import catch_up

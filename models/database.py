@@ -287,6 +287,20 @@ def refused_for_its_data(exc: BaseException | None) -> bool:
     return isinstance(exc, _DATA_ERRORS)
 
 
+def unusable_database_cause(exc: BaseException) -> str | None:
+    """The driver's first line when ``exc``, or an exception behind it, is the database failing as a whole
+    (unreachable, refusing the login, locked, its schema missing) rather than refusing a row for its data;
+    None when no database error is behind ``exc``."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DATABASE_ERRORS) and not refused_for_its_data(current):
+            return _first_line(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     """The class and first line of the driver's message: never the SQL text or parameters SQLAlchemy adds."""
     cause = getattr(exc, "orig", None) or exc

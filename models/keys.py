@@ -40,6 +40,7 @@ from qerberos.durable import fsync_directory
 from qerberos.errors import ConfigurationError, QerberosError
 
 __all__ = [
+    "ENCRYPTED_IN_HOME",
     "KeyInfo",
     "ensure_key",
     "generate",
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 _MANIFEST = "keys.json"
 _LOCK = ".lock"
 _FORMAT = 1
+# In a backup's keys.json (where every key is encrypted): whether the key was encrypted in its home.
+ENCRYPTED_IN_HOME = "encrypted_in_home"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,6 +183,25 @@ def locked(directory: Path) -> Iterator[Path]:
         yield directory
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+def restore_protection(directory: Path, passphrase: str) -> None:
+    """Give the keys of a backup's copy (``directory``, all encrypted) the protection they had in their home:
+    each the backup records as unencrypted there (``ENCRYPTED_IN_HOME`` false) is decrypted again, so a home
+    that ran without a passphrase still starts without one. A backup that does not say keeps its keys encrypted."""
+    path = directory / _MANIFEST
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for entry in document["keys"]:
+        if entry.pop(ENCRYPTED_IN_HOME, True) or not entry["encrypted"]:
+            continue
+        key_file = directory / Path(str(entry["file"])).name
+        try:
+            private = load_pem_private_key(key_file.read_bytes(), passphrase.encode("utf-8"))
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"cannot load signing key {key_file} (wrong passphrase?)") from exc
+        _write_private(key_file, private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        entry["encrypted"] = False
+    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), 0o644)
 
 
 def write_atomically(path: Path, data: bytes, mode: int) -> None:

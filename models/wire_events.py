@@ -10,11 +10,11 @@ Struct) that names every failing field, not only the first.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import jsonschema
 import msgspec
 
 from models.records import ERASURE_TYPE, OWN_LAYER, Actor, NewEvent
@@ -61,7 +61,15 @@ class AuditEventRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
 
 
 _converter_schema = msgspec.json.schema(AuditEventRequest)
-_validator = jsonschema.Draft202012Validator(_converter_schema)
+
+
+@functools.cache
+def _validator() -> Any:
+    """The JSON-Schema validator of a refused event, built on the first refusal: jsonschema costs about a
+    second and some megabytes to import, which a process that is only sent valid events never pays."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_converter_schema)
 
 
 def decode_event(raw: bytes | str) -> AuditEventRequest:
@@ -122,7 +130,7 @@ def _depth(value: Mapping[str, Any] | list[Any]) -> int:
 
 def _field_errors(parsed: Any, first_error: str) -> ValidationError:
     errors: dict[str, str] = {}
-    for error in _validator.iter_errors(parsed):
+    for error in _validator().iter_errors(parsed):
         path = ".".join(str(part) for part in error.absolute_path) or "$"
         prefix = f"{path}." if path != "$" else ""
         if error.validator == "required":

@@ -15,7 +15,8 @@ Layout of DIR (refused if DIR exists and is not empty):
 - ``database/qerberos.db`` (SQLite) or ``database/qerberos.dump`` (PostgreSQL custom format);
 - ``config.json``: ``Settings.public_view()`` (secrets masked);
 - ``keys/``: ``keys.json`` and one PKCS#8 PEM per key, encrypted with ``QERBEROS_KEY_PASSPHRASE``
-  (required: unencrypted private keys are never written into a backup);
+  (required: unencrypted private keys are never written into a backup); ``keys.json`` records whether each
+  key was encrypted in its home (``encrypted_in_home``), which restore gives back;
 - ``checkpoints.jsonl``: every signed checkpoint of the snapshot, then the backup's own;
 - ``reports/`` (``QERBEROS_HOME/reports`` if present);
 - ``mlflow/<folder>/``: a local MLflow store. An SQLite store: its database (SQLite's backup API, a
@@ -269,14 +270,15 @@ def _backup_keys(home: Path, target: Path, passphrase: str) -> None:
             file.write(encrypted)
     document = json.loads((source / "keys.json").read_text(encoding="utf-8"))
     for entry in document["keys"]:
+        entry[keys.ENCRYPTED_IN_HOME] = entry["encrypted"]  # restore gives each key its protection back
         entry["encrypted"] = True
     _write_json(target / "keys.json", document)
 
 
 def mlflow_local_store(tracking_uri: str) -> Path | None:
     """The local directory of an MLflow store, None if remote: a ``file:`` store, or the directory of an
-    SQLite store's file, which holds its artifacts too in the default layout (``mlruns/mlflow.db`` beside
-    ``mlruns/<experiment>/``)."""
+    SQLite store's file, which holds its artifacts too in the default layout (``$QERBEROS_HOME/mlflow.db``
+    beside ``$QERBEROS_HOME/<experiment>/``)."""
     parsed = urllib.parse.urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         return Path(urllib.parse.unquote(parsed.path or tracking_uri)).resolve()

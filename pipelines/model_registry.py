@@ -130,7 +130,7 @@ def client(tracking_uri: str) -> MlflowClient:
 
 
 def _ensure_local_store(tracking_uri: str) -> None:
-    """A local SQLite store (the default ``mlruns/mlflow.db``) needs its directory before MLflow opens it."""
+    """A local SQLite store (the default ``$QERBEROS_HOME/mlflow.db``) needs its directory before MLflow opens it."""
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 

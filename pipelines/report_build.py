@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 import polars as pl
 
@@ -40,11 +39,10 @@ from models.risk_store import RiskStore
 from models.verification import verify_ledger
 from qerberos import verifier
 from qerberos.errors import QerberosError, ValidationError
+from qerberos.package_data import CONFIG_FILES, config_file
 
 logger = logging.getLogger(__name__)
 DETECTOR_MODEL = "qerberos-detector"
-#: The configuration the report fingerprints (change management: CC8.1).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
 def build_report(
@@ -104,9 +102,10 @@ def build_report(
     )
 
 
-def configuration_fingerprints(directory: Path = CONFIG_DIR) -> dict[str, str]:
-    """Each configuration file's SHA-256 (``*.toml`` of the configuration directory), by file name."""
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(directory.glob("*.toml"))}
+def configuration_fingerprints() -> dict[str, str]:
+    """The SHA-256 of each configuration file in force (``QERBEROS_CONFIG_DIR``'s or the packaged default), by
+    file name: what the report fingerprints for change management (CC8.1)."""
+    return {name: hashlib.sha256(config_file(name).read_bytes()).hexdigest() for name in sorted(CONFIG_FILES)}
 
 
 def local_identities(ledger: Ledger) -> pl.DataFrame | None:

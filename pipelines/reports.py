@@ -47,11 +47,12 @@ from models.ledger import Ledger
 from models.records import Actor, LedgerRecord, NewEvent
 from pipelines.scheduled_verification import VERIFICATION_FAILURES
 from qerberos.errors import NotFoundError, QerberosError, ValidationError
+from qerberos.package_data import config_file, notebook
 from qerberos.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compliance_report.ipynb"
+NOTEBOOK = "compliance_report.ipynb"
 EVENT_TYPE = "compliance.report.generated"
 MANIFEST = "manifest.json"
 EVIDENCE_MANIFEST = "evidence-manifest.json"
@@ -274,9 +275,7 @@ def _paper(request: ReportRequest, settings: Settings) -> str:
 def retention_policy(retention_days: int | None, config: Path | None = None) -> RetentionPolicy:
     """The ``[retention]`` table of the reports' configuration (``default_days``, ``[retention.modules]``:
     days per module), with ``retention_days`` in place of its default when given."""
-    from pipelines.schedule import DEFAULT_CONFIG
-
-    table = read_toml(config or DEFAULT_CONFIG, "reports").get("retention", {})
+    table = read_toml(config or config_file("reports.toml"), "reports").get("retention", {})
     try:
         default = table.get("default_days") if retention_days is None else retention_days
         modules = {str(module): int(days) for module, days in table.get("modules", {}).items()}
@@ -317,7 +316,7 @@ def _execute(
     }
     try:
         papermill.execute_notebook(
-            str(NOTEBOOK),
+            str(notebook(NOTEBOOK)),
             str(directory / OUTPUTS["ipynb"]),
             parameters=parameters,
             kernel_name=KERNEL,

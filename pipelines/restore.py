@@ -134,7 +134,7 @@ def restore_backup(
         _refuse_rollback(directory, manifest, published, consistency, older=older, force=force, reason=reason)
         _replace_database(settings, directory, manifest, scratch)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    _replace_tree(directory / "keys", keys.keys_dir(settings.home), stamp, private=True)
+    _restore_keys(settings, directory, passphrase, stamp)
     _restart_signer_memory(settings.home, manifest.checkpoint, stamp, forced=force)
     if (directory / "reports").is_dir():
         _replace_tree(directory / "reports", settings.home / "reports", stamp)
@@ -450,6 +450,17 @@ def _replace_database(settings: Settings, directory: Path, manifest: BackupManif
         logger.info("the replaced database is kept as %s", aside)
     os.replace(path, live)
     fsync_directory(live.parent)
+
+
+def _restore_keys(settings: Settings, directory: Path, passphrase: str, stamp: str) -> None:
+    """The backup's keys replace the home's, each with the protection it had when backed up (a key that was
+    unencrypted comes back unencrypted, so the service still starts without a passphrase)."""
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.home, prefix=".keys-restore-") as staging:
+        restored = Path(staging) / "keys"
+        shutil.copytree(directory / "keys", restored)
+        keys.restore_protection(restored, passphrase)
+        _replace_tree(restored, keys.keys_dir(settings.home), stamp, private=True)
 
 
 def _replace_tree(source: Path, target: Path, stamp: str, *, private: bool = False) -> None:

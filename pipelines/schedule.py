@@ -45,7 +45,6 @@ from qerberos.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "reports.toml"
 STATE_FILE = "schedule-state.json"
 PeriodKind = Literal["previous-day", "previous-week", "previous-month", "interval"]
 PERIODS: tuple[PeriodKind, ...] = ("previous-day", "previous-week", "previous-month", "interval")

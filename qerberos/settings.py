@@ -9,15 +9,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from qerberos import verifier
 from qerberos.errors import ConfigurationError
 
-_SECRET_FIELDS = frozenset(
-    {"metrics_token", "key_passphrase", "database_url", "redis_url", "monitor_token", "events_url"}
-)
+# Secrets as a whole; besides these, every URL of every setting has its password masked (``mask_url``).
+_SECRET_FIELDS = frozenset({"metrics_token", "key_passphrase", "monitor_token"})
+_PASSWORD_PARAMETERS = frozenset({"password", "passwd", "pwd"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,32 +85,51 @@ class Settings:
     mcp_port: int = 3040
     # ``/schema`` (the API's docs page) and its documents need no token; ``QERBEROS_PUBLIC_SCHEMA=false`` hides them.
     public_schema: bool = True
+    # A directory whose configuration files (``qerberos.package_data.CONFIG_FILES``) replace the defaults
+    # shipped in the package; a file it lacks keeps its default.
+    config_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
     def public_view(self) -> dict[str, Any]:
-        """The settings with secrets masked, for ``qerberos config`` and ``/health/detailed``."""
+        """The settings with secrets masked, for ``qerberos config``, backups and ``/health/detailed``: tokens
+        and the passphrase whole, and the password of every URL (database, Redis, MLflow, witnesses...)."""
         view: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in _SECRET_FIELDS and value:
-                value = _mask(str(value))
-            view[field.name] = str(value) if isinstance(value, Path) else value
+            view[field.name] = "***" if field.name in _SECRET_FIELDS and value else _without_passwords(value)
         return view
 
 
-def _mask(value: str) -> str:
-    """Hide passwords inside URLs and whole secrets elsewhere."""
-    if "://" in value:
-        scheme, _, rest = value.partition("://")
-        credentials, at, location = rest.rpartition("@")
-        if not at:
-            return value
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{location}"
-    return "***"
+def mask_url(url: str) -> str:
+    """``url`` with its password (in its authority, or a ``password`` query parameter) replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"  # not a URL we can read: show none of it
+    masked = url
+    if password is not None:
+        userinfo, _, location = parts.netloc.rpartition("@")
+        masked = masked.replace(parts.netloc, f"{userinfo.split(':', 1)[0]}:***@{location}", 1)
+    if parts.query:
+        parameters = [
+            f"{name}=***" if name.lower() in _PASSWORD_PARAMETERS else f"{name}{sign}{value}"
+            for name, sign, value in (item.partition("=") for item in parts.query.split("&"))
+        ]
+        masked = masked.replace(f"?{parts.query}", "?" + "&".join(parameters), 1)
+    return masked
+
+
+def _without_passwords(value: Any) -> Any:
+    """A setting's value for display: URLs masked (also inside tuples), paths as text."""
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    if isinstance(value, tuple):
+        return [_without_passwords(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _env(name: str, default: str) -> str:
@@ -144,6 +164,17 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigurationError(f"QERBEROS_{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+def _directory(name: str) -> Path | None:
+    """An optional directory that must exist when it is set (a typo must not silently mean the defaults)."""
+    text = _optional(name)
+    if text is None:
+        return None
+    path = Path(text).resolve()
+    if not path.is_dir():
+        raise ConfigurationError(f"QERBEROS_{name} is not a directory: {path}")
+    return path
 
 
 def _witnesses() -> tuple[tuple[str, str], ...]:
@@ -184,7 +215,8 @@ def load_settings() -> Settings:
         auth_failures_per_minute=_number("AUTH_FAILURES_PER_MINUTE", "60", int),
         max_body_bytes=_number("MAX_BODY_BYTES", str(16 * 1024 * 1024), int),
         metrics_token=_optional("METRICS_TOKEN"),
-        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"),
+        # One store per home, whatever the working directory (its artifacts beside it: ``use_experiment``).
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
         log_dir=Path(_env("LOG_DIR", str(home.parent / "logs"))).resolve(),
         squid_cache_ttl=_number("SQUID_CACHE_TTL", "60", float),
         qonsent_cache_ttl=_number("QONSENT_CACHE_TTL", "30", float),
@@ -207,6 +239,7 @@ def load_settings() -> Settings:
         mcp_identity=_env("MCP_IDENTITY", "mcp"),
         mcp_port=_number("MCP_PORT", "3040", int),
         public_schema=_choice("PUBLIC_SCHEMA", "true", ("true", "false")) == "true",
+        config_dir=_directory("CONFIG_DIR"),
     )
 
 

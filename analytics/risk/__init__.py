@@ -6,7 +6,7 @@ with the weights of ``config/risk.toml`` (``config.py``), over the identity's le
 records a level change as ``q.qerberos.risk.scored.v1``.
 """
 
-from analytics.risk.config import ADDITIVE_FACTORS, DEFAULT_CONFIG, FACTOR_NAMES, RiskConfig, load_config
+from analytics.risk.config import ADDITIVE_FACTORS, FACTOR_NAMES, RiskConfig, load_config
 from analytics.risk.factors import CONTEXT_KEYS, AlertView, DetectorScoreView, HistoryEvent, OperationContext
 from analytics.risk.levels import LEVELS, Level, level_for
 from analytics.risk.scoring import Factor, RiskAssessment, RiskInputs, assess, select_factors
@@ -14,7 +14,6 @@ from analytics.risk.scoring import Factor, RiskAssessment, RiskInputs, assess, s
 __all__ = [
     "ADDITIVE_FACTORS",
     "CONTEXT_KEYS",
-    "DEFAULT_CONFIG",
     "FACTOR_NAMES",
     "LEVELS",
     "AlertView",

@@ -8,10 +8,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from analytics.config_file import read_toml
+from analytics.config_file import config_path, read_toml
 from qerberos.errors import ConfigurationError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "risk.toml"
 _HOUR_MS = 3_600_000
 
 #: Every factor an answer can carry, in answer order. ``operation_criticality`` is the multiplier's share,
@@ -124,9 +123,9 @@ class RiskConfig:
         return dataclasses.replace(self, **changes)
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG) -> RiskConfig:
-    """Read and check a risk TOML file (every key optional; see ``config/risk.toml``)."""
-    path = Path(path)
+def load_config(path: Path | str | None = None) -> RiskConfig:
+    """Read and check a risk TOML file (``path``, else the ``risk.toml`` in force; every key optional)."""
+    path = config_path(path, "risk.toml")
     raw = read_toml(path, "risk")
     try:
         return _from_mapping(raw)

@@ -16,11 +16,11 @@ JetStream, within its duplicate window, through the ``Nats-Msg-Id`` header). The
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import uuid
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ from models.records import LedgerRecord
 from pipelines.alert_service import ALERT_CREATED, DETECTOR_SOURCE
 from pipelines.risk.level_events import LEDGER_TYPE as RISK_LEVEL_CHANGED
 from pipelines.risk.level_events import RISK_ACTOR
-from pipelines.risk.level_events import SCHEMA_PATH as RISK_SCORED_SCHEMA_PATH
+from pipelines.risk.level_events import SCHEMA_FILE as RISK_SCORED_SCHEMA_FILE
 
 __all__ = [
     "ALERT_CREATED_EVENT",
@@ -48,11 +48,12 @@ ALERT_CREATED_EVENT = "q.qerberos.alert.created.v1"
 RISK_SCORED_EVENT = "q.qerberos.risk.scored.v1"
 EVENT_TYPES = (AUDIT_LOGGED_EVENT, ALERT_CREATED_EVENT, RISK_SCORED_EVENT)
 CONTENT_TYPE = "application/cloudevents+json"
-_SCHEMAS = Path(__file__).with_name("schemas")
+# Package data (importlib.resources), so an installed wheel finds them wherever it runs.
+_SCHEMAS = importlib.resources.files("pipelines.events") / "schemas"
 _SCHEMA_PATHS = {
     AUDIT_LOGGED_EVENT: _SCHEMAS / "audit-logged.event.json",
     ALERT_CREATED_EVENT: _SCHEMAS / "alert-created.event.json",
-    RISK_SCORED_EVENT: RISK_SCORED_SCHEMA_PATH,
+    RISK_SCORED_EVENT: importlib.resources.files("pipelines.risk") / RISK_SCORED_SCHEMA_FILE,
 }
 # (ledger type, the source only qerberos's own services append with) -> the event the record also publishes;
 # the source is set by the server from the caller's authentication, so no caller can forge one of these

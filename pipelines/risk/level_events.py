@@ -1,15 +1,15 @@
 """The ``q.qerberos.risk.scored.v1`` event: its payload and the ledger event that records a level change.
 
 The upstream catalogue has no schema for this event; qerberos defines it in ``risk-scored.event.json``
-(beside this module), in the style of the upstream ``events/*.event.json``.
+(package data beside this module), in the style of the upstream ``events/*.event.json``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from analytics.risk.scoring import RiskAssessment
@@ -19,7 +19,7 @@ from models.risk_store import LevelChange
 EVENT_NAME = "q.qerberos.risk.scored.v1"
 LEDGER_TYPE = "risk.level.changed"
 RISK_ACTOR = "qerberos:risk"
-SCHEMA_PATH = Path(__file__).with_name("risk-scored.event.json")
+SCHEMA_FILE = "risk-scored.event.json"
 _NAMESPACE = uuid.UUID("5d7c9f0a-2b41-4e8e-9a3c-7f1e2d4b6a80")
 
 
@@ -66,5 +66,6 @@ def level_changed_event(assessment: RiskAssessment, change: LevelChange) -> NewE
 
 
 def schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    text = importlib.resources.files("pipelines.risk").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
     return loaded

@@ -18,8 +18,9 @@ from prometheus_client import REGISTRY
 
 from models.ledger import initialise
 from pipelines.reports import ReportRequest, ReportResult
-from pipelines.schedule import DEFAULT_CONFIG, ScheduleEntry, Scheduler, load_schedule, period_for, serve_metrics
+from pipelines.schedule import ScheduleEntry, Scheduler, load_schedule, period_for, serve_metrics
 from pipelines.scheduled_verification import verify_now
+from qerberos.package_data import config_file
 from qerberos.settings import Settings
 from tests.integration.ledger.helpers import event
 
@@ -126,7 +127,7 @@ def test_periods_of_the_schedule_kinds() -> None:
 
 
 def test_the_shipped_schedule_loads() -> None:
-    assert {"soc2", "gdpr", "iso27001"} == {entry.framework for entry in load_schedule(DEFAULT_CONFIG)}
+    assert {"soc2", "gdpr", "iso27001"} == {entry.framework for entry in load_schedule(config_file("reports.toml"))}
 
 
 def test_metrics_are_served_on_their_port(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

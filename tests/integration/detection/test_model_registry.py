@@ -19,11 +19,13 @@ from pipelines.model_registry import (
     client,
     load_champion,
     load_version,
+    use_experiment,
     use_tracking_uri,
 )
 from pipelines.promote import list_versions, promote, rollback
 from pipelines.train import EXPERIMENT, train
 from qerberos.errors import NotFoundError, ValidationError
+from qerberos.settings import load_settings
 from tests.unit.detection.synthetic import synthetic_features
 
 
@@ -168,3 +170,16 @@ def test_history_is_a_registered_model_tag(store):
     promote(store, "2")
     tags = client(store).get_registered_model(MODEL_NAME).tags
     assert ["1", "2"] == json.loads(tags["champion_history"])
+
+
+def test_the_default_store_is_the_homes_whatever_the_working_directory(tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("QERBEROS_HOME", str(home))
+    monkeypatch.delenv("QERBEROS_MLFLOW_TRACKING_URI", raising=False)
+    uri = load_settings().mlflow_tracking_uri
+    use_experiment(uri, EXPERIMENT)
+    location = mlflow.get_experiment_by_name(EXPERIMENT).artifact_location
+    assert (f"sqlite:///{home / 'mlflow.db'}", (home / EXPERIMENT).as_uri()) == (uri, location)
+    assert [] == list(elsewhere.iterdir())

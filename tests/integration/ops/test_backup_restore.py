@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from mlflow.tracking import MlflowClient
 
 from models import keys
@@ -319,3 +320,22 @@ def test_sqlite_a_backup_that_fails_midway_leaves_nothing_behind(
 
     assert (2, True) == (code, "cannot write the backup" in output), output
     assert [] == list((tmp_path / "backups").iterdir())
+
+
+def test_sqlite_restore_gives_each_key_the_protection_it_had_in_its_home(live_sqlite: Settings, tmp_path: Path) -> None:
+    live = live_sqlite  # its first key made without a passphrase; a second, rotated in, with one
+    keys.rotate(live.home, live.log_origin, PASSPHRASE)
+    before = {key.key_id: key.encrypted for key in keys.list_keys(live.home)}
+    assert [False, True] == sorted(before.values())
+    append(live, 5)
+    backup = tmp_path / "backup"
+    assert 0 == run("backup", str(backup))[0]
+
+    code, output = run("restore", str(backup))
+    assert 0 == code, output
+    restored = keys.list_keys(live.home)
+    assert before == {key.key_id: key.encrypted for key in restored}
+    for key in restored:  # each file as its manifest entry says: readable without the passphrase iff unencrypted
+        password = PASSPHRASE.encode() if key.encrypted else None
+        load_pem_private_key((keys.keys_dir(live.home) / key.file).read_bytes(), password)
+    assert 0 == run("verify")[0]

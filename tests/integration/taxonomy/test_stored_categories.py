@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import tomllib
 
-from analytics.taxonomy import DEFAULT_TAXONOMY, Taxonomy, default_taxonomy
+from analytics.taxonomy import Taxonomy, default_taxonomy
 from models.categories import CategoryStore
 from models.records import Actor, NewEvent
 from models.schema import prepare
 from pipelines.categories import catch_up
+from qerberos.package_data import config_file
 from qerberos.settings import Settings
 
 AUTHENTICATION, OTHER, API = 3002, 0, 6003
@@ -36,7 +37,7 @@ def test_history_is_classified_counted_and_classified_again_after_a_taxonomy_cha
         assert 1 == catch_up(ledger.engine, taxonomy)
         assert {AUTHENTICATION: 2, OTHER: 2, API: 1} == store.class_counts()
 
-        raw = tomllib.loads(DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
+        raw = tomllib.loads(config_file("taxonomy.toml").read_text(encoding="utf-8"))
         raw["rules"].insert(0, {"types": ["frob*"], "class": "api_activity", "activity": "update"})
         changed = Taxonomy(raw, "changed")
         assert 5 == catch_up(ledger.engine, changed)  # history again, under the new taxonomy

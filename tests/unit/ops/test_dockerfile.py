@@ -105,7 +105,9 @@ def test_build_context_sources_exist_and_are_not_docker_ignored() -> None:
         if not arguments.startswith("--from")
         for word in arguments.split()[:-1]
     ]
-    assert {"pyproject.toml", "README.md", "qerberos", "cli", "models", "analytics", "api", "pipelines"} == set(sources)
+    packages = {"qerberos", "cli", "models", "analytics", "api", "pipelines"}
+    package_data = {"config", "notebooks"}  # pyproject.toml's package-dir: shipped inside the qerberos package
+    assert {"pyproject.toml", "README.md", *packages, *package_data} == set(sources)
     assert [source for source in sources if not (REPO / source).exists()] == []
     assert set() == set(sources) & ignored
     assert {".venv", ".git", "data", "tests"} <= ignored

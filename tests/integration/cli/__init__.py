@@ -1,0 +1,1 @@
+"""The qerberos command as operators run it: real processes, their output and exit codes."""
