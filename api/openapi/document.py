@@ -19,6 +19,7 @@ import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from analytics.importers import FORMATS as IMPORT_FORMATS
 from analytics.risk import CONTEXT_KEYS, LEVELS
 from api.controllers.risk import MAX_LIMIT, RiskScoreRequest
 from api.errors import ErrorResponse
@@ -81,8 +82,13 @@ PARAMETERS: Mapping[tuple[str, str], Mapping[str, Any]] = {
     ("listRiskiestIdentities", "limit"): {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
     ("getTile", "path"): {"type": "string", "pattern": rf"^(?:[0-9]|[1-5][0-9]|6[0-3])/{_INDEX}$"},
     ("getEntryBundle", "path"): {"type": "string", "pattern": rf"^{_INDEX}$"},
+    ("importLog", "format"): {"enum": list(IMPORT_FORMATS)},
 }
 """Parameters whose handler reads text and checks it itself: what it accepts (by operation, ``*``: any)."""
+
+OCSF_MEDIA_TYPE = "application/x-ndjson"
+OCSF_LINES = {"schema": {"type": "string", "description": "`format=ocsf`: one OCSF 1.7 event (or finding) per line"}}
+"""The answer of a listing asked with ``format=ocsf``, beside its JSON envelope."""
 
 _REPORT_FORMATS = {
     "application/pdf": {"schema": {"type": "string", "format": "binary"}},
@@ -208,6 +214,8 @@ def _complete(operation: dict[str, Any], route: Route, schemas: Mapping[str, Any
         if parameter["in"] == "path":
             parameter["name"] = PATH_PARAMETERS.get(parameter["name"], parameter["name"])
         _exact_parameter(operation_id, parameter)
+        if parameter["name"] == "format" and "ocsf" in parameter["schema"].get("enum", []):
+            success.setdefault("content", {})[OCSF_MEDIA_TYPE] = copy.deepcopy(OCSF_LINES)
 
 
 def _exact_parameter(operation_id: str, parameter: dict[str, Any]) -> None:

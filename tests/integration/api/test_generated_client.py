@@ -23,8 +23,13 @@ from tests.integration.api.conftest import event_body
 from tests.integration.api.served import Served, serve
 
 PACKAGE = "qerberos_generated_client"
-CONFIG = "content_type_overrides:\n  application/x-ndjson: application/octet-stream\n"
-"""The one setting the generator needs: it has no NDJSON support, so the batch's NDJSON body is sent as bytes."""
+CONFIG = (
+    "content_type_overrides:\n"
+    "  application/x-ndjson: application/octet-stream\n"
+    "  text/plain: application/octet-stream\n"
+)
+"""The one setting the generator needs: it supports neither NDJSON nor plain text bodies, so those (a batch as
+NDJSON, a log of another format posted to ``/ingest/{format}``) are sent as bytes."""
 
 
 @pytest.fixture
