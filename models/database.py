@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,29 @@ def private_sqlite(path: Path) -> None:
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged append survives power loss
     cursor.execute("PRAGMA busy_timeout=60000")
+    _write_ahead_log(cursor)
+    cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged append survives power loss
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA analysis_limit=1000")  # ANALYZE samples: milliseconds, whatever the size
     cursor.close()
+
+
+_JOURNAL_MODE_ATTEMPTS = 600
+
+
+def _write_ahead_log(cursor: Any) -> None:
+    """Switch a new database file to WAL. The switch answers "database is locked" at once, without waiting
+    out the busy timeout, while another connection opening the same new file holds a lock (processes
+    starting together on an empty home), so it is tried again for up to a minute."""
+    for attempt in range(_JOURNAL_MODE_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _JOURNAL_MODE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1)
 
 
 def _refuse_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -351,14 +369,15 @@ def is_outage(exc: BaseException) -> bool:
 
 def create_schema(engine: Engine) -> None:
     """Create the ledger tables, their indexes (also those added since a table was made) and their guards;
-    safe to run again."""
+    safe to run again, also by several processes starting at once: all of it is one transaction holding the
+    sequencer, where PostgreSQL refused the second of two concurrent ``CREATE OR REPLACE FUNCTION`` ("tuple
+    concurrently updated") and a replica starting beside another exited."""
     tables = [model.__table__ for model in LEDGER_TABLES]  # type: ignore[union-attr]
-    SQLModel.metadata.create_all(engine, tables=tables)
-    with engine.begin() as connection:
+    with sequenced(engine) as connection:
+        SQLModel.metadata.create_all(connection, tables=tables)
         for table in tables:
             for index in table.indexes:
                 index.create(connection, checkfirst=True)
-    with engine.begin() as connection:
         if is_sqlite(engine):
             _sqlite_guards(connection)
         else:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col
 
-from models.database import database_errors
+from models.database import create_missing_tables, database_errors
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
 PERMISSIONS: tuple[str, ...] = (
@@ -62,10 +62,7 @@ class Identity(SQLModel, table=True):
 
 def create_identity_tables(engine: Engine) -> None:
     """Create the ``identities`` table if missing (``qerberos init`` calls this)."""
-    try:
-        SQLModel.metadata.create_all(engine, tables=[Identity.__table__])  # type: ignore[attr-defined]  # SQLModel declares no __table__
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"could not create the identities table: {exc.__class__.__name__}") from exc
+    create_missing_tables(engine, [Identity.__table__])  # type: ignore[attr-defined]  # SQLModel declares no __table__
 
 
 def hash_token(token: str) -> str:

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import os
 import stat
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from models.database import create_ledger_engine, create_schema
 from models.ledger import Ledger, checkpoint_size, initialise
 from models.records import Actor, SearchQuery
+from models.schema import create_tables
 from models.verification import verify_ledger
 from qerberos import verifier
 from qerberos.errors import ConflictError, NotFoundError, ValidationError
+from qerberos.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.ledger.helpers import event
 
@@ -279,3 +283,29 @@ def test_create_schema_adds_an_index_added_since_the_table_was_made(ledger: Ledg
     assert "ix_merkle_nodes_tile_levels" in {
         index["name"] for index in inspect(ledger.engine).get_indexes("merkle_nodes")
     }
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_processes_starting_at_once_each_create_the_schema_without_failing(
+    backend_settings: Settings, round_: int
+) -> None:
+    """Replicas of the compose stack start together on an empty database; each prepares every table and guard.
+    Before the schema was one sequenced transaction, PostgreSQL refused one of two concurrent ``CREATE OR
+    REPLACE FUNCTION`` ("tuple concurrently updated") and that replica exited."""
+    starters = 4
+    backend_settings.home.mkdir(parents=True)
+    engines = [create_ledger_engine(backend_settings.database_url) for _ in range(starters)]
+    together = threading.Barrier(starters)
+
+    def start(engine: Engine) -> None:
+        together.wait()
+        create_tables(engine)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(starters) as pool:
+            for outcome in [pool.submit(start, engine) for engine in engines]:
+                outcome.result()
+        assert {"ledger_entries", "identities", "alerts"} <= set(inspect(engines[0]).get_table_names())
+    finally:
+        for engine in engines:
+            engine.dispose()
