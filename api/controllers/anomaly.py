@@ -233,7 +233,9 @@ def _decoded_events(raw_events: list[dict[str, Any]]) -> list[AuditEventRequest]
     return decoded
 
 
-def _detect(detection: DetectionService, body: DetectRequest) -> DetectResult:
+def detect_anomalies(detection: DetectionService, body: DetectRequest) -> DetectResult:
+    """``POST /anomaly/detect`` and the MCP ``qerberos.detectAnomaly`` tool: the champion (or the named model)
+    scores the given events or feature rows."""
     data = body.data
     if (data.events is None) == (data.features is None):
         raise ValidationError("give data.events or data.features", details={"data": "exactly one of events, features"})
@@ -291,7 +293,7 @@ class AnomalyController(Controller):
     @post("/detect", status_code=200, sync_to_thread=True, opt={"permission": DETECT}, summary="Detect anomalies",
           operation_id="detectAnomalies")  # fmt: skip
     def detect(self, detection: Detection, data: JSONBody[DetectRequest]) -> Envelope[DetectResult]:
-        result = _detect(detection, data)
+        result = detect_anomalies(detection, data)
         return ok(result, code="ANOMALY_DETECTION_COMPLETED", message=f"{len(result.anomalies)} anomalies")
 
 

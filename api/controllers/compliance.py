@@ -35,7 +35,9 @@ Format = Literal["json", "pdf", "csv", "html"]
 ReportType = Literal["gdpr", "soc2", "iso27001", "custom"]
 
 
-def _period(start_date: str | None, end_date: str | None) -> Period:
+def report_period(start_date: str | None, end_date: str | None) -> Period:
+    """The period a report request names (REST and MCP alike): ``endDate`` defaults to today's start,
+    ``startDate`` to ``DEFAULT_DAYS`` before it."""
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end = parse_instant(end_date, "endDate") if end_date is not None else today  # "" is refused, not absent
     if start_date is not None:
@@ -85,7 +87,7 @@ class ComplianceController(Controller):
         end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
         fmt: Annotated[Format, QueryParameter(name="format")] = "json",
     ) -> Response[Any]:
-        period = _period(start_date, end_date)
+        period = report_period(start_date, end_date)
         manifest = await asyncio.to_thread(find_report, report_type, period, settings)
         if manifest is None:
             caller = request.scope.get("user")

@@ -23,11 +23,11 @@ from litestar import Litestar
 
 from analytics.risk import OperationContext
 from api.controllers.anomaly import READ as ALERTS_READ
-from api.controllers.anomaly import DetectRequest, _detect, alert_view
+from api.controllers.anomaly import DetectRequest, alert_view, detect_anomalies
 from api.controllers.audit import READ as AUDIT_READ
 from api.controllers.audit import WRITE as AUDIT_WRITE
 from api.controllers.audit import ingest_queue_of, ledger_of, parse_event_id
-from api.controllers.compliance import GENERATE, REPORT_WAIT_SECONDS, _period
+from api.controllers.compliance import GENERATE, REPORT_WAIT_SECONDS, report_period
 from api.controllers.risk import CALCULATE, decode_request, score_view
 from api.schemas import created_view, event_view
 from api.security.caller import Caller, Credential
@@ -97,7 +97,7 @@ async def _risk_score(request: ToolRequest, arguments: Mapping[str, Any]) -> dic
 
 async def _detect_anomaly(request: ToolRequest, arguments: Mapping[str, Any]) -> dict[str, Any]:
     body = msgspec.convert(dict(arguments), DetectRequest)
-    result = await anyio.to_thread.run_sync(_detect, provide_detection(request.app.state), body)
+    result = await anyio.to_thread.run_sync(detect_anomalies, provide_detection(request.app.state), body)
     return _plain(result)
 
 
@@ -120,7 +120,7 @@ async def _compliance_report(request: ToolRequest, arguments: Mapping[str, Any])
         raise ValidationError("MCP answers JSON reports", details={"format": "json only; pdf and csv over REST"})
     settings = provide_settings(request.app.state)
     report_type = arguments.get("type", "gdpr")
-    period = _period(arguments.get("startDate"), arguments.get("endDate"))
+    period = report_period(arguments.get("startDate"), arguments.get("endDate"))
     manifest = await asyncio.to_thread(find_report, report_type, period, settings)
     if manifest is None:
         wanted = ReportRequest(
