@@ -4,9 +4,12 @@ the ROC-AUC of identity risk. Pure computation over the replay's alerts and risk
 
 Truth: one row per attack event (the simulator's labels: ``squid_id``, ``technique``, ``attack_id``,
 ``occurred_at``), or one row per identity (``squid_id``, ``technique``; ``benign`` or empty for benign ones).
-An *attacker* is one attack (``attack_id``; else one labelled identity). Its entities are the identities its
-events belong to and the source addresses they came from (a spray is alerted on its address). It is alerted
-when an alert on one of its entities was raised at or after its first attack event (event time).
+An *attacker* is one attack (``attack_id``; else one labelled identity). It is alerted when an alert on one of
+its entities was raised at or after its first attack event (event time). Its entities are the identities its
+events belong to and the source addresses they came from, except for an attack whose events belong to several
+identities (a password spray: one address trying many accounts): its actor is the address, and the identities
+are its *targets*, neither attackers nor benign. Their own alerts are counted apart (``targets_alerted``), and
+they stay out of the ROC-AUC of identity risk, which ranks attacking identities against benign ones.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class Attacker:
     technique: str
     first_ms: int
     entities: frozenset[str]
-    identities: frozenset[str]
+    identities: frozenset[str]  # the attacking identities (none for a spray)
+    targets: frozenset[str] = frozenset()  # the identities a spray tried
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class DetectionReport:
     attackers: tuple[AttackerResult, ...]
     benign_identities: int
     benign_alerted: int
+    targets: int
+    targets_alerted: int
     alerts_per_attacker: float
     alerts_per_benign_identity: float
     risk_roc_auc: float | None
@@ -88,14 +94,16 @@ def attackers_of(events: pl.DataFrame, truth: pl.DataFrame) -> list[Attacker]:
     attackers = []
     for key, part in joined.group_by(group, maintain_order=True):
         identities = frozenset(part["squid_id"].to_list())
-        addresses = {address_entity(ip) for ip in part["ip"].drop_nulls().unique().to_list()}
+        addresses = frozenset(address_entity(ip) for ip in part["ip"].drop_nulls().unique().to_list())
+        spray = group == "attack_id" and len(identities) > 1 and bool(addresses)
         attackers.append(
             Attacker(
                 name=str(key[0]),
                 technique=str(part["technique"][0]),
                 first_ms=int(part.select(_ms("occurred_at").min()).item()),
-                entities=frozenset(identities | addresses),
-                identities=identities,
+                entities=addresses if spray else identities | addresses,
+                identities=frozenset() if spray else identities,
+                targets=identities if spray else frozenset(),
             )
         )
     return attackers
@@ -109,7 +117,8 @@ def report(
 ) -> DetectionReport:
     """``alerts``: ``entity``, ``technique``, ``created_at_ms``; ``levels``: entity -> (risk level, score)."""
     attacked = {identity for a in attackers for identity in a.identities}
-    benign = [identity for identity in identities if identity not in attacked]
+    targets = {identity for a in attackers for identity in a.targets} - attacked
+    benign = [identity for identity in identities if identity not in attacked and identity not in targets]
     results = []
     claimed: set[int] = set()
     rows = list(alerts.iter_rows(named=True))
@@ -141,6 +150,8 @@ def report(
         attackers=tuple(results),
         benign_identities=len(benign),
         benign_alerted=len({row["entity"] for row in benign_alerts}),
+        targets=len(targets),
+        targets_alerted=len({row["entity"] for row in rows if row["entity"] in targets}),
         alerts_per_attacker=sum(r.alerts for r in results) / len(results) if results else 0.0,
         alerts_per_benign_identity=len(benign_alerts) / len(benign) if benign else 0.0,
         risk_roc_auc=float(roc_auc_score(truth, scores)) if attacked and benign else None,

@@ -81,8 +81,8 @@ class RuleHit:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AnomalySettings:
-    min_confidence: float = 0.995
-    high_confidence: float = 0.9995
+    min_confidence: float = 0.9999
+    high_confidence: float = 0.99999
     explain_top: int = 5
     # feature -> ATT&CK technique an anomaly alert names (``analytics.alert_evidence.technique_of``)
     techniques: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -259,6 +259,21 @@ class RuleEngine:
         if event.country:
             who.countries.add(event.country)
         return hits
+
+    def spray_techniques(self, squid_id: str, at_ms: int) -> frozenset[str]:
+        """The techniques of the sprays (``spray`` rules at or past their threshold, their newest event within
+        a window of ``at_ms``) that list ``squid_id`` among their accounts: that identity's failed sign-ins then
+        are the spray's, alerted once on its address."""
+        return frozenset(
+            rule.technique
+            for rule in self.rules
+            if rule.kind == "spray"
+            for (name, _), window in self._windows.items()
+            if name == rule.name
+            and squid_id in window.counts
+            and len(window.counts) >= rule.threshold
+            and window.newest >= at_ms - window.span
+        )
 
     def _window(self, rule: RuleSpec, key: str) -> _Window:
         window = self._windows.get((rule.name, key))

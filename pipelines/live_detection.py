@@ -35,9 +35,12 @@ Features, incrementally
 Scores and alerts
     A window's confidence is the share of the champion's training windows that scored lower (0..1). A window
     alerts (pattern ``anomaly``) when its raw score passes the champion's ``alert_threshold`` and its
-    confidence reaches ``[anomaly] min_confidence``. Rule hits (``analytics.rules``) alert with their own
-    pattern and ATT&CK technique. ``pipelines.alert_service.AlertService`` deduplicates and records creations in
-    the ledger.
+    confidence reaches ``[anomaly] min_confidence``, unless it is a spray's victim's: an identity listed by a
+    password spray in progress (``RuleEngine.spray_techniques``) whose anomaly names the spray's technique is
+    the spray's target, already on the address's one alert, so it raises no alert of its own. (Live, the
+    victims scored before the spray crosses its threshold may still be alerted.) Rule hits (``analytics.rules``)
+    alert with their own pattern and ATT&CK technique. ``pipelines.alert_service.AlertService`` deduplicates and
+    records creations in the ledger.
 """
 
 from __future__ import annotations
@@ -333,9 +336,15 @@ class LiveDetection:
             [ScoreRow(s.row.squid_id, s.row.window_start_ms, s.confidence, detector.version) for s in scored]
         )
         settings = self.config.anomaly
+        assert self._rules is not None
         for item in scored:
             if item.past_threshold and item.confidence >= settings.min_confidence:
-                yield self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
+                candidate = self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
+                sprays = self._rules.spray_techniques(item.row.squid_id, item.row.window_start_ms)
+                if candidate.technique in sprays:
+                    logger.debug("anomaly of %s folded into the spray alert listing it", item.row.squid_id)
+                    continue
+                yield candidate
 
     def _anomaly_candidate(self, detector: Any, item: Scored, occurred_at_ms: int | None) -> AlertCandidate:
         settings = self.config.anomaly
