@@ -41,11 +41,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--train-seed", type=int, default=1)
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--step", default="1m", help="event time between detection rounds")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as scratch:
         root = Path(scratch)
         uri = _champion(root / "mlflow", args.train_seed, args.identities, args.days)
         held_out = simulate(SimulationConfig(identities=args.identities, days=args.days, seed=args.seed))
-        result = evaluate_detection(held_out.events, held_out.labels, scratch=root / "home", tracking_uri=uri)
+        result = evaluate_detection(
+            held_out.events, held_out.labels, scratch=root / "home", tracking_uri=uri, step=args.step
+        )
     print(table(result))
     print(json.dumps({"bench": "detection.evaluation", "seed": args.seed, **result.to_json()["summary"]}))

@@ -29,6 +29,9 @@ def evaluate(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow store whose champion scores (default QERBEROS_MLFLOW_TRACKING_URI).")
     ] = None,
+    step: Annotated[
+        str, typer.Option(help="Event time ingested between detection rounds (a Polars duration: 1m, 15m).")
+    ] = "1m",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON only.")] = False,
 ) -> None:
     """Replay EVENTS in event time in a scratch home (ledger, rules, anomaly detection, risk) and print, per
@@ -47,6 +50,7 @@ def evaluate(
             pl.read_parquet(truth),
             scratch=Path(scratch),
             tracking_uri=tracking_uri or get_settings().mlflow_tracking_uri,
+            step=step,
         )
     if not as_json:
         typer.echo(table(result))

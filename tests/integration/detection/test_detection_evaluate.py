@@ -25,3 +25,12 @@ def test_evaluate_replays_labelled_traffic_and_reports_per_attacker(tmp_path, mo
     assert attackers and sum(a["alerted"] for a in attackers) >= 0.5 * len(attackers)
     assert all(a["delay_seconds"] is None or a["delay_seconds"] >= 0 for a in attackers)
     assert {"benign_identities", "alerts_per_attacker", "risk_roc_auc", "high_or_above"} <= set(report["summary"])
+
+
+def test_evaluate_refuses_a_step_that_is_no_duration(tmp_path, monkeypatch):
+    monkeypatch.setenv("QERBEROS_HOME", str(tmp_path / "home"))
+    result = simulate(SimulationConfig(identities=4, days=3, seed=3))
+    events, _ = write_simulation(result, tmp_path / "sim.parquet")
+    answer = CliRunner().invoke(app, ["detection", "evaluate", "--events", str(events),
+                                      "--truth", str(labels_path(events)), "--step", "soon"])  # fmt: skip
+    assert (2, "error: invalid step") == (answer.exit_code, answer.output.splitlines()[0][:19])
