@@ -30,7 +30,7 @@ from scipy.stats import skew
 from sklearn.utils import check_array
 
 from analytics.config_file import config_path, read_toml
-from qerberos.errors import ConfigurationError, QerberosError
+from qerberos.errors import ConfigurationError, DetectorError
 
 __all__ = [
     "FEATURE_COLUMNS",
@@ -54,10 +54,6 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "new_ip_count",
 )
 # fmt: on
-
-
-class DetectorError(QerberosError):
-    """A detector could not be fitted or produced scores that cannot be trusted (NaN, infinite)."""
 
 
 def ensure_finite(scores: np.ndarray, who: str) -> np.ndarray:

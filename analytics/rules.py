@@ -177,21 +177,25 @@ class _Window:
 
     def __init__(self, span_ms: int, threshold: int) -> None:
         self.span = span_ms
-        self.items: collections.deque[tuple[int, str, int]] = collections.deque()  # (time, key, ledger seq)
-        self.counts: collections.Counter[str] = collections.Counter()
+        # (time, key, ledger seq); the key is None where only events are counted, and then not in ``counts``:
+        # a key per event (its seq) cost a string and a Counter entry for each event of the window
+        self.items: collections.deque[tuple[int, str | None, int]] = collections.deque()
+        self.counts: collections.Counter[str] = collections.Counter()  # distinct keys in the window
         self.next_fire = threshold
         self.newest = 0
 
-    def add(self, at_ms: int, key: str, seq: int) -> None:
+    def add(self, at_ms: int, key: str | None, seq: int) -> None:
         self.items.append((at_ms, key, seq))
-        self.counts[key] += 1
+        if key is not None:
+            self.counts[key] += 1
         self.newest = max(self.newest, at_ms)
         horizon = self.newest - self.span
         while self.items and self.items[0][0] <= horizon:
             _, old, _ = self.items.popleft()
-            self.counts[old] -= 1
-            if not self.counts[old]:
-                del self.counts[old]
+            if old is not None:
+                self.counts[old] -= 1
+                if not self.counts[old]:
+                    del self.counts[old]
 
     def linked(self) -> dict[str, Any]:
         """The ledger sequence numbers of the events in the window (the newest ``MAX_LISTED``) and their count:
@@ -288,7 +292,7 @@ class RuleEngine:
         if not _counts(rule, event, who):
             return []
         window = self._window(rule, event.squid_id)
-        window.add(at, event.ref if rule.distinct == "ref" else str(event.seq), event.seq)
+        window.add(at, event.ref if rule.distinct == "ref" else None, event.seq)
         value = window.measure(rule.distinct == "ref")
         if not window.check(value, rule.threshold):
             return []

@@ -9,6 +9,10 @@
    ``--events`` events ingested through ``POST /audit/batch`` (1,000 a request), and the RSS of the whole
    process tree at the end. One JSON line per measurement.
 
+``--tracking-uri`` points the servers at an MLflow store that has a champion (else each has a fresh, empty
+store): embedded detection then loads it, and its idle figure is taken once ``qerberos_detector_model_loaded``
+says so (``champion_loaded``).
+
 Figures, with the command that produced them: README.md, "Benchmarks".
 """
 
@@ -39,11 +43,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events ingested before the last RSS")
     parser.add_argument("--runs", type=int, default=3, help="runs of qerberos --help")
     parser.add_argument("--modes", default="off,embedded", help="live detection modes to measure")
+    parser.add_argument("--tracking-uri", help="an MLflow store with a champion, for the servers to load")
     args = parser.parse_args(argv)
     _help_cost(args.runs)
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory(prefix="qerberos-footprint-") as root:
-            _serve_rss(Path(root), mode, args.events)
+            _serve_rss(Path(root), mode, args.events, args.tracking_uri)
 
 
 def _emit(**fields: Any) -> None:
@@ -71,12 +76,14 @@ def _tree_rss_mb(pid: int) -> float:
     return round(total / 2**20, 1)
 
 
-def _serve_rss(root: Path, mode: str, events: int) -> None:
+def _serve_rss(root: Path, mode: str, events: int, tracking_uri: str | None) -> None:
     port = _free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("QERBEROS_")}
     env |= {"QERBEROS_HOME": str(root / "home"), "QERBEROS_LOG_DIR": str(root / "logs"), "QERBEROS_PORT": str(port),
             "QERBEROS_LIVE_DETECTION": mode, "QERBEROS_RATE_LIMIT_PER_MINUTE": "0", "QERBEROS_LOG_LEVEL": "WARNING",
             "QERBEROS_CHECKPOINT_INTERVAL": "60"}  # fmt: skip
+    if tracking_uri:
+        env["QERBEROS_MLFLOW_TRACKING_URI"] = tracking_uri
     subprocess.run([QERBEROS, "init"], env=env, capture_output=True, check=True)
     token = (root / "home" / "admin.token").read_text().strip()
     with (root / "serve.log").open("wb") as log:
@@ -84,14 +91,16 @@ def _serve_rss(root: Path, mode: str, events: int) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(base, server)
-        _emit(measure="serve", live_detection=mode, events=0, rss_mb=_tree_rss_mb(server.pid))
-        began = time.perf_counter()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+            loaded = tracking_uri is not None and mode != "off" and _wait_for_champion(client)
+            _emit(measure="serve", live_detection=mode, events=0, rss_mb=_tree_rss_mb(server.pid),
+                  champion_loaded=loaded)  # fmt: skip
+            began = time.perf_counter()
             for start in range(0, events, BATCH):
                 batch = [_event(n) for n in range(start, min(start + BATCH, events))]
                 client.post("/audit/batch", json=batch).raise_for_status()
-        _emit(measure="serve", live_detection=mode, events=events, rss_mb=_tree_rss_mb(server.pid),
-              ingest_s=round(time.perf_counter() - began, 1))  # fmt: skip
+            _emit(measure="serve", live_detection=mode, events=events, rss_mb=_tree_rss_mb(server.pid),
+                  ingest_s=round(time.perf_counter() - began, 1))  # fmt: skip
     finally:
         server.terminate()
         server.wait(120)
@@ -109,6 +118,16 @@ def _wait(base: str, server: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.5)
     raise SystemExit("qerberos serve did not answer")
+
+
+def _wait_for_champion(client: httpx.Client) -> bool:
+    """Whether the server's metrics say a model is loaded within ``STARTUP_SECONDS``."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if "qerberos_detector_model_loaded 1.0" in client.get("/metrics").text:
+            return True
+        time.sleep(1.0)
+    return False
 
 
 def _event(n: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import URL
@@ -36,12 +36,13 @@ from models import merkle
 from models.canonical import canonical_record, commit_canonical_details
 from models.database import DRIVER_ERRORS, connected, fetch_rows
 from models.ledger import GENESIS_CHAIN_HASH, Ledger
-from models.ledger_columns import ColumnReader, ColumnReadError
-from models.range_check import range_intact
 from models.records import ERASURE_REF_PREFIX, ERASURE_TYPE
 from models.signed_note import NoteIntegrityError, verify_checkpoint
 from models.tables import CheckpointRow
 from qerberos import verifier
+
+if TYPE_CHECKING:
+    from models.ledger_columns import ColumnReader
 
 Progress = Callable[[int, int], None]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
@@ -251,6 +252,11 @@ def _fast_checks(
     url: URL, ranges: Sequence[_Range], workers: int | None, erasures: Erasures
 ) -> Iterator[Iterator[bool]]:
     """Whether each range passes the fast path, in order; False for all when it cannot run here."""
+    # Arrow and ADBC (with the pandas that pyarrow.dataset loads) cost an API process about 95 MB: imported when a
+    # verification runs, not by every module that imports this one. Forked workers inherit them.
+    from models.ledger_columns import ColumnReader, ColumnReadError
+    from models.range_check import range_intact
+
     workers = len(os.sched_getaffinity(0)) if workers is None else workers
     try:
         reader = ColumnReader.open(url)
@@ -274,6 +280,8 @@ def _fast_checks(
 
 
 def _open_worker_reader(url: URL, erasures: Erasures) -> None:
+    from models.ledger_columns import ColumnReader, ColumnReadError  # loaded by _fast_checks before the fork
+
     global _worker_reader, _worker_erasures
     _worker_erasures = erasures
     try:
@@ -283,6 +291,8 @@ def _open_worker_reader(url: URL, erasures: Erasures) -> None:
 
 
 def _check_in_worker(item: _Range) -> bool:
+    from models.range_check import range_intact  # loaded by _fast_checks before the fork
+
     reader = _worker_reader
     return reader is not None and range_intact(reader, item.start, item.end, _roots(item), _worker_erasures)
 

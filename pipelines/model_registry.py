@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 
@@ -49,11 +49,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
-from pyod.utils import persistence
 
-from analytics.detector_pipeline import DetectorPipeline, Frame
-from analytics.detectors import DetectorError
-from qerberos.errors import DependencyUnavailableError, NotFoundError
+from qerberos.errors import DependencyUnavailableError, DetectorError, NotFoundError
+
+if TYPE_CHECKING:
+    from analytics.detector_pipeline import DetectorPipeline, Frame
 
 __all__ = [
     "CHALLENGER",
@@ -167,6 +167,12 @@ class DetectorPyfunc(PythonModel):
                 "detector file does not match its recorded SHA-256; refusing to load it",
                 details={"expected": expected, "actual": actual},
             )
+        # PyOD (with numba), scikit-learn and our detectors: about 160 MB, loaded with the first detector, not by a
+        # process that only asks whether there is a champion (embedded detection before the first training)
+        from pyod.utils import persistence
+
+        from analytics.detector_pipeline import DetectorPipeline
+
         try:
             pipeline, envelope = persistence.load(path, strict=True, return_metadata=True, trusted=True)
         except ValueError as exc:
@@ -200,6 +206,8 @@ def log_detector(
 
     ``input_example``: a few feature rows (float columns in ``pipeline.feature_columns`` order).
     """
+    from pyod.utils import persistence  # the caller trained ``pipeline``: PyOD is loaded already
+
     run = mlflow.active_run()
     if run is None:
         raise DetectorError("log_detector needs an active MLflow run")

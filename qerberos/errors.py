@@ -51,6 +51,14 @@ class ConfigurationError(QerberosError):
     """Settings or files on disk are missing or inconsistent."""
 
 
+class DetectorError(QerberosError):
+    """A detector could not be fitted or produced scores that cannot be trusted (NaN, infinite).
+
+    Here rather than beside the detectors (``analytics.detectors`` re-exports it): a process that only asks the
+    model registry whether there is a champion catches it without importing PyOD, scikit-learn and numba.
+    """
+
+
 class AuthenticationError(QerberosError):
     """The caller could not be authenticated. ``code`` is the contract's code, e.g. ``SIGNATURE_INVALID``."""
 

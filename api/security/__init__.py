@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from litestar import Litestar
 from litestar.types import Guard, Middleware
-from redis.asyncio import Redis
 
 from api.security.authentication import (
     METRICS_TOKEN_OPT_KEY,
@@ -142,6 +141,9 @@ def _shared_memory(
     else, with several workers, the host's shared state in QERBEROS_HOME (every worker of this host shares
     it; it must open, or the service does not start); else this one process."""
     if settings.redis_url:
+        # redis-py loads OpenTelemetry's SDK when it is installed: about 40 MB a process pays only when it uses Redis
+        from redis.asyncio import Redis
+
         redis = Redis.from_url(settings.redis_url)
         closers.append(redis.aclose)
         return RedisReplayGuard(redis, redis_prefix), FallbackCounter(RedisCounter(redis, redis_prefix), "redis")

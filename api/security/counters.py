@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from api.security._cache import Clock
 from api.security._host_state import on_host_state
 from models.host_state import HostState
 from qerberos.errors import DependencyUnavailableError
+
+if TYPE_CHECKING:  # redis is imported where it is configured (api.security._shared_memory)
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class RedisCounter:
         self._script = redis.register_script(_HIT_SCRIPT)
 
     async def hit(self, key: str, window: int) -> tuple[int, float]:
+        from redis.exceptions import RedisError  # loaded with the client that built this counter
+
         try:
             count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window * 1000])
         except (RedisError, OSError) as exc:

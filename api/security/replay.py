@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from api.security._cache import Clock
 from api.security._host_state import on_host_state
 from models.host_state import HostState
 from qerberos.errors import DependencyUnavailableError
+
+if TYPE_CHECKING:  # redis is imported where it is configured (api.security._shared_memory)
+    from redis.asyncio import Redis
 
 
 class ReplayGuard(Protocol):
@@ -60,6 +60,8 @@ class RedisReplayGuard:
         self._prefix = f"{prefix}:replay:"
 
     async def first_use(self, keys: Sequence[str], ttl: int) -> bool:
+        from redis.exceptions import RedisError  # loaded with the client this guard was given
+
         try:
             async with self._redis.pipeline(transaction=True) as pipeline:
                 for key in keys:
