@@ -35,6 +35,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    Select,
     String,
     Text,
     and_,
@@ -51,7 +52,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from models.database import connected, create_missing_tables, has_table, read_frame
+from models.database import connected, create_missing_tables, has_table, one_snapshot, read_frame
 from models.reader import ReadSession
 from qerberos.errors import ConflictError, LedgerError, NotFoundError, ValidationError
 
@@ -290,20 +291,36 @@ class AlertStore:
         after: str | None = None,
     ) -> list[AlertView]:
         """Newest first; ``after``: the cursor of the last alert of the previous page (``alert_cursor``)."""
+        with connected(self._engine) as connection:
+            return [_view(row) for row in connection.execute(self._listing(severity, status, squid_id, limit, after))]
+
+    def _listing(
+        self, severity: str | None, status: str | None, squid_id: str | None, limit: int, after: str | None
+    ) -> Select[Any]:
         conditions = self._filters(severity, status, squid_id)
         if after is not None:
             created_at_ms, alert_id = _decode_cursor(after)
             created = _alerts.c.created_at_ms
             conditions.append(or_(created < created_at_ms, and_(created == created_at_ms, _alerts.c.id > alert_id)))
         statement = select(_alerts).where(*conditions)
-        statement = statement.order_by(_alerts.c.created_at_ms.desc(), _alerts.c.id).limit(limit)
-        with connected(self._engine) as connection:
-            return [_view(row) for row in connection.execute(statement)]
+        return statement.order_by(_alerts.c.created_at_ms.desc(), _alerts.c.id).limit(limit)
 
     def count(self, *, severity: str | None = None, status: str | None = None, squid_id: str | None = None) -> int:
-        statement = select(func.count()).select_from(_alerts).where(*self._filters(severity, status, squid_id))
         with connected(self._engine) as connection:
-            return int(connection.execute(statement).scalar_one())
+            return self._count(connection, severity, status, squid_id)
+
+    def page(
+        self, *, severity: str | None = None, status: str | None = None, limit: int = 100, after: str | None = None
+    ) -> tuple[builtins.list[AlertView], int]:
+        """``list`` and the ``count`` of every alert its filters match, read from one snapshot: the total never
+        disagrees with the page while alerts are raised."""
+        with one_snapshot(self._engine) as connection:
+            listed = [_view(row) for row in connection.execute(self._listing(severity, status, None, limit, after))]
+            return listed, self._count(connection, severity, status, None)
+
+    def _count(self, connection: Connection, severity: str | None, status: str | None, squid_id: str | None) -> int:
+        statement = select(func.count()).select_from(_alerts).where(*self._filters(severity, status, squid_id))
+        return int(connection.execute(statement).scalar_one())
 
     @staticmethod
     def _filters(severity: str | None, status: str | None, squid_id: str | None) -> builtins.list[Any]:

@@ -347,6 +347,17 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 @contextlib.contextmanager
+def one_snapshot(engine: Engine) -> Iterator[Connection]:
+    """``connected`` whose statements all read one snapshot, so that a page and its total agree while others
+    write: on PostgreSQL a REPEATABLE READ transaction; on SQLite the deferred transaction ``connected`` begins
+    already reads one snapshot of the WAL from its first statement to its end."""
+    with connected(engine) as connection:
+        if not is_sqlite(engine):
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        yield connection
+
+
+@contextlib.contextmanager
 def sequenced(engine: Engine) -> Iterator[Connection]:
     """A write transaction that holds the ledger's one sequencer until it commits or rolls back."""
     with database_errors("ledger write"):

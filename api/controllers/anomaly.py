@@ -320,17 +320,15 @@ class AlertsController(Controller):
         ] = "json",
     ) -> Response[Envelope[AlertPage]]:
         # in a thread this way: Litestar 2.25 does not await the Response of a sync_to_thread handler
-        listed = await anyio.to_thread.run_sync(
-            functools.partial(alerts.list, severity=severity, status=status, limit=limit + 1, after=cursor)
+        listed, total = await anyio.to_thread.run_sync(
+            functools.partial(alerts.page, severity=severity, status=status, limit=limit + 1, after=cursor)
         )
         if format == "ocsf":
             service = request.app.state.service
             return ocsf_response(alert_lines(listed[:limit], service.taxonomy, service.require_ledger().origin))
         page = AlertPage(
             alerts=[alert_view(a) for a in listed[:limit]],
-            total_count=await anyio.to_thread.run_sync(
-                functools.partial(alerts.count, severity=severity, status=status)
-            ),
+            total_count=total,
             has_more=len(listed) > limit,
             next_cursor=alert_cursor(listed[limit - 1]) if len(listed) > limit else None,
         )

@@ -107,8 +107,8 @@ async def _get_alerts(request: ToolRequest, arguments: Mapping[str, Any]) -> dic
     store = provide_alerts(request.app.state)
 
     def read() -> dict[str, Any]:
-        alerts = [_plain(alert_view(alert)) for alert in store.list(severity=severity, status=status, limit=limit)]
-        return {"alerts": alerts, "totalCount": store.count(severity=severity, status=status)}
+        listed, total = store.page(severity=severity, status=status, limit=limit)
+        return {"alerts": [_plain(alert_view(alert)) for alert in listed], "totalCount": total}
 
     return await anyio.to_thread.run_sync(read)
 
