@@ -264,18 +264,16 @@ class RuleEngine:
             who.countries.add(event.country)
         return hits
 
-    def spray_techniques(self, squid_id: str, at_ms: int) -> frozenset[str]:
-        """The techniques of the sprays (``spray`` rules at or past their threshold, their newest event within
-        a window of ``at_ms``) that list ``squid_id`` among their accounts: that identity's failed sign-ins then
-        are the spray's, alerted once on its address."""
+    def spraying_addresses(self, squid_id: str, at_ms: int) -> frozenset[str]:
+        """The source addresses of the sprays (``spray`` rules at or past their threshold, their newest event
+        within a window of ``at_ms``) that list ``squid_id`` among the accounts they tried."""
+        sprays = {rule.name: rule.threshold for rule in self.rules if rule.kind == "spray"}
         return frozenset(
-            rule.technique
-            for rule in self.rules
-            if rule.kind == "spray"
-            for (name, _), window in self._windows.items()
-            if name == rule.name
+            address
+            for (name, address), window in self._windows.items()
+            if name in sprays
             and squid_id in window.counts
-            and len(window.counts) >= rule.threshold
+            and len(window.counts) >= sprays[name]
             and window.newest >= at_ms - window.span
         )
 

@@ -35,10 +35,11 @@ Features, incrementally
 Scores and alerts
     A window's confidence is the share of the champion's training windows that scored lower (0..1). A window
     alerts (pattern ``anomaly``) when its raw score passes the champion's ``alert_threshold`` and its
-    confidence reaches ``[anomaly] min_confidence``, unless it is a spray's victim's: an identity listed by a
-    password spray in progress (``RuleEngine.spray_techniques``) whose anomaly names the spray's technique is
-    the spray's target, already on the address's one alert, so it raises no alert of its own. (Live, the
-    victims scored before the spray crosses its threshold may still be alerted.) Rule hits (``analytics.rules``)
+    confidence reaches ``[anomaly] min_confidence``, unless it is a spray's victim's: a window holding events
+    from an address whose password spray in progress lists the identity (``RuleEngine.spraying_addresses``) is
+    the spray's doing, already on the address's one alert, so it raises no alert of its own. (Live, the victims
+    scored before the spray crosses its threshold may still be alerted; rule alerts, such as a successful
+    sign-in from a new country after the spray, are never folded.) Rule hits (``analytics.rules``)
     alert with their own pattern and ATT&CK technique. ``pipelines.alert_service.AlertService`` deduplicates and
     records creations in the ledger.
 """
@@ -340,8 +341,8 @@ class LiveDetection:
         for item in scored:
             if item.past_threshold and item.confidence >= settings.min_confidence:
                 candidate = self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
-                sprays = self._rules.spray_techniques(item.row.squid_id, item.row.window_start_ms)
-                if candidate.technique in sprays:
+                sprays = self._rules.spraying_addresses(item.row.squid_id, item.row.window_start_ms)
+                if sprays & set(candidate.explanation.get("evidence", {}).get("addresses", ())):
                     logger.debug("anomaly of %s folded into the spray alert listing it", item.row.squid_id)
                     continue
                 yield candidate

@@ -110,16 +110,16 @@ def test_a_spray_over_49_accounts_hits_only_its_address():
     assert [] == engine.observe(ev(50, squid="did:squid:3"))  # an account already counted
 
 
-def test_a_spray_past_its_threshold_claims_its_accounts_for_its_window_only():
-    """Live detection folds a listed account's own sign-in anomaly into the spray's alert: only while the spray
-    is past its threshold, only for the accounts it tried, and only within its window."""
+def test_a_spray_past_its_threshold_names_its_address_for_the_accounts_it_tried_within_its_window():
+    """Live detection folds a listed account's own anomaly holding the spray's events into the spray's alert:
+    only while the spray is past its threshold, only for the accounts it tried, and only within its window."""
     engine = RuleEngine([rule("password_spraying", threshold=3, window_seconds=3600)])
     fired(engine, [ev(n, squid=f"did:squid:{n}") for n in range(2)])
-    assert frozenset() == engine.spray_techniques("did:squid:0", T0)  # two accounts: not yet a spray
+    assert frozenset() == engine.spraying_addresses("did:squid:0", T0)  # two accounts: not yet a spray
     fired(engine, [ev(2, squid="did:squid:2")])
-    assert frozenset({"T1110"}) == engine.spray_techniques("did:squid:0", T0)
-    assert frozenset() == engine.spray_techniques("did:squid:someone-else", T0)
-    assert frozenset() == engine.spray_techniques("did:squid:0", T0 + 2 * 60 * MIN)  # an hour after it ended
+    assert frozenset({"1.2.3.4"}) == engine.spraying_addresses("did:squid:0", T0)
+    assert frozenset() == engine.spraying_addresses("did:squid:someone-else", T0)
+    assert frozenset() == engine.spraying_addresses("did:squid:0", T0 + 2 * 60 * MIN)  # an hour after it ended
 
 
 def test_privilege_escalation_fires_for_a_non_admin_and_not_for_a_known_admin():
