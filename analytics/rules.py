@@ -56,6 +56,11 @@ class RuleSpec:
     distinct: str | None = None  # "ref": count distinct refs instead of events
     min_history: int = 20
     usual_hour_share: float = 0.02
+    alerts_as: str = ""  # the pattern its alerts carry (another rule's, to watch one attack at a slower pace)
+
+    @property
+    def pattern(self) -> str:
+        return self.alerts_as or self.name
 
     def matches(self, event: LiveEvent) -> bool:
         return (
@@ -135,6 +140,7 @@ def _spec(name: str, raw: Mapping[str, Any], path: Path) -> RuleSpec:
         distinct=raw.get("distinct"),
         min_history=int(raw.get("min_history", 20)),
         usual_hour_share=float(raw.get("usual_hour_share", 0.02)),
+        alerts_as=str(raw.get("alerts_as", "")),
     )
 
 
@@ -162,6 +168,8 @@ def load_detection_config(path: Path | str | None = None, taxonomy: Taxonomy | N
     rules = tuple(_spec(name, spec, path) for name, spec in raw.get("rules", {}).items())
     for rule in rules:
         _check_categories(rule, taxonomy, path)
+        if rule.alerts_as and rule.alerts_as not in {other.name for other in rules}:
+            raise ConfigurationError(f"{path}: rule {rule.name} alerts as {rule.alerts_as!r}, which is no rule")
     try:
         anomaly = AnomalySettings(**raw.get("anomaly", {}))
         live = LiveSettings(**raw.get("live", {}))
@@ -325,7 +333,7 @@ class RuleEngine:
     @staticmethod
     def _hit(rule: RuleSpec, squid_id: str, at: int, value: int, evidence: Mapping[str, Any]) -> RuleHit:
         return RuleHit(
-            rule=rule.name,
+            rule=rule.pattern,
             technique=rule.technique,
             severity=rule.severity,
             squid_id=squid_id,

@@ -45,10 +45,13 @@ def fired(engine: RuleEngine, events: list[LiveEvent]) -> list[tuple[int, str, s
 def test_every_configured_rule_names_an_attack_technique():
     assert {
         "brute_force",
+        "brute_force_slow",
         "password_spraying",
         "permission_probing",
+        "permission_probing_slow",
         "privilege_escalation",
         "bulk_download",
+        "bulk_download_slow",
         "bulk_export",
         "off_hours_admin",
         "new_location_login",
@@ -66,6 +69,23 @@ def test_brute_force_fires_at_the_nth_deny_within_the_window_and_not_before():
 def test_brute_force_does_not_fire_when_denies_are_spread_beyond_the_window():
     engine = RuleEngine([rule("brute_force", threshold=5, window_seconds=600)])
     assert [] == fired(engine, [ev(n, at=T0 + n * 3 * MIN) for n in range(10)])  # 4 within any 10 minutes
+
+
+def test_a_slow_rule_alerts_as_its_fast_rule_and_an_unknown_pattern_is_refused(tmp_path):
+    """Guesses every nine minutes never meet 10-in-10-minutes; the six-hour rule sees them and raises the same
+    alert pattern, so a fast and a slow view of one attack update one alert."""
+    fast = rule("brute_force", threshold=10, window_seconds=600)
+    slow = dataclasses.replace(fast, name="brute_force_slow", alerts_as="brute_force", threshold=15,
+                               window_seconds=6 * 3600)  # fmt: skip
+    engine = RuleEngine([fast, slow])
+    hits = [h for n in range(20) for h in engine.observe(ev(n, at=T0 + n * 9 * MIN))]
+    assert [("brute_force", 15)] == [(h.rule, h.value) for h in hits]
+    assert "brute force slow (T1110)" in hits[0].description
+    config = tmp_path / "rules.toml"
+    config.write_text('[rules.slow]\nkind = "count"\nalerts_as = "fast"\ntechnique = "T1110"\nthreshold = 2\n'
+                      "window_seconds = 60\n")  # fmt: skip
+    with pytest.raises(ConfigurationError, match="alerts as 'fast', which is no rule"):
+        load_detection_config(config)
 
 
 def test_brute_force_ignores_allowed_sign_ins_and_other_types():
