@@ -59,7 +59,7 @@ def simulate(config: SimulationConfig, progress: Callable[[int, int], None] | No
     if config.identities < 2 or config.days < 3:
         raise ValueError("simulate needs at least 2 identities and 3 days")
     rng = np.random.default_rng(config.seed)
-    population = build_population(rng, config.identities, config.events_per_day)
+    population = build_population(rng, config.identities, config.events_per_day, config.days)
     parts = []
     for number, who in enumerate(population.identities, start=1):
         parts.append(normal_traffic(rng, who, config.days, config.start.weekday()))
@@ -67,7 +67,7 @@ def simulate(config: SimulationConfig, progress: Callable[[int, int], None] | No
             progress(number, config.identities)
     per_kind = config.attacks_per_kind or max(1, config.identities // 200)
     attack_events, attacks = inject(rng, population, config.days, per_kind)
-    events, labels = build_frames(rng, concat([*parts, attack_events]), population.tables, attacks, config.start)
+    events, labels = build_frames(rng, concat([*parts, attack_events]), population, attacks, config.start)
     if progress is not None:
         progress(config.identities, config.identities)
     logger.info("simulated %d events, %d of them in %d attacks", events.height, labels.height, len(attacks))

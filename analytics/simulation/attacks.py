@@ -2,23 +2,36 @@
 
 Technique choices (documented because several fit):
 
-=====================  =========  ==================================================================
-attack                 technique  why
-=====================  =========  ==================================================================
-brute_force            T1110      Brute Force (.001 password guessing): many DENY sign-ins on one account
-password_spraying      T1110      Brute Force (.003 spraying): one address, one or two tries per account
-valid_account_misuse   T1078      Valid Accounts: a working login at odd hours from a new country/device
-privilege_escalation   T1098      Account Manipulation: a non-admin grants itself roles and permissions
-                                  (T1068 would need an exploited vulnerability, which events cannot show)
-permission_probing     T1069      Permission Groups Discovery: many DENY across others' resources to
-                                  learn what the identity may reach (T1580 is for cloud infrastructure)
-bulk_download          T1530      Data from Cloud Storage: hundreds of qdrive downloads of other files
-exfiltration           T1537      Transfer Data to Cloud Account: files shared out, value transferred out
-dormant_wakeup         T1078      Valid Accounts (.003-like): a long-silent account active from afar
-api_abuse              T1499      Endpoint Denial of Service (.003 application exhaustion flood)
-=====================  =========  ==================================================================
+=========================  =========  ==================================================================
+attack                     technique  why
+=========================  =========  ==================================================================
+brute_force                T1110      Brute Force (.001 password guessing): many DENY sign-ins on one account
+slow_brute_force           T1110      the same, 20-50 tries 3-15 min apart over hours: at most 4 in any 10 min,
+                                      below the brute_force rule (10 in 600 s)
+password_spraying          T1110      Brute Force (.003 spraying): one address, one or two tries on each of 20-60
+                                      accounts (fewer only when the population has fewer); the report's truth
+                                      (``analytics.detection_report``) attributes it to the address too, read from
+                                      the labelled events' ``details.ip``
+valid_account_misuse       T1078      Valid Accounts: a working login at odd hours from a new country/device
+privilege_escalation       T1098      Account Manipulation: a non-admin grants itself roles and permissions
+                                      (T1068 would need an exploited vulnerability, which events cannot show)
+permission_probing         T1069      Permission Groups Discovery: many DENY across others' resources to
+                                      learn what the identity may reach (T1580 is for cloud infrastructure)
+slow_permission_probing    T1069      the same, 40-100 probes 5-15 min apart: at most 12 in any hour, below the
+                                      permission_probing rule (15 distinct refs denied in 3600 s)
+bulk_download              T1530      Data from Cloud Storage: hundreds of qdrive downloads of other files
+slow_bulk_download         T1530      the same, 120-300 downloads 1.5-4 min apart: at most 40 in any hour, below
+                                      the bulk_download rule (60 in 3600 s)
+exfiltration               T1537      Transfer Data to Cloud Account: files shared out, value transferred out
+dormant_wakeup             T1078      Valid Accounts (.003-like): a long-silent account active from afar
+api_abuse                  T1499      Endpoint Denial of Service (.003 application exhaustion flood)
+=========================  =========  ==================================================================
 
-Attacks start in the last 60 % of the period so every victim has a history before them.
+Attacks start in the last 60 % of the period so every victim has a history before them; no newcomer is a
+victim (``Identity.established``). An attack's events are named as its victim's module instances name them
+(``catalog.CONVENTIONS``), so rules and features recognise them through the taxonomy alone. The slow variants'
+rule thresholds are those of ``config/rules.toml``; ``tests/unit/analytics/test_simulate.py`` replays them
+through the rules.
 """
 
 from __future__ import annotations
@@ -82,14 +95,22 @@ def _habitual(who: Identity) -> dict[str, int]:
 
 
 def brute_force(c: _Context, who: Identity) -> Batch:
-    n = int(c.rng.integers(30, 80))
+    return _guesses(c, who, int(c.rng.integers(30, 80)), 1_000, 8_000)
+
+
+def slow_brute_force(c: _Context, who: Identity) -> Batch:
+    return _guesses(c, who, int(c.rng.integers(20, 50)), 180_000, 900_000)
+
+
+def _guesses(c: _Context, who: Identity, n: int, low_gap_ms: int, high_gap_ms: int) -> Batch:
+    """``n`` sign-ins on ``who``'s account from an outsider, all denied but perhaps the last."""
     ip, country, device = c.outsider()
     verdict = np.full(n, DENY)
     verdict[-1] = ALLOW if c.rng.random() < 0.5 else DENY
     kind = np.where(c.rng.random(n) < 0.5, _code("squid", "authentication"), _code("squid", "login"))
     return batch(
         n,
-        ts=c.when() + c.gaps(n, 1_000, 8_000),
+        ts=c.when() + c.gaps(n, low_gap_ms, high_gap_ms),
         squid=who.index,
         kind=kind,
         verdict=verdict,
@@ -102,7 +123,7 @@ def brute_force(c: _Context, who: Identity) -> Batch:
 
 
 def password_spraying(c: _Context, who: Identity) -> Batch:
-    victims = [o for o in c.population.identities if not o.dormant]
+    victims = [o for o in c.population.identities if o.established]
     chosen = c.rng.choice(len(victims), size=min(len(victims), int(c.rng.integers(20, 60))), replace=False)
     ip, country, device = c.outsider()
     start, parts = c.when(), []
@@ -173,7 +194,15 @@ def privilege_escalation(c: _Context, who: Identity) -> Batch:
 
 
 def permission_probing(c: _Context, who: Identity) -> Batch:
-    n = int(c.rng.integers(40, 120))
+    return _probes(c, who, int(c.rng.integers(40, 120)), 3_000, 20_000)
+
+
+def slow_permission_probing(c: _Context, who: Identity) -> Batch:
+    return _probes(c, who, int(c.rng.integers(40, 100)), 300_000, 900_000)
+
+
+def _probes(c: _Context, who: Identity, n: int, low_gap_ms: int, high_gap_ms: int) -> Batch:
+    """``n`` attempts on others' files, consents, wallets and DAO settings, mostly denied."""
     kind = c.rng.choice(
         [
             _code("qdrive", "access"),
@@ -195,7 +224,7 @@ def permission_probing(c: _Context, who: Identity) -> Batch:
     verdict = np.where(c.rng.random(n) < 0.85, DENY, ALLOW)
     return batch(
         n,
-        ts=c.when(who) + c.gaps(n, 3_000, 20_000),
+        ts=c.when(who) + c.gaps(n, low_gap_ms, high_gap_ms),
         kind=kind,
         ref=ref,
         verdict=verdict,
@@ -205,12 +234,20 @@ def permission_probing(c: _Context, who: Identity) -> Batch:
 
 
 def bulk_download(c: _Context, who: Identity) -> Batch:
-    n = int(c.rng.integers(150, 500))
+    return _downloads(c, who, int(c.rng.integers(150, 500)), 500, 8_000)
+
+
+def slow_bulk_download(c: _Context, who: Identity) -> Batch:
+    return _downloads(c, who, int(c.rng.integers(120, 300)), 90_000, 240_000)
+
+
+def _downloads(c: _Context, who: Identity, n: int, low_gap_ms: int, high_gap_ms: int) -> Batch:
+    """``n`` qdrive downloads, mostly of others' files, from ``who``'s usual address and device."""
     ref = np.concatenate([c.others_refs(who, "file", n - len(who.pools["file"])), who.pools["file"]])[:n]
     kind = np.full(n, _code("qdrive", "download"))
     return batch(
         n,
-        ts=c.when(who) + c.gaps(n, 500, 8_000),
+        ts=c.when(who) + c.gaps(n, low_gap_ms, high_gap_ms),
         kind=kind,
         ref=c.rng.permutation(ref),
         size=sizes(c.rng, kind, 3.0),
@@ -297,15 +334,18 @@ def api_abuse(c: _Context, who: Identity) -> Batch:
 
 #: name -> (technique, generator, who may be the victim)
 ATTACKS: dict[str, tuple[str, Callable[[_Context, Identity], Batch], Callable[[Identity], bool]]] = {
-    "brute_force": ("T1110", brute_force, lambda who: not who.dormant),
+    "brute_force": ("T1110", brute_force, lambda who: who.established),
+    "slow_brute_force": ("T1110", slow_brute_force, lambda who: who.established),
     "password_spraying": ("T1110", password_spraying, lambda who: True),
-    "valid_account_misuse": ("T1078", valid_account_misuse, lambda who: not who.dormant),
-    "privilege_escalation": ("T1098", privilege_escalation, lambda who: not who.is_admin and not who.dormant),
-    "permission_probing": ("T1069", permission_probing, lambda who: not who.is_admin and not who.dormant),
-    "bulk_download": ("T1530", bulk_download, lambda who: not who.dormant),
-    "exfiltration": ("T1537", exfiltration, lambda who: not who.dormant),
+    "valid_account_misuse": ("T1078", valid_account_misuse, lambda who: who.established),
+    "privilege_escalation": ("T1098", privilege_escalation, lambda who: not who.is_admin and who.established),
+    "permission_probing": ("T1069", permission_probing, lambda who: not who.is_admin and who.established),
+    "slow_permission_probing": ("T1069", slow_permission_probing, lambda who: not who.is_admin and who.established),
+    "bulk_download": ("T1530", bulk_download, lambda who: who.established),
+    "slow_bulk_download": ("T1530", slow_bulk_download, lambda who: who.established),
+    "exfiltration": ("T1537", exfiltration, lambda who: who.established),
     "dormant_wakeup": ("T1078", dormant_wakeup, lambda who: who.dormant),
-    "api_abuse": ("T1499", api_abuse, lambda who: not who.dormant),
+    "api_abuse": ("T1499", api_abuse, lambda who: who.established),
 }
 
 

@@ -13,8 +13,16 @@ import polars as pl
 import pyarrow as pa
 
 from analytics.simulation.attacks import Attack
-from analytics.simulation.catalog import ATTACK_COUNTRIES, ATTACK_DEVICES, COUNTRIES, DEVICES, KINDS, LAYER_NAMES
-from analytics.simulation.population import Tables
+from analytics.simulation.catalog import (
+    ATTACK_COUNTRIES,
+    ATTACK_DEVICES,
+    CONVENTIONS,
+    COUNTRIES,
+    DEVICES,
+    KINDS,
+    LAYER_NAMES,
+)
+from analytics.simulation.population import Population
 from analytics.simulation.traffic import Batch
 from models.event_frame import EVENT_SCHEMA
 
@@ -44,20 +52,28 @@ def _lookup(values: list[str], indices: np.ndarray) -> pl.Series:
     return pl.Series(values, dtype=pl.String).gather(pl.select(pl.when(index >= 0).then(index)).to_series())
 
 
+def _type_names(ev: Batch, population: Population) -> pl.Series:
+    """Each event's type in the convention of the module instance serving its identity (``Identity.naming``)."""
+    names = [kind.name(convention) for _, kind in KINDS for convention in range(len(CONVENTIONS))]
+    naming = np.stack([who.naming for who in population.identities]).astype(np.int64)
+    kind_layer = np.array([layer for layer, _ in KINDS])
+    return _lookup(names, ev["kind"] * len(CONVENTIONS) + naming[ev["squid"], kind_layer[ev["kind"]]])
+
+
 def build_frames(
-    rng: np.random.Generator, events: Batch, tables: Tables, attacks: list[Attack], start: dt.datetime
+    rng: np.random.Generator, events: Batch, population: Population, attacks: list[Attack], start: dt.datetime
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Order by time, number from 0, resolve strings; split the attack column off into the labels."""
     order = np.lexsort((np.arange(len(events["ts"])), events["ts"]))
     ev = {name: column[order] for name, column in events.items()}
+    tables = population.tables
     kind_layer = [LAYER_NAMES[layer] for layer, _ in KINDS]
-    kind_type = [kind.type for _, kind in KINDS]
     start_ms = int(start.timestamp() * 1000)
     frame = pl.DataFrame(
         {
             "seq": np.arange(len(order), dtype=np.int64),
             "id": uuid4_strings(rng, len(order)),
-            "type": _lookup(kind_type, ev["kind"]),
+            "type": _type_names(ev, population),
             "ref": _lookup(tables.strings["ref"], ev["ref"]),
             "squid_id": _lookup(tables.strings["squid"], ev["squid"]),
             "sub_id": _lookup(tables.strings["sub"], ev["sub"]),

@@ -2,6 +2,20 @@
 
 Strings (refs, addresses, ids) live once in ``Tables``; events refer to them by index, so ten million
 events cost integers, not ten million Python strings.
+
+Besides a few admins and soon-dormant accounts, ordinary people do what makes detection hard:
+
+==============  =====  ==========================================================================================
+habit           share  what the traffic shows
+==============  =====  ==========================================================================================
+newcomer        10 %   no history before ``joined_day`` (between a third and two thirds of the period)
+traveller        8 %   2 to 5 days in another country (``Trip``), from new addresses, at its waking hours;
+                       newcomers stay home
+new device      10 %   from ``DeviceChange.day`` on, mostly a device never used before
+naming          all    each module instance names its events in one of ``catalog.CONVENTIONS``
+==============  =====  ==========================================================================================
+
+None of them is labelled: they are benign, and no attack picks a newcomer for its victim.
 """
 
 from __future__ import annotations
@@ -10,13 +24,16 @@ import dataclasses
 
 import numpy as np
 
-from analytics.simulation.catalog import COUNTRIES, DEVICES, LAYER_NAMES
+from analytics.simulation.catalog import CONVENTIONS, COUNTRIES, DEVICES, LAYER_NAMES
 
 _BASE58 = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", dtype=np.uint8)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _LAYER_BASE_WEIGHT = np.array([3.0, 2.0, 2.5, 1.5, 3.0, 2.0, 1.0, 1.0, 1.5])  # order of LAYER_NAMES
 DORMANT_SHARE = 0.04
 ADMIN_SHARE = 0.03
+NEWCOMER_SHARE = 0.10
+TRAVELLER_SHARE = 0.08
+NEW_DEVICE_SHARE = 0.10
 
 
 class Tables:
@@ -44,6 +61,24 @@ def cids(rng: np.random.Generator, count: int) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Trip:
+    """Days ``first_day`` to ``last_day`` (inclusive) spent in ``country`` (index into COUNTRIES) from ``ips``."""
+
+    first_day: int
+    last_day: int
+    country: int
+    ips: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceChange:
+    """From ``day`` on, most events come from ``device`` (index into DEVICES), which the identity never used."""
+
+    day: int
+    device: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Identity:
     """One sQuid identity and its habits; every array indexes ``Tables``."""
 
@@ -60,6 +95,15 @@ class Identity:
     subs: np.ndarray  # indices into the sub table (may be empty)
     dao: int  # index into the dao table, -1 when in none
     pools: dict[str, np.ndarray]  # ref kind -> indices into the ref table
+    naming: np.ndarray  # per layer: the index into CONVENTIONS of the module instance serving the identity
+    joined_day: int = 0  # first day with events (> 0: a newcomer)
+    trip: Trip | None = None
+    device_change: DeviceChange | None = None
+
+    @property
+    def established(self) -> bool:
+        """Active with a history from the period's start: an attack's victim must be."""
+        return not self.dormant and self.joined_day == 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,8 +113,9 @@ class Population:
     dao_pools: dict[str, list[np.ndarray]]  # per dao: its proposals, its admin refs, its room
 
 
-def build_population(rng: np.random.Generator, count: int, events_per_day: float) -> Population:
-    """``count`` identities in ``max(1, count // 25)`` DAOs, a few admins and a few soon-dormant accounts."""
+def build_population(rng: np.random.Generator, count: int, events_per_day: float, days: int) -> Population:
+    """``count`` identities in ``max(1, count // 25)`` DAOs over ``days`` days: a few admins, a few soon-dormant
+    accounts, newcomers, travellers and new devices (see the module doc)."""
     tables = Tables()
     squids = tables.add("squid", ["did:squid:" + text for text in random_text(rng, count, 24)])
     dao_count = max(1, count // 25)
@@ -83,7 +128,8 @@ def build_population(rng: np.random.Generator, count: int, events_per_day: float
         wallets=tables.add("ref", ["wallet:0x" + t for t in random_text(rng, count, 40)]),
     )
     identities = tuple(
-        _identity(rng, tables, i, squids[i], dao_count, dao_pools, shared, events_per_day) for i in range(count)
+        _habits(rng, tables, _identity(rng, tables, i, squids[i], dao_count, dao_pools, shared, events_per_day), days)
+        for i in range(count)
     )
     return Population(identities, tables, dao_pools)
 
@@ -149,7 +195,32 @@ def _identity(
         subs=subs,
         dao=dao,
         pools=pools,
+        naming=rng.integers(0, len(CONVENTIONS), size=len(LAYER_NAMES)).astype(np.int8),
     )
+
+
+def _habits(rng: np.random.Generator, tables: Tables, who: Identity, days: int) -> Identity:
+    """``who`` as a newcomer, traveller or new device's owner, as it happens (the first three identities, the
+    admin, the dormant one and an ordinary one of tiny populations, are never newcomers)."""
+    if who.dormant:
+        return who
+    joined_day = 0
+    if who.index >= 3 and rng.random() < NEWCOMER_SHARE:
+        joined_day = int(rng.integers(days // 3, max(days // 3 + 1, 2 * days // 3)))
+    trip = None
+    if rng.random() < TRAVELLER_SHARE and joined_day == 0:
+        length = int(rng.integers(2, 6))
+        first = int(rng.integers(max(1, days // 5), max(1, days // 5, days - length) + 1))
+        country = int(rng.choice([c for c in range(len(COUNTRIES)) if c != who.home]))
+        octets = rng.integers(1, 255, size=(int(rng.integers(1, 3)), 2))
+        ips = tables.add("ip", [f"{COUNTRIES[country][2]}.{a}.{b}" for a, b in octets])
+        trip = Trip(first, min(days - 1, first + length - 1), country, ips)
+    device_change = None
+    unused = [d for d in range(len(DEVICES)) if d not in who.devices]
+    if rng.random() < NEW_DEVICE_SHARE and unused:
+        day = int(rng.integers(max(joined_day + 1, days // 5), max(joined_day + 2, days // 5 + 1, days)))
+        device_change = DeviceChange(day, int(rng.choice(unused)))
+    return dataclasses.replace(who, joined_day=joined_day, trip=trip, device_change=device_change)
 
 
 def _pools(rng: np.random.Generator, tables: Tables, i: int, own: str, shared: _SharedRefs) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.simulation.catalog import KIND_CODE, KINDS, LAYER_NAMES, LAYERS
+from analytics.simulation.catalog import COUNTRIES, KIND_CODE, KINDS, LAYER_NAMES, LAYERS
 from analytics.simulation.population import Identity
 
 Batch = dict[str, np.ndarray]
@@ -17,6 +17,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 WEEKEND_FACTOR = 0.35
 OFF_HOURS_SHARE = 0.06
+NEW_DEVICE_USE = 0.7  # share of the events from a new device once the identity has it
 AUTH_KINDS = np.array([KIND_CODE["squid", "authentication"], KIND_CODE["squid", "login"]])
 _KIND_SIZE = np.array([kind.size_mean for _, kind in KINDS])
 
@@ -48,15 +49,40 @@ def skewed(rng: np.random.Generator, pool: np.ndarray, count: int) -> np.ndarray
     return pool[np.minimum(picks, len(pool) - 1)]
 
 
+def _whereabouts(rng: np.random.Generator, who: Identity, day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each event's UTC hour, address and country: at home, or on a trip at the waking hours of the place."""
+    count = len(day)
+    usual = (who.hour_start + rng.integers(0, who.hour_span, count)) % 24
+    hour = np.where(rng.random(count) < OFF_HOURS_SHARE, rng.integers(0, 24, count), usual)
+    ip = who.ips[np.minimum((len(who.ips) * rng.random(count) ** 2).astype(np.int64), len(who.ips) - 1)]
+    country = np.full(count, who.home)
+    if who.trip is not None:
+        away = (day >= who.trip.first_day) & (day <= who.trip.last_day)
+        shift = COUNTRIES[who.home][1] - COUNTRIES[who.trip.country][1]
+        hour = np.where(away, (hour + shift) % 24, hour)
+        ip = np.where(away, who.trip.ips[rng.integers(0, len(who.trip.ips), count)], ip)
+        country[away] = who.trip.country
+    return hour, ip, country
+
+
+def _devices(rng: np.random.Generator, who: Identity, day: np.ndarray) -> np.ndarray:
+    """Each event's device: one of the identity's, mostly the new one once it has it."""
+    device = who.devices[rng.integers(0, len(who.devices), len(day))]
+    if who.device_change is None:
+        return device
+    switched = (day >= who.device_change.day) & (rng.random(len(day)) < NEW_DEVICE_USE)
+    return np.where(switched, who.device_change.device, device)
+
+
 def normal_traffic(rng: np.random.Generator, who: Identity, days: int, start_weekday: int) -> Batch:
-    """The identity's ordinary events over ``days`` days (dormant ones stop after the first fifth)."""
-    active_days = np.arange(max(1, days // 5) if who.dormant else days)
+    """The identity's ordinary events over ``days`` days (dormant ones stop after the first fifth, newcomers
+    begin on their ``joined_day``)."""
+    active_days = np.arange(who.joined_day, max(1, days // 5) if who.dormant else days)
     weekend = ((active_days + start_weekday) % 7) >= 5
     per_day = rng.poisson(who.rate * np.where(weekend, WEEKEND_FACTOR, 1.0))
     day = np.repeat(active_days, per_day)
     count = len(day)
-    usual = (who.hour_start + rng.integers(0, who.hour_span, count)) % 24
-    hour = np.where(rng.random(count) < OFF_HOURS_SHARE, rng.integers(0, 24, count), usual)
+    hour, ip, country = _whereabouts(rng, who, day)
     ts = day * DAY_MS + hour * HOUR_MS + rng.integers(0, HOUR_MS, count)
     layer = rng.choice(len(LAYER_NAMES), size=count, p=who.layer_p)
     kind = np.empty(count, dtype=np.int64)
@@ -84,9 +110,9 @@ def normal_traffic(rng: np.random.Generator, who: Identity, days: int, start_wee
         kind=kind,
         verdict=verdict,
         ref=ref,
-        ip=who.ips[np.minimum((len(who.ips) * rng.random(count) ** 2).astype(np.int64), len(who.ips) - 1)],
-        country=who.home,
-        device=who.devices[rng.integers(0, len(who.devices), count)],
+        ip=ip,
+        country=country,
+        device=_devices(rng, who, day),
         size=sizes(rng, kind),
     )
     if len(who.subs):

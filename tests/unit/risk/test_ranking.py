@@ -9,6 +9,10 @@ victims with 1-2 denied sign-ins from a foreign place, which unfamiliar_access s
 downloads (habitual place, ALLOW verdicts, 2 of 64) are invisible to these factors by design (volume is the
 detectors' job). A floor 0.045 under the seen value leaves room for a simulator change without letting a
 scorer that ranks a third of the attackers among benign identities pass.
+
+Since the simulator got harder (issue 17: benign travellers from new countries and addresses, newcomers with
+no history, new devices, slow attacks) the same seed measures 0.902 with 87 attacked: barely above the floor,
+which stays where it was; the factors, not the floor, are what should move.
 """
 
 from __future__ import annotations

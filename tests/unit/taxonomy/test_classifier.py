@@ -33,6 +33,12 @@ TAXONOMY = default_taxonomy()
         ("Add member to role.", "AzureActiveDirectory", ("user_access_management", "assign_privileges")),
         ("role.revoke", "iam", ("user_access_management", "revoke_privileges")),
         ("admin_operation", "dao", ("user_access_management", "other")),
+        ("AdminOperationPerformed", "dao", ("user_access_management", "other")),
+        ("PermissionChecked", "qonsent", ("web_resources_access", "other")),
+        ("AccessCheckFailed", "gateway", ("web_resources_access", "other")),
+        ("mail.sent", "qmail", ("api_activity", "create")),
+        ("MailSent", "qmail", ("api_activity", "create")),
+        ("consent.sent", "qonsent", ("web_resources_access", "other")),
         ("file.read", "files", ("file_system_activity", "read")),
         ("FileAccessed", "SharePoint", ("file_system_activity", "read")),
         ("file.delete", "files", ("file_system_activity", "delete")),
@@ -192,3 +198,17 @@ def test_no_event_kind_of_the_simulated_ecosystem_falls_into_other():
         if TAXONOMY.classify(kind.type, layer, "ALLOW").class_key == OTHER_CLASS
     ]
     assert [] == unrecognised
+
+
+@pytest.mark.parametrize("verdict", ["ALLOW", "DENY"])
+def test_every_naming_convention_of_the_simulated_ecosystem_gets_the_category_of_its_first_name(verdict: str):
+    from analytics.simulation.catalog import CONVENTIONS, LAYERS
+
+    different = [
+        (layer, kind.name(convention))
+        for layer, kinds in LAYERS.items()
+        for kind in kinds
+        for convention in range(1, len(CONVENTIONS))
+        if TAXONOMY.classify(kind.name(convention), layer, verdict) != TAXONOMY.classify(kind.type, layer, verdict)
+    ]
+    assert [] == different
