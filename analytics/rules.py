@@ -88,6 +88,7 @@ class RuleHit:
 class AnomalySettings:
     min_confidence: float = 0.9999
     high_confidence: float = 0.99999
+    corroborated_confidence: float = 0.995  # enough when a rule hit the identity within the window (then high)
     explain_top: int = 5
     # feature -> ATT&CK technique an anomaly alert names (``analytics.alert_evidence.technique_of``)
     techniques: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -231,6 +232,7 @@ class _Identity:
     hours: list[int] = dataclasses.field(default_factory=lambda: [0] * 24)
     countries: set[str] = dataclasses.field(default_factory=set)
     first_allowed_ms: dict[str, int] = dataclasses.field(default_factory=dict)  # rule -> first ALLOW match
+    last_hit_ms: int = -1  # event time of the newest rule hit on the identity itself
 
 
 def _counts(rule: RuleSpec, event: LiveEvent, who: _Identity) -> bool:
@@ -266,11 +268,18 @@ class RuleEngine:
         for rule in self.rules:
             if rule.matches(event):
                 hits.extend(self._evaluate(rule, event, who))
+        if any(hit.squid_id == event.squid_id for hit in hits):
+            who.last_hit_ms = max(who.last_hit_ms, event.occurred_at_ms)
         who.total += 1
         who.hours[(event.occurred_at_ms // 3_600_000) % 24] += 1
         if event.country:
             who.countries.add(event.country)
         return hits
+
+    def hit_since(self, squid_id: str, at_ms: int) -> bool:
+        """Whether a rule hit the identity ``squid_id`` itself at or after ``at_ms`` (event time)."""
+        who = self._identities.get(squid_id)
+        return who is not None and who.last_hit_ms >= at_ms
 
     def spraying_addresses(self, squid_id: str, at_ms: int) -> frozenset[str]:
         """The source addresses of the sprays (``spray`` rules at or past their threshold, their newest event

@@ -35,13 +35,15 @@ Features, incrementally
 Scores and alerts
     A window's confidence is the share of the champion's training windows that scored lower (0..1). A window
     alerts (pattern ``anomaly``) when its raw score passes the champion's ``alert_threshold`` and its
-    confidence reaches ``[anomaly] min_confidence``, unless it is a spray's victim's: a window holding events
-    from an address whose password spray in progress lists the identity (``RuleEngine.spraying_addresses``) is
-    the spray's doing, already on the address's one alert, so it raises no alert of its own. (Live, the victims
-    scored before the spray crosses its threshold may still be alerted; rule alerts, such as a successful
-    sign-in from a new country after the spray, are never folded.) Rule hits (``analytics.rules``)
-    alert with their own pattern and ATT&CK technique. ``pipelines.alert_service.AlertService`` deduplicates and
-    records creations in the ledger.
+    confidence reaches ``[anomaly] min_confidence`` or, when a rule hit the identity within the window (two
+    independent signals agreeing), ``corroborated_confidence``, then at high severity.
+
+    A spray's victim's window raises no anomaly alert: a window holding events from an address whose password
+    spray in progress lists the identity (``RuleEngine.spraying_addresses``) is the spray's doing, already on
+    the address's one alert. (Live, the victims scored before the spray crosses its threshold may still be
+    alerted; rule alerts, such as a successful sign-in from a new country after the spray, are never folded.)
+    Rule hits (``analytics.rules``) alert with their own pattern and ATT&CK technique.
+    ``pipelines.alert_service.AlertService`` deduplicates and records creations in the ledger.
 """
 
 from __future__ import annotations
@@ -339,15 +341,19 @@ class LiveDetection:
         settings = self.config.anomaly
         assert self._rules is not None
         for item in scored:
-            if item.past_threshold and item.confidence >= settings.min_confidence:
-                candidate = self._anomaly_candidate(detector, item, newest.get(item.row.squid_id))
+            corroborated = self._rules.hit_since(item.row.squid_id, item.row.window_start_ms)
+            floor = settings.corroborated_confidence if corroborated else settings.min_confidence
+            if item.past_threshold and item.confidence >= floor:
+                candidate = self._anomaly_candidate(detector, item, newest.get(item.row.squid_id), corroborated)
                 sprays = self._rules.spraying_addresses(item.row.squid_id, item.row.window_start_ms)
                 if sprays & set(candidate.explanation.get("evidence", {}).get("addresses", ())):
                     logger.debug("anomaly of %s folded into the spray alert listing it", item.row.squid_id)
                     continue
                 yield candidate
 
-    def _anomaly_candidate(self, detector: Any, item: Scored, occurred_at_ms: int | None) -> AlertCandidate:
+    def _anomaly_candidate(
+        self, detector: Any, item: Scored, occurred_at_ms: int | None, corroborated: bool
+    ) -> AlertCandidate:
         settings = self.config.anomaly
         assert self._features is not None
         drivers = explain(
@@ -360,11 +366,13 @@ class LiveDetection:
         values = evidence.to_json() if evidence is not None else {}
         new = [f"new {what}: {', '.join(values[key][:3])}" for what, key in
                (("country", "newCountries"), ("address", "newAddresses")) if values.get(key)]  # fmt: skip
+        if corroborated:
+            new.append("a detection rule hit the identity in this window too")
         return AlertCandidate(
             squid_id=item.row.squid_id,
             pattern="anomaly",
             technique=technique_of((d.feature for d in drivers), settings.techniques),
-            severity="high" if item.confidence >= settings.high_confidence else "medium",
+            severity="high" if corroborated or item.confidence >= settings.high_confidence else "medium",
             score=item.confidence,
             description=f"unusual behaviour in the {self.config.live.window} window from "
             f"{_iso(item.row.window_start_ms)}: {'; '.join([top, *new])}",

@@ -142,6 +142,14 @@ def test_a_spray_past_its_threshold_names_its_address_for_the_accounts_it_tried_
     assert frozenset() == engine.spraying_addresses("did:squid:0", T0 + 2 * 60 * MIN)  # an hour after it ended
 
 
+def test_a_hit_on_the_identity_itself_corroborates_its_window_and_a_spray_hit_does_not():
+    engine = RuleEngine([rule("brute_force", threshold=3, window_seconds=600), rule("password_spraying", threshold=2)])
+    fired(engine, [ev(0, squid="did:squid:v1"), ev(1, squid="did:squid:v2")])  # the spray hits the address
+    assert (False, False) == (engine.hit_since("did:squid:v1", T0), engine.hit_since("did:squid:v2", T0))
+    fired(engine, [ev(n, squid="did:squid:a") for n in range(2, 5)])
+    assert (True, False) == (engine.hit_since("did:squid:a", T0), engine.hit_since("did:squid:a", T0 + 60 * MIN))
+
+
 def test_privilege_escalation_fires_for_a_non_admin_and_not_for_a_known_admin():
     spec = rule("privilege_escalation", threshold=3)
     engine = RuleEngine([spec])
