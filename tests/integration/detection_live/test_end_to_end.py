@@ -88,7 +88,7 @@ def test_attackers_get_alerts_with_their_technique_and_benign_identities_mostly_
         techniques[alert["metadata"]["squidId"]].add(alert["metadata"]["technique"])
         patterns[alert["metadata"]["squidId"]].add(alert["type"])
 
-    # Slow attacks (issue 17) stay below the rules' rates by design: their outcome is printed, not held to the floor.
+    # every attack counts, the slow ones too (below the hourly rules' rates, within the slow rules')
     targeted = result.labels.filter(pl.col("attack") != "password_spraying")
     outcome = {
         (attack, squid): (technique, sorted(techniques[squid]))
@@ -98,9 +98,7 @@ def test_attackers_get_alerts_with_their_technique_and_benign_identities_mostly_
         .rows()
     }
     print("attack, technique, techniques alerted:", *((a, t, got) for (a, _), (t, got) in outcome.items()), sep="\n")
-    attackers = {
-        squid: technique for (attack, squid), (technique, _) in outcome.items() if not attack.startswith("slow_")
-    }
+    attackers = {squid: technique for (_, squid), (technique, _) in outcome.items()}
     right = [squid for squid, technique in attackers.items() if technique in techniques[squid]]
     print(f"attackers with the right technique: {len(right)}/{len(attackers)}; alerts: {len(alerts)}")
     assert len(right) >= 0.75 * len(attackers), {s: (t, techniques[s]) for s, t in attackers.items()}
