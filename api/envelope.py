@@ -10,13 +10,14 @@ from typing import Generic, Literal, TypeVar
 
 import msgspec
 
+from qerberos.instants import iso_instant
+
 T = TypeVar("T")
 
 
 def iso_timestamp(moment: dt.datetime | None = None) -> str:
-    """ISO 8601 in UTC with milliseconds and ``Z``, the contract's spelling (``2024-02-08T15:30:00.000Z``)."""
-    moment = dt.datetime.now(dt.UTC) if moment is None else moment.astimezone(dt.UTC)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"; ~2x cheaper than strftime
+    """``moment`` (default now) in the contract's spelling (``qerberos.instants.iso_instant``)."""
+    return iso_instant(dt.datetime.now(dt.UTC) if moment is None else moment)
 
 
 class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):

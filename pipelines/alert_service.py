@@ -10,7 +10,6 @@ change is kept and the error raised (the caller logs it). A plain repeat of an a
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from models.alerts import AlertCandidate, AlertChange, AlertStore, AlertView
 from models.records import Actor, LedgerAppender, NewEvent
 from qerberos.errors import LedgerError
+from qerberos.instants import iso_epoch_ms
 
 __all__ = [
     "ALERT_CREATED",
@@ -38,16 +38,12 @@ COMPONENT_VERSION = "1.0.0"
 _EVENT_NAMESPACE = uuid.UUID("0b8f4d0e-5a43-4d1c-9f77-3c1b7d2a9e01")
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
 def alert_created_payload(alert: AlertView) -> dict[str, Any]:
     """The ``q.qerberos.alert.created.v1`` event payload (upstream ``events/alert-created.event.json``)."""
     tags = [alert.pattern] + ([alert.technique] if alert.technique else [])
     return {
         "eventId": str(uuid.uuid5(_EVENT_NAMESPACE, f"{alert.id}:created")),
-        "timestamp": _iso(alert.created_at_ms),
+        "timestamp": iso_epoch_ms(alert.created_at_ms),
         "alertId": alert.id,
         "type": "anomaly" if alert.pattern == "anomaly" else "policy_violation",
         "severity": alert.severity,
@@ -77,7 +73,7 @@ def _updated_payload(alert: AlertView, previous_status: str) -> dict[str, Any]:
         "affectedIdentities": [alert.squid_id],
         "pattern": alert.pattern,
         "technique": alert.technique,
-        "updatedAt": _iso(alert.updated_at_ms),
+        "updatedAt": iso_epoch_ms(alert.updated_at_ms),
     }
 
 

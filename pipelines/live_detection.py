@@ -73,6 +73,7 @@ from models.reader import LedgerReader
 from pipelines.alert_service import AlertService
 from pipelines.categories import catch_up
 from qerberos.errors import QerberosError
+from qerberos.instants import iso_epoch_ms
 
 __all__ = ["ERROR_STAGES", "LiveDetection", "Scored", "confidence", "detector_metrics", "score_rows"]
 
@@ -375,13 +376,13 @@ class LiveDetection:
             severity="high" if corroborated or item.confidence >= settings.high_confidence else "medium",
             score=item.confidence,
             description=f"unusual behaviour in the {self.config.live.window} window from "
-            f"{_iso(item.row.window_start_ms)}: {'; '.join([top, *new])}",
+            f"{iso_epoch_ms(item.row.window_start_ms)}: {'; '.join([top, *new])}",
             explanation={
                 "modelVersion": str(detector.version),
                 "rawScore": item.raw,
                 "threshold": float(detector.alert_threshold),
                 "window": self.config.live.window,
-                "windowStart": _iso(item.row.window_start_ms),
+                "windowStart": iso_epoch_ms(item.row.window_start_ms),
                 "features": [d.to_json() for d in drivers],
                 "evidence": values,
             },
@@ -393,7 +394,11 @@ class LiveDetection:
         assert self._features is not None
         size = self._features.size_ms
         start = hit.occurred_at_ms - hit.occurred_at_ms % size
-        explanation: dict[str, Any] = {"rule": hit.rule, "evidence": dict(hit.evidence), "windowStart": _iso(start)}
+        explanation: dict[str, Any] = {
+            "rule": hit.rule,
+            "evidence": dict(hit.evidence),
+            "windowStart": iso_epoch_ms(start),
+        }
         row = latest.get((hit.squid_id, start))
         if row is not None:
             drivers = explain(row.values, FEATURE_COLUMNS, baseline=self._features.baseline(hit.squid_id),
@@ -413,7 +418,3 @@ class LiveDetection:
             window_start_ms=start,
             occurred_at_ms=hit.occurred_at_ms,
         )
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"

@@ -12,6 +12,20 @@ import datetime as dt
 
 from qerberos.errors import ValidationError
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def iso_instant(moment: dt.datetime) -> str:
+    """``2026-01-05T00:00:00.000Z``, the contract's spelling: UTC, milliseconds, and a four-digit year
+    (``strftime``'s ``%Y`` wrote the year 275 as ``275``, which no ISO 8601 reader takes back: a report over
+    such a period failed in its notebook, 500)."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"
+
+
+def iso_epoch_ms(epoch_ms: int) -> str:
+    """``iso_instant`` of an epoch in milliseconds."""
+    return iso_instant(_EPOCH + dt.timedelta(milliseconds=epoch_ms))
+
 
 def parse_instant(value: str | dt.datetime, name: str = "value") -> dt.datetime:
     """An ISO 8601 date or date-time in UTC; naive values are UTC; a bare date is its midnight.

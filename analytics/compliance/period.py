@@ -10,7 +10,10 @@ import dataclasses
 import datetime as dt
 
 from qerberos.errors import ValidationError
+from qerberos.instants import iso_instant as iso
 from qerberos.instants import parse_instant
+
+__all__ = ["Period", "iso"]  # iso: the contract's spelling of an instant, which the sections write
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,9 +43,3 @@ class Period:
 
     def to_json(self) -> dict[str, str]:
         return {"startDate": iso(self.start), "endDate": iso(self.end)}
-
-
-def iso(moment: dt.datetime) -> str:
-    """``2026-01-05T00:00:00.000Z``, the contract's spelling."""
-    moment = moment.astimezone(dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -35,6 +35,7 @@ from pipelines.ocsf_export import alert_lines
 from pipelines.on_demand_detection import Detection as DetectionService
 from pipelines.on_demand_detection import Finding, Findings, detect_events, detect_feature_rows
 from qerberos.errors import ValidationError
+from qerberos.instants import iso_epoch_ms
 
 __all__ = ["AlertsController", "AnomalyAlertsController", "AnomalyController"]
 
@@ -142,10 +143,6 @@ class AlertUpdate(CamelSchema, frozen=True):
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _iso_ms(ms: int) -> str:
-    return iso_timestamp(dt.datetime.fromtimestamp(ms / 1000, dt.UTC))
-
-
 def _affected(alert: AlertView) -> list[AffectedResource]:
     """The alert's entity (an identity, or a source address), then the accounts its evidence lists."""
     accounts = alert.explanation.get("evidence", {}).get("accounts", [])
@@ -172,9 +169,9 @@ def alert_view(alert: AlertView) -> Alert:
         title=f"{title} on {alert.squid_id}"[:200],
         description=alert.description[:2000] or title,
         source=AlertSource(),
-        created_at=_iso_ms(alert.created_at_ms),
-        updated_at=_iso_ms(alert.updated_at_ms),
-        resolved_at=_iso_ms(alert.updated_at_ms) if alert.status != "active" else None,
+        created_at=iso_epoch_ms(alert.created_at_ms),
+        updated_at=iso_epoch_ms(alert.updated_at_ms),
+        resolved_at=iso_epoch_ms(alert.updated_at_ms) if alert.status != "active" else None,
         affected_resources=_affected(alert),
         tags=[alert.pattern, *technique],
         metadata=metadata,
@@ -256,7 +253,7 @@ def _anomaly(finding: Finding) -> Anomaly:
         severity=finding.severity,  # type: ignore[arg-type]
         confidence=finding.confidence,
         description=finding.description,
-        timestamp=_iso_ms(finding.occurred_at_ms),
+        timestamp=iso_epoch_ms(finding.occurred_at_ms),
         features=finding.features,
         context=finding.context,
     )

@@ -24,8 +24,8 @@ from api.openapi_bodies import schema_ref
 from api.schemas import NOT_BLANK
 from api.services import Risk, provides
 from models.risk_store import CurrentRisk
-from pipelines.risk.level_events import iso_ms
 from qerberos.errors import ValidationError
+from qerberos.instants import iso_epoch_ms
 from qerberos.json_input import read_json
 
 CALCULATE = "risk:calculate"
@@ -234,8 +234,8 @@ def score_view(assessment: RiskAssessment) -> RiskScore:
         score=assessment.score,
         level=assessment.level,
         factors=[RiskFactor(f.name, f.weight, f.value) for f in assessment.factors],
-        timestamp=iso_ms(assessment.as_of_ms),
-        expiresAt=iso_ms(assessment.expires_at_ms),
+        timestamp=iso_epoch_ms(assessment.as_of_ms),
+        expiresAt=iso_epoch_ms(assessment.expires_at_ms),
         operation=assessment.operation,
         modelVersion=assessment.model_version,
     )
@@ -247,6 +247,6 @@ def current_view(row: CurrentRisk, ttl_ms: int) -> RiskScore:
         score=row.score,
         level=row.level,
         factors=[RiskFactor(f["name"], f["weight"], f["value"]) for f in row.factors],
-        timestamp=iso_ms(row.computed_at_ms),
-        expiresAt=iso_ms(row.computed_at_ms + ttl_ms),
+        timestamp=iso_epoch_ms(row.computed_at_ms),
+        expiresAt=iso_epoch_ms(row.computed_at_ms + ttl_ms),
     )

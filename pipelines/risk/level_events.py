@@ -15,6 +15,7 @@ from typing import Any
 from analytics.risk.scoring import RiskAssessment
 from models.records import Actor, NewEvent
 from models.risk_store import LevelChange
+from qerberos.instants import iso_epoch_ms
 
 EVENT_NAME = "q.qerberos.risk.scored.v1"
 LEDGER_TYPE = "risk.level.changed"
@@ -23,17 +24,12 @@ SCHEMA_FILE = "risk-scored.event.json"
 _NAMESPACE = uuid.UUID("5d7c9f0a-2b41-4e8e-9a3c-7f1e2d4b6a80")
 
 
-def iso_ms(epoch_ms: int) -> str:
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=epoch_ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def risk_scored_payload(assessment: RiskAssessment, change: LevelChange) -> dict[str, Any]:
     """The event's payload, its ``eventId`` derived from everything else in it: the same change recomputed
     appends nothing new, and two assessments that differ in anything (a ``previousScore``, a factor, within
     the same minute) are two events, never one id with two contents (a 409 from the ledger)."""
     payload: dict[str, Any] = {
-        "timestamp": iso_ms(assessment.as_of_ms),
+        "timestamp": iso_epoch_ms(assessment.as_of_ms),
         "identity": assessment.identity,
         "score": assessment.score,
         "level": assessment.level,
@@ -41,7 +37,7 @@ def risk_scored_payload(assessment: RiskAssessment, change: LevelChange) -> dict
         "previousScore": change.previous_score,
         "direction": "rising" if change.rising else "falling",
         "factors": [{"name": f.name, "weight": f.weight, "value": f.value} for f in assessment.factors],
-        "expiresAt": iso_ms(assessment.expires_at_ms),
+        "expiresAt": iso_epoch_ms(assessment.expires_at_ms),
         "modelVersion": assessment.model_version,
         "source": {"module": "qerberos", "component": "risk_scorer", "version": assessment.model_version},
     }
